@@ -1,0 +1,38 @@
+# `make demo` runs the main job, `make test` the tests; both set up .venv first (quick once done).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+export YOLO_OFFLINE ?= 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo test unit bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml serving/python_backend/requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m serving.tritonserver_install
+	@touch $@
+
+demo: setup
+	$(BIN)/python -m demo.run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+unit: setup
+	$(BIN)/python -m pytest -q -m "not integration"
+
+bench: setup
+	$(BIN)/python -m benchmarks.serving_vs_predict
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) model_repository/*/ demo_output

@@ -1,0 +1,1 @@
+"""Checkpoint → ONNX → graph surgery → check against PyTorch → runtime → Triton model repository."""

@@ -1,0 +1,103 @@
+"""The build pipeline behind ``build-repo``: one function, one step per stage."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from builder import families, graph_surgery, repository, triton_config, verify
+from builder.families import BuildSettings
+from builder.onnx_export import DEFAULT_OPSET, export_onnx
+from builder.runtimes import get_runtime, io_specs
+
+log = logging.getLogger("build-repo")
+
+
+@dataclass
+class BuildOptions:
+    model: str
+    weights: Path | None = None
+    output: Path = Path("model_repository")
+    runtime: str = "python-onnx"
+    imgsz: int | None = None
+    name: str | None = None
+    max_batch_size: int = 8
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    instances: int = 1
+    max_queue_delay_us: int = 0
+    opset: int = DEFAULT_OPSET
+    tolerance: verify.Tolerance = field(default_factory=verify.Tolerance)
+
+
+@dataclass
+class BuildResult:
+    repository: Path
+    models: list[Path]
+    comparisons: list[verify.Comparison]
+    seconds: float
+
+
+def build_repository(opts: BuildOptions, progress=lambda message: None) -> BuildResult:
+    start = time.monotonic()
+    runtime = get_runtime(opts.runtime)
+    runtime.check_available()
+    family = families.resolve(opts.model)
+    settings = BuildSettings(
+        name=opts.name or opts.model,
+        max_batch_size=opts.max_batch_size,
+        conf=opts.conf,
+        iou=opts.iou,
+        max_det=opts.max_det,
+        instances=opts.instances,
+        max_queue_delay_us=opts.max_queue_delay_us,
+    )
+    progress(f"loading {opts.weights or opts.model} ({family.name})")
+    loaded = family.load(opts.model, opts.weights, opts.imgsz)
+    samples = family.sample_inputs(loaded)
+    with tempfile.TemporaryDirectory(prefix="build-repo-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        progress(f"exporting ONNX (opset {opts.opset}, input {loaded.input_size[0]}x{loaded.input_size[1]})")
+        export_onnx(
+            loaded.module,
+            torch.from_numpy(samples[0][:1]),
+            onnx_path,
+            family.input_names,
+            family.output_names,
+            opts.opset,
+        )
+        counts = graph_surgery.fold_and_clean(onnx_path)
+        progress(f"graph surgery: {counts['nodes_before']} → {counts['nodes_after']} nodes")
+        comparisons = verify.check_onnx_against_torch(
+            onnx_path, loaded.module, samples, family.output_names, opts.tolerance
+        )
+        worst = ", ".join(f"{c.name} {c.max_abs_diff:.2g}" for c in comparisons)
+        progress(f"ONNX matches PyTorch (max abs diff: {worst})")
+        with torch.no_grad():
+            outputs = [t.numpy() for t in loaded.module(torch.from_numpy(samples[0][:1]))]
+        model_io = (io_specs(family.input_names, [samples[0][:1]]), io_specs(family.output_names, outputs))
+        model_settings = triton_config.ModelSettings(
+            f"{settings.name}_model",
+            *model_io,
+            settings.max_batch_size,
+            dynamic_batching=triton_config.DynamicBatching(opts.max_queue_delay_us),
+            instances=settings.instances,
+        )
+        folders = [
+            runtime.model_folder(model_settings, onnx_path),
+            *family.server_models(loaded, model_io, settings),
+        ]
+        written = repository.write_models(opts.output, folders)
+    progress(f"wrote {', '.join(p.name for p in written)} into {opts.output}")
+    return BuildResult(Path(opts.output), written, comparisons, time.monotonic() - start)
+
+
+def describe_outputs(arrays: list[np.ndarray]) -> str:
+    return ", ".join("x".join(map(str, a.shape)) for a in arrays)

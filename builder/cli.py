@@ -1,0 +1,135 @@
+"""``build-repo``: a checkpoint in, a Triton model repository out."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from builder.errors import BuildError
+from builder.runtimes import RUNTIMES
+
+
+def _aliases(*names: str) -> list[str]:
+    return list(names)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option(
+    "--model",
+    "model",
+    required=True,
+    help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg). Picks the family, and the "
+    "pretrained weights when --weights is not given.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint to build from (.pt). Default: ultralytics' pretrained weights for --model "
+    "(needs internet).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("model_repository"),
+    help="Model repository to write into; other models in it are left alone.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(list(RUNTIMES)),
+    default="python-onnx",
+    help="How the network is served: " + "; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values()),
+)
+@click.option(
+    "--imgsz",
+    type=int,
+    default=None,
+    help="Square input size of the served model. Default: the checkpoint's training imgsz.",
+)
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(1, 1024),
+    default=8,
+    help="max_batch_size of every model; the model step batches requests dynamically.",
+)
+@click.option("--name", default=None, help="Ensemble name clients use. Default: the --model value.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, help="Default confidence threshold.")
+@click.option("--iou", type=click.FloatRange(0, 1), default=0.7, help="Default NMS IoU threshold.")
+@click.option(
+    "--max-det", type=click.IntRange(1, 10000), default=300, help="Default maximum detections per image."
+)
+@click.option(
+    "--instances",
+    type=click.IntRange(1, 64),
+    default=1,
+    help="Instances of each model (instance_group count).",
+)
+@click.option(
+    "--max-queue-delay-us",
+    type=click.IntRange(0),
+    default=0,
+    help="Dynamic batching: how long a request may wait for others to form a batch.",
+)
+@click.option("--atol", type=float, default=1e-3, help="Absolute tolerance of the ONNX vs PyTorch check.")
+@click.option("--rtol", type=float, default=1e-3, help="Relative tolerance of the ONNX vs PyTorch check.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
+def main(
+    model,
+    weights,
+    output,
+    runtime,
+    imgsz,
+    max_batch_size,
+    name,
+    conf,
+    iou,
+    max_det,
+    instances,
+    max_queue_delay_us,
+    atol,
+    rtol,
+    quiet,
+) -> None:
+    """Build a Triton model repository from a segmentation checkpoint.
+
+    Exports ONNX with a dynamic batch axis, folds and cleans the graph with onnx-graphsurgeon,
+    checks it against the PyTorch model, and writes <name>_preprocess, <name>_model,
+    <name>_postprocess and the ensemble <name>, each with a generated config.pbtxt.
+
+    \b
+    Example:
+      build-repo --model yolov8n-seg --weights runs/segment/train/weights/best.pt
+      seg-serve --model-repository model_repository
+      seg-client infer --source images/ --model yolov8n-seg --out results/
+    """
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    from builder.build import BuildOptions, build_repository
+    from builder.verify import Tolerance
+
+    echo = (lambda m: None) if quiet else (lambda m: click.echo(f"build-repo: {m}", err=True))
+    opts = BuildOptions(
+        model=model,
+        weights=weights,
+        output=output,
+        runtime=runtime,
+        imgsz=imgsz,
+        name=name,
+        max_batch_size=max_batch_size,
+        conf=conf,
+        iou=iou,
+        max_det=max_det,
+        instances=instances,
+        max_queue_delay_us=max_queue_delay_us,
+        tolerance=Tolerance(atol, rtol),
+    )
+    try:
+        result = build_repository(opts, progress=echo)
+    except BuildError as exc:
+        click.echo(f"build-repo: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"Built {opts.name or model} in {result.seconds:.1f} s: {result.repository.resolve()}")
+    click.echo(f"Serve it: seg-serve --model-repository {result.repository}")

@@ -1,0 +1,64 @@
+"""What a model family must provide to the builder. Adding a family touches no other family."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from builder.model_folder import ModelFolder
+from builder.tensors import TensorSpec
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint loaded and prepared for export."""
+
+    module: torch.nn.Module  # eval mode, returns the tensors named in ``output_names``
+    class_names: list[str]
+    input_size: tuple[int, int]  # (height, width) of the exported network's input
+    source: str  # the weights file (or hub name) it came from
+    metadata: dict[str, str] = field(default_factory=dict)  # recorded in the ensemble's parameters
+
+
+@dataclass
+class BuildSettings:
+    """The options of a build that families and runtimes need."""
+
+    name: str
+    max_batch_size: int = 8
+    conf: float = 0.25
+    iou: float = 0.7
+    max_det: int = 300
+    instances: int = 1
+    max_queue_delay_us: int = 0
+
+
+class ModelFamily(ABC):
+    name: str
+    task: str
+    input_names: list[str]
+    output_names: list[str]
+
+    @abstractmethod
+    def matches(self, model_name: str) -> bool:
+        """Whether ``--model model_name`` names a model of this family."""
+
+    @abstractmethod
+    def load(self, model_name: str, weights: Path | None, imgsz: int | None) -> LoadedModel: ...
+
+    @abstractmethod
+    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
+        """A few inputs to check the ONNX model against PyTorch."""
+
+    @abstractmethod
+    def server_models(
+        self,
+        loaded: LoadedModel,
+        model_io: tuple[list[TensorSpec], list[TensorSpec]],
+        settings: BuildSettings,
+    ) -> list[ModelFolder]:
+        """Everything but ``<name>_model``: pre/post-processing and the ensemble ``<name>``."""

@@ -1,0 +1,179 @@
+"""YOLOv8-seg (and YOLO11-seg) instance segmentation from ultralytics checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from builder import triton_config
+from builder.errors import BuildError
+from builder.families.base import BuildSettings, LoadedModel, ModelFamily
+from builder.model_folder import ModelFolder, python_backend_folder
+from builder.tensors import TensorSpec
+
+NAME_PATTERN = re.compile(r"^yolo(v8|11)[nsmlx]-seg$")
+
+
+def _load_ultralytics(model_name: str, weights: Path | None):
+    """ultralytics' own loader: its .pt files pickle the model class, so torch.load runs with
+    weights_only=False there; load only checkpoints you trust."""
+    from ultralytics import YOLO
+
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise BuildError(f"{weights}: no such file; --weights takes a YOLOv8-seg .pt checkpoint")
+        try:
+            return YOLO(str(weights))
+        except Exception as exc:  # ultralytics raises many kinds for a bad file
+            raise BuildError(f"{weights}: not a loadable ultralytics checkpoint ({exc})") from None
+    try:
+        return YOLO(f"{model_name}.pt")  # pretrained weights, downloaded by ultralytics
+    except Exception as exc:
+        raise BuildError(
+            f"could not get pretrained {model_name}.pt ({type(exc).__name__}: no internet?); "
+            "pass --weights PATH to a local checkpoint"
+        ) from None
+
+
+class _ExportHead(torch.nn.Module):
+    """The detection model with its head in export mode: returns (output0, output1)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor):
+        output0, output1 = self.model(images)
+        return output0, output1
+
+
+class YoloSegFamily(ModelFamily):
+    name = "yolov8-seg"
+    task = "instance_segmentation"
+    model_names_help = "yolov8{n,s,m,l,x}-seg or yolo11{n,s,m,l,x}-seg"
+    input_names: ClassVar[list[str]] = ["images"]
+    output_names: ClassVar[list[str]] = ["output0", "output1"]
+
+    def matches(self, model_name: str) -> bool:
+        return bool(NAME_PATTERN.match(model_name))
+
+    def load(self, model_name: str, weights: Path | None, imgsz: int | None) -> LoadedModel:
+        from ultralytics import __version__ as ultralytics_version
+        from ultralytics.nn.modules import C2f, Detect
+
+        yolo = _load_ultralytics(model_name, weights)
+        if yolo.task != "segment":
+            raise BuildError(
+                f"{weights or model_name}: a {yolo.task} model, not segment; use a -seg checkpoint"
+            )
+        net = copy.deepcopy(yolo.model).float().eval()
+        if getattr(net, "end2end", False):
+            raise BuildError(f"{weights or model_name}: end-to-end (NMS-free) heads are not supported yet")
+        for p in net.parameters():
+            p.requires_grad = False
+        net = net.fuse()
+        stride = int(max(net.stride.max().item(), 32))
+        size = imgsz or int((getattr(net, "args", None) or {}).get("imgsz", 640) or 640)
+        if size % stride:
+            raise BuildError(f"--imgsz {size} is not a multiple of the model stride {stride}")
+        for m in net.modules():
+            if isinstance(m, Detect):
+                m.export, m.format, m.dynamic, m.shape = True, "onnx", False, None
+            elif isinstance(m, C2f):
+                m.forward = m.forward_split  # ONNX-friendlier, as ultralytics' exporter does
+        names = yolo.names
+        class_names = [str(names[i]) for i in range(len(names))]
+        return LoadedModel(
+            module=_ExportHead(net).eval(),
+            class_names=class_names,
+            input_size=(size, size),
+            source=str(weights or f"{model_name}.pt"),
+            metadata={"ultralytics_version": ultralytics_version, "stride": str(stride)},
+        )
+
+    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
+        rng = np.random.default_rng(0)
+        h, w = loaded.input_size
+        gray = np.full((1, 3, h, w), 114 / 255, dtype=np.float32)
+        return [rng.random((2, 3, h, w), dtype=np.float32), gray]
+
+    def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
+        name, (h, w) = settings.name, loaded.input_size
+        model_inputs, model_outputs = model_io
+        geometry = {"input_height": h, "input_width": w}
+        thresholds = {"conf": settings.conf, "iou": settings.iou, "max_det": settings.max_det}
+        image = TensorSpec("IMAGE", "bytes", (1,))
+        image_size = TensorSpec("image_size", "int32", (2,))
+        detections = [
+            TensorSpec("boxes", "float32", (-1, 4)),
+            TensorSpec("scores", "float32", (-1,)),
+            TensorSpec("classes", "int32", (-1,)),
+            TensorSpec("masks", "bytes", (-1,)),
+            TensorSpec("num_detections", "int32", (1,)),
+        ]
+        batching = triton_config.DynamicBatching(settings.max_queue_delay_us)
+        pre = triton_config.python_model_config(
+            triton_config.ModelSettings(
+                f"{name}_preprocess",
+                [image],
+                [*model_inputs, image_size],
+                settings.max_batch_size,
+                geometry,
+                batching,
+                settings.instances,
+            )
+        )
+        post = triton_config.python_model_config(
+            triton_config.ModelSettings(
+                f"{name}_postprocess",
+                [*model_outputs, image_size],
+                detections,
+                settings.max_batch_size,
+                {**geometry, **thresholds, "num_classes": len(loaded.class_names)},
+                batching,
+                settings.instances,
+            )
+        )
+        ensemble = triton_config.ensemble_config(
+            name,
+            inputs=[image],
+            outputs=[*detections, image_size],
+            steps=[
+                triton_config.EnsembleStep(
+                    pre.name,
+                    {"IMAGE": "IMAGE"},
+                    {**{t.name: t.name for t in model_inputs}, "image_size": "image_size"},
+                ),
+                triton_config.EnsembleStep(
+                    f"{name}_model",
+                    {t.name: t.name for t in model_inputs},
+                    {t.name: t.name for t in model_outputs},
+                ),
+                triton_config.EnsembleStep(
+                    post.name,
+                    {**{t.name: t.name for t in model_outputs}, "image_size": "image_size"},
+                    {t.name: t.name for t in detections},
+                ),
+            ],
+            max_batch_size=settings.max_batch_size,
+            parameters={
+                "family": self.name,
+                "task": self.task,
+                "class_names": json.dumps(loaded.class_names),
+                **geometry,
+                **thresholds,
+                "source_weights": Path(loaded.source).name,
+                **loaded.metadata,
+            },
+        )
+        return [
+            python_backend_folder(pre, "image_preprocess"),
+            python_backend_folder(post, "yolo_seg_postprocess"),
+            ModelFolder(name, ensemble, dirs={}, files={}),
+        ]

@@ -1,0 +1,35 @@
+"""One model folder of a Triton repository, described before it is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tritonclient.grpc import model_config_pb2 as mc
+
+from serving.python_backend import MODELS_DIR, SEGOPS_DIR
+
+
+@dataclass
+class ModelFolder:
+    """``files``/``dirs`` map a path inside the folder (``1/model.onnx``) to the source to copy."""
+
+    name: str
+    config: mc.ModelConfig
+    files: dict[str, Path] = field(default_factory=dict)
+    dirs: dict[str, Path] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.config.name != self.name:
+            raise ValueError(f"config name {self.config.name!r} differs from folder {self.name!r}")
+
+
+def python_backend_folder(
+    config: mc.ModelConfig, model_source: str, extra_files: dict[str, Path] | None = None
+) -> ModelFolder:
+    """A Python-backend model: ``models/<model_source>.py`` as ``1/model.py``, with ``segops``."""
+    source = MODELS_DIR / f"{model_source}.py"
+    if not source.is_file():
+        raise FileNotFoundError(source)
+    files = {"1/model.py": source, **(extra_files or {})}
+    return ModelFolder(config.name, config, files=files, dirs={"1/segops": SEGOPS_DIR})

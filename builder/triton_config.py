@@ -1,0 +1,119 @@
+"""config.pbtxt generation from tritonclient's ModelConfig protobuf (schema-checked, never templated)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from builder.tensors import TensorSpec
+
+
+def _io(cls, spec: TensorSpec, optional: bool = False):
+    msg = cls(name=spec.name, data_type=mc.DataType.Value(spec.triton_type), dims=list(spec.dims))
+    if optional:
+        msg.optional = True
+    return msg
+
+
+def _parameters(config: mc.ModelConfig, parameters: Mapping[str, object]) -> None:
+    for key, value in parameters.items():
+        config.parameters[key].string_value = str(value)
+
+
+@dataclass
+class DynamicBatching:
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: Sequence[int] = ()
+
+
+@dataclass
+class ModelSettings:
+    """What every non-ensemble model config shares."""
+
+    name: str
+    inputs: Sequence[TensorSpec]
+    outputs: Sequence[TensorSpec]
+    max_batch_size: int
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    dynamic_batching: DynamicBatching | None = None
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 0:
+            raise ValueError(f"{self.name}: max_batch_size must be >= 0")
+        if self.instances < 1:
+            raise ValueError(f"{self.name}: instance count must be >= 1")
+
+
+def _base(settings: ModelSettings) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=settings.name, max_batch_size=settings.max_batch_size)
+    config.input.extend(_io(mc.ModelInput, t) for t in settings.inputs)
+    config.output.extend(_io(mc.ModelOutput, t) for t in settings.outputs)
+    if settings.dynamic_batching is not None:
+        db = config.dynamic_batching
+        db.max_queue_delay_microseconds = settings.dynamic_batching.max_queue_delay_us
+        db.preferred_batch_size.extend(settings.dynamic_batching.preferred_batch_sizes)
+    group = config.instance_group.add()
+    group.count = settings.instances
+    group.kind = mc.ModelInstanceGroup.Kind.KIND_CPU
+    _parameters(config, settings.parameters)
+    return config
+
+
+def python_model_config(settings: ModelSettings) -> mc.ModelConfig:
+    config = _base(settings)
+    config.backend = "python"
+    return config
+
+
+def onnxruntime_model_config(settings: ModelSettings, gpu: bool = False) -> mc.ModelConfig:
+    """For the NGC tritonserver's onnxruntime backend (``platform: "onnxruntime_onnx"``)."""
+    config = _base(settings)
+    config.platform = "onnxruntime_onnx"
+    if gpu:
+        config.instance_group[0].kind = mc.ModelInstanceGroup.Kind.KIND_GPU
+    return config
+
+
+@dataclass
+class EnsembleStep:
+    model_name: str
+    input_map: Mapping[str, str]  # the step model's input name → ensemble tensor name
+    output_map: Mapping[str, str]  # the step model's output name → ensemble tensor name
+
+
+def ensemble_config(
+    name: str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    steps: Sequence[EnsembleStep],
+    max_batch_size: int,
+    parameters: Mapping[str, object] | None = None,
+) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=max_batch_size)
+    config.input.extend(_io(mc.ModelInput, t) for t in inputs)
+    config.output.extend(_io(mc.ModelOutput, t) for t in outputs)
+    for step in steps:
+        s = config.ensemble_scheduling.step.add(model_name=step.model_name, model_version=-1)
+        s.input_map.update(step.input_map)
+        s.output_map.update(step.output_map)
+    _parameters(config, parameters or {})
+    return config
+
+
+def to_text(config: mc.ModelConfig) -> str:
+    return text_format.MessageToString(config)
+
+
+def parse(text: str) -> mc.ModelConfig:
+    return text_format.Parse(text, mc.ModelConfig())
+
+
+def write(config: mc.ModelConfig, model_dir: Path) -> Path:
+    path = Path(model_dir) / "config.pbtxt"
+    path.write_text(to_text(config))
+    return path

@@ -1,0 +1,79 @@
+"""Check an ONNX file against the PyTorch model it came from, on the same inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from builder.errors import BuildError
+
+
+@dataclass
+class Tolerance:
+    atol: float = 1e-3
+    rtol: float = 1e-3
+
+
+@dataclass
+class Comparison:
+    name: str
+    max_abs_diff: float
+    ok: bool
+
+
+def compare_outputs(
+    expected: list[np.ndarray], actual: list[np.ndarray], names: list[str], tol: Tolerance
+) -> list[Comparison]:
+    results = []
+    for name, e, a in zip(names, expected, actual):
+        if e.shape != a.shape:
+            raise BuildError(f"ONNX output {name} has shape {a.shape}, PyTorch gives {e.shape}")
+        diff = np.abs(e.astype(np.float64) - a.astype(np.float64))
+        ok = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(e)))
+        results.append(Comparison(name, float(diff.max(initial=0.0)), ok))
+    return results
+
+
+def check_onnx_against_torch(
+    onnx_path: Path,
+    module: torch.nn.Module,
+    inputs: list[np.ndarray],
+    output_names: list[str],
+    tol: Tolerance | None = None,
+) -> list[Comparison]:
+    """Run both on each input; raise BuildError naming the worst output when beyond tolerance."""
+    tol = tol or Tolerance()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    worst: dict[str, Comparison] = {}
+    for x in inputs:
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x))
+        expected = [t.detach().cpu().numpy() for t in _flatten(expected)]
+        actual = session.run(output_names, {input_name: x})
+        for c in compare_outputs(expected, actual, output_names, tol):
+            prev = worst.get(c.name)
+            if prev is None or c.max_abs_diff > prev.max_abs_diff or not c.ok:
+                worst[c.name] = Comparison(
+                    c.name,
+                    max(c.max_abs_diff, prev.max_abs_diff if prev else 0),
+                    c.ok and (prev.ok if prev else True),
+                )
+    failed = [c for c in worst.values() if not c.ok]
+    if failed:
+        detail = ", ".join(f"{c.name} max abs diff {c.max_abs_diff:.3g}" for c in failed)
+        raise BuildError(f"ONNX model differs from PyTorch beyond atol={tol.atol} rtol={tol.rtol}: {detail}")
+    return list(worst.values())
+
+
+def _flatten(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    flat: list[torch.Tensor] = []
+    for item in out:
+        flat.extend(_flatten(item))
+    return flat

@@ -1,0 +1,111 @@
+"""``seg-client``: thin gRPC clients of the served models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from clients.image_sources import DataLayout, images_in_folder, images_in_group
+from clients.triton import ClientError, SegmentationClient
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def main() -> None:
+    """Query segmentation models served by Triton (seg-serve or the NGC tritonserver)."""
+
+
+@main.command()
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A folder of images (searched recursively).",
+)
+@click.option(
+    "--group", default=None, help="A named group: DATA/datasets/<group>.txt|.csv|/ under --data-root."
+)
+@click.option(
+    "--data-root",
+    "--data_root",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Root of the DATA/ TEST/ MARKUP/ layout used by --group.",
+)
+@click.option(
+    "--model", "--model_name", "model", required=True, help="The served ensemble's name (build-repo --name)."
+)
+@click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
+@click.option(
+    "--out",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder. Default: TEST/inference/<group or source folder name> under --data-root.",
+)
+@click.option(
+    "--conf", type=click.FloatRange(0, 1), default=None, help="Confidence threshold (default: the model's)."
+)
+@click.option(
+    "--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU threshold (default: the model's)."
+)
+@click.option(
+    "--max-det",
+    type=click.IntRange(1),
+    default=None,
+    help="Maximum detections per image (default: the model's).",
+)
+@click.option("--concurrency", "-j", type=click.IntRange(1, 256), default=4, help="Requests in flight.")
+@click.option("--overlay", is_flag=True, help="Also write <out>/overlays/<image>.jpg for people to look at.")
+@click.option("--overwrite", is_flag=True, help="Redo images whose JSON already exists (default: skip them).")
+def infer(
+    source, group, data_root, model, url, out, conf, iou, max_det, concurrency, overlay, overwrite
+) -> None:
+    """Run a served model over a folder or a group; write one JSON per image.
+
+    Each <out>/<image stem>.json holds the boxes (original pixels), scores, classes and COCO RLE
+    masks. Failed images are reported (and listed in <out>/failures.json); the rest go on. A re-run
+    skips images already done.
+    """
+    try:
+        if (source is None) == (group is None):
+            raise click.UsageError("give exactly one of --source DIR or --group NAME")
+        layout = DataLayout(data_root)
+        items = images_in_folder(source) if source is not None else images_in_group(group, layout)
+        out = out or layout.inference / (group or Path(source).resolve().name)
+        client = SegmentationClient(url)
+        info = client.model_info(model)
+        if info.task != "instance_segmentation":
+            raise ClientError(
+                f"model {model!r} is a {info.task} model; this command serves instance_segmentation"
+            )
+        from clients.infer_run import run_instances
+
+        with tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
+            summary = run_instances(
+                client,
+                info,
+                items,
+                out,
+                concurrency=concurrency,
+                overrides={"conf": conf, "iou": iou, "max_det": max_det},
+                overwrite=overwrite,
+                overlays=overlay,
+                on_progress=bar.update,
+                on_failure=lambda image, reason: tqdm.write(
+                    f"seg-client: failed: {image}: {reason}", file=sys.stderr
+                ),
+            )
+    except ClientError as exc:
+        click.echo(f"seg-client: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "
+        f"{summary.detections} detections → {out}"
+    )
+    if summary.failed:
+        click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)
+        sys.exit(1)

@@ -1,0 +1,110 @@
+"""A tritonclient gRPC connection to a served segmentation ensemble."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+
+class ClientError(Exception):
+    """A problem the user can fix (server unreachable, model missing...): printed as one line."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    task: str
+    class_names: list[str]
+    input_size: tuple[int, int]
+    parameters: dict[str, str]
+
+    def class_name(self, class_id: int) -> str:
+        return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
+
+
+@dataclass
+class InstanceResult:
+    """One image's detections as the ensemble returns them (boxes in original pixels)."""
+
+    height: int
+    width: int
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+    masks: list[bytes]  # COCO compressed RLE counts
+
+
+INSTANCE_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections", "image_size")
+
+
+class SegmentationClient:
+    def __init__(self, url: str, connect_timeout_s: float = 5.0):
+        self.url = url
+        self._client = grpcclient.InferenceServerClient(url)
+        try:
+            live = self._client.is_server_live(client_timeout=connect_timeout_s)
+        except InferenceServerException as exc:
+            raise ClientError(
+                f"cannot reach Triton at {url} ({exc.message().splitlines()[0] if exc.message() else exc}); "
+                "start it with `seg-serve --model-repository DIR` or pass --url HOST:PORT"
+            ) from None
+        if not live:
+            raise ClientError(f"Triton at {url} is not live yet; try again when it is ready")
+
+    def model_info(self, model: str) -> ModelInfo:
+        try:
+            config = self._client.get_model_config(model, as_json=True, client_timeout=10)["config"]
+        except InferenceServerException as exc:
+            served = ", ".join(self.served_models()) or "none"
+            raise ClientError(
+                f"model {model!r} is not served at {self.url} ({exc.message()}); served: {served}"
+            ) from None
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        if "task" not in params:
+            raise ClientError(
+                f"model {model!r} was not built by build-repo (no 'task' parameter in its config)"
+            )
+        return ModelInfo(
+            name=model,
+            task=params["task"],
+            class_names=json.loads(params.get("class_names", "[]")),
+            input_size=(int(params.get("input_height", 0)), int(params.get("input_width", 0))),
+            parameters=params,
+        )
+
+    def served_models(self) -> list[str]:
+        index = self._client.get_model_repository_index(as_json=True).get("models", [])
+        return sorted(m["name"] for m in index if m.get("state") == "READY")
+
+    def infer_instances(
+        self,
+        model: str,
+        encoded_image: bytes,
+        overrides: dict[str, float | int] | None = None,
+        timeout_s: float | None = 300,
+    ) -> InstanceResult:
+        """One encoded image file → its detections. Raises InferenceServerException on a bad image."""
+        image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
+        outputs = [grpcclient.InferRequestedOutput(n) for n in INSTANCE_OUTPUTS]
+        params = {k: str(v) for k, v in (overrides or {}).items() if v is not None}
+        response = self._client.infer(
+            model, [image], outputs=outputs, parameters=params or None, client_timeout=timeout_s
+        )
+        n = int(response.as_numpy("num_detections")[0, 0])
+        height, width = (int(v) for v in response.as_numpy("image_size")[0])
+        return InstanceResult(
+            height=height,
+            width=width,
+            boxes=response.as_numpy("boxes")[0, :n],
+            scores=response.as_numpy("scores")[0, :n],
+            classes=response.as_numpy("classes")[0, :n],
+            masks=list(response.as_numpy("masks")[0, :n]),
+        )
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,70 @@
+"""``seg-serve``: run tritonserver on a model repository until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from serving.tritonserver import Ports, ServerError, TritonServer, free_port
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option(
+    "--model-repository",
+    "--model_repository",
+    "repository",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The repository build-repo wrote (default of build-repo: model_repository/).",
+)
+@click.option("--grpc-port", type=int, default=8001, help="gRPC port (0: pick a free one).")
+@click.option("--http-port", type=int, default=8000, help="HTTP port (0: pick a free one).")
+@click.option("--metrics-port", type=int, default=8002, help="Prometheus metrics port (0: pick a free one).")
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the server log here instead of the terminal.",
+)
+@click.option("--startup-timeout", type=float, default=300, help="Seconds to wait for every model to load.")
+def main(
+    repository: Path,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    log_file: Path | None,
+    startup_timeout: float,
+) -> None:
+    """Serve a model repository with tritonserver.
+
+    Uses a tritonserver on PATH (the NGC image) if there is one, else the one shipped in the
+    nvidia-pytriton wheel (installed by `make setup`, or on first use). Loopback only: put it
+    behind your own proxy, or run the NGC image, to expose it.
+    """
+    ports = Ports(*(p or free_port() for p in (http_port, grpc_port, metrics_port)))
+    server = TritonServer(repository, ports=ports, log_path=log_file)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start(timeout_s=startup_timeout)
+    except ServerError as exc:
+        click.echo(f"seg-serve: error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"seg-serve: ready. gRPC {server.grpc_url}  HTTP http://{server.http_url}  "
+        f"metrics http://{server.metrics_url}/metrics  (Ctrl-C stops)",
+        err=True,
+    )
+    try:
+        while not stop.wait(0.5):
+            if server.process is None or server.process.poll() is not None:
+                click.echo("seg-serve: error: tritonserver exited unexpectedly", err=True)
+                sys.exit(1)
+    finally:
+        server.stop()
+        click.echo("seg-serve: stopped", err=True)

@@ -1,0 +1,41 @@
+"""Triton Python-backend model: encoded image files → letterboxed model input.
+
+Input ``IMAGE`` (TYPE_STRING, one encoded file per batch item). Outputs ``images`` (3×H×W float32
+RGB in [0, 1]) and ``image_size`` (original height, width). A file that does not decode fails its
+request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
+"""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from segops.decode import ImageDecodeError, decode_image
+from segops.letterbox import letterbox, to_model_input
+from segops.triton_params import config_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = config_parameters(args["model_config"])
+        self.size = (int(params["input_height"]), int(params["input_width"]))
+
+    def execute(self, requests):
+        return [self._one(request) for request in requests]
+
+    def _one(self, request):
+        encoded = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+        items = encoded.reshape(encoded.shape[0], -1)[:, 0]
+        inputs = np.empty((len(items), 3, *self.size), dtype=np.float32)
+        sizes = np.empty((len(items), 2), dtype=np.int32)
+        for i, item in enumerate(items):
+            try:
+                image = decode_image(item)
+            except ImageDecodeError as exc:
+                where = f"batch item {i}: " if len(items) > 1 else ""
+                return pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
+                )
+            padded, _ = letterbox(image, self.size)
+            inputs[i] = to_model_input(padded)
+            sizes[i] = image.shape[:2]
+        return pb_utils.InferenceResponse(
+            output_tensors=[pb_utils.Tensor("images", inputs), pb_utils.Tensor("image_size", sizes)]
+        )

@@ -1,0 +1,47 @@
+"""Triton Python-backend model that runs ``model.onnx`` (beside this file) with onnxruntime.
+
+This is the ``python-onnx`` runtime: the tritonserver shipped in the nvidia-pytriton wheel has only
+the Python backend. Requests gathered by dynamic batching are concatenated into one session run.
+Input and output names come from the ONNX file; they match the config.pbtxt build-repo wrote.
+"""
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+from segops.triton_params import config_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = config_parameters(args["model_config"])
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = int(params.get("intra_op_threads", "0"))
+        if threads:
+            options.intra_op_num_threads = threads
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.session = ort.InferenceSession(
+            os.path.join(here, "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def execute(self, requests):
+        feeds = {name: [] for name in self.input_names}
+        counts = []
+        for request in requests:
+            for name in self.input_names:
+                feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
+            counts.append(feeds[self.input_names[0]][-1].shape[0])
+        batch = {name: np.concatenate(parts) if len(parts) > 1 else parts[0] for name, parts in feeds.items()}
+        outputs = self.session.run(self.output_names, batch)
+        responses, start = [], 0
+        for n in counts:
+            tensors = [
+                pb_utils.Tensor(name, out[start : start + n]) for name, out in zip(self.output_names, outputs)
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += n
+        return responses

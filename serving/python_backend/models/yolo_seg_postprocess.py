@@ -1,0 +1,86 @@
+"""Triton Python-backend model: raw YOLOv8-seg outputs → detections with full-resolution masks.
+
+Inputs ``output0`` (4 + classes + 32, anchors), ``output1`` (32, H/4, W/4) and ``image_size``.
+Outputs per image, padded to the longest in the batch: ``boxes`` (K×4 xyxy, original pixels),
+``scores``, ``classes``, ``masks`` (COCO compressed RLE counts, one string per detection) and
+``num_detections``. conf / iou / max_det default to this model's config parameters and can be
+overridden per request (request parameters are forwarded through the ensemble).
+"""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from segops import rle
+from segops.letterbox import letterbox_params, scale_boxes_to_original
+from segops.masks import masks_in_boxes, paste
+from segops.nms import non_max_suppression
+from segops.triton_params import config_parameters, request_overrides
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = config_parameters(args["model_config"])
+        self.input_hw = (int(params["input_height"]), int(params["input_width"]))
+        self.num_classes = int(params["num_classes"])
+        self.defaults = {
+            "conf": float(params["conf"]),
+            "iou": float(params["iou"]),
+            "max_det": int(params["max_det"]),
+        }
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                options = request_overrides(request.parameters(), self.defaults)
+            except ValueError as exc:
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+                    )
+                )
+                continue
+            responses.append(self._one(request, options))
+        return responses
+
+    def _one(self, request, options):
+        preds = pb_utils.get_input_tensor_by_name(request, "output0").as_numpy()
+        protos = pb_utils.get_input_tensor_by_name(request, "output1").as_numpy()
+        sizes = pb_utils.get_input_tensor_by_name(request, "image_size").as_numpy()
+        per_image = [self._image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)]
+        k = max((len(scores) for _, scores, _, _ in per_image), default=0)
+        b = len(per_image)
+        boxes = np.zeros((b, k, 4), np.float32)
+        scores = np.zeros((b, k), np.float32)
+        classes = np.full((b, k), -1, np.int32)
+        masks = np.full((b, k), b"", dtype=object)
+        counts = np.zeros((b, 1), np.int32)
+        for i, (bx, sc, cl, rl) in enumerate(per_image):
+            n = len(sc)
+            boxes[i, :n], scores[i, :n], classes[i, :n], counts[i, 0] = bx, sc, cl, n
+            masks[i, :n] = rl
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("boxes", boxes),
+                pb_utils.Tensor("scores", scores),
+                pb_utils.Tensor("classes", classes),
+                pb_utils.Tensor("masks", masks),
+                pb_utils.Tensor("num_detections", counts),
+            ]
+        )
+
+    def _image(self, pred, protos, size, options):
+        dets = non_max_suppression(
+            pred, self.num_classes, options["conf"], options["iou"], options["max_det"]
+        )
+        params = letterbox_params((int(size[0]), int(size[1])), self.input_hw)
+        boxes = scale_boxes_to_original(dets.boxes, params)
+        orig_hw = (params.orig_h, params.orig_w)
+        keep, encoded = [], []
+        windows = masks_in_boxes(protos, dets.mask_coefficients, boxes, params, self.input_hw)
+        for i, (window, patch) in enumerate(windows):
+            if not patch.any():  # ultralytics drops detections whose mask is empty
+                continue
+            keep.append(i)
+            encoded.append(rle.encode(paste(window, patch, orig_hw)))
+        keep = np.asarray(keep, dtype=np.int64)
+        return boxes[keep], dets.scores[keep], dets.classes[keep], encoded

@@ -1,0 +1,34 @@
+"""Reading the two kinds of parameters a Python-backend model gets: the ``parameters`` of its
+config.pbtxt (defaults, set by build-repo) and per-request parameters (client overrides)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def config_parameters(model_config_json: str) -> dict[str, str]:
+    config = json.loads(model_config_json)
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def request_overrides(parameters_json: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Values of ``defaults``' keys overridden by the request's parameters, cast to the default's type.
+
+    Raises ValueError naming the parameter when a value does not parse or is out of range."""
+    given = json.loads(parameters_json or "{}")
+    values = dict(defaults)
+    for key, default in defaults.items():
+        if key in given:
+            try:
+                values[key] = type(default)(given[key])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"request parameter {key}={given[key]!r} is not a {type(default).__name__}"
+                ) from None
+    for key in ("conf", "iou"):
+        if key in values and not 0.0 <= values[key] <= 1.0:
+            raise ValueError(f"request parameter {key}={values[key]} must be between 0 and 1")
+    if values.get("max_det", 1) < 1:
+        raise ValueError(f"request parameter max_det={values['max_det']} must be at least 1")
+    return values

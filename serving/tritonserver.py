@@ -1,0 +1,191 @@
+"""Start and stop a real tritonserver process.
+
+Two kinds of server are supported: one on PATH (the NGC image, or any Triton install), and the one
+extracted from the nvidia-pytriton wheel by :mod:`serving.tritonserver_install`. The latter needs
+its bundled libraries on LD_LIBRARY_PATH, a backend directory that holds the Python-backend stub
+matching this interpreter, and the serving environment's ``bin`` first on PATH so the stub finds
+its Python packages (numpy<2, onnxruntime, ...): PYTHONPATH is not honoured by the stub.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serving import tritonserver_install
+
+
+class ServerError(RuntimeError):
+    """The server could not be started, or stopped before it became ready."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(3)))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerInstall:
+    """A tritonserver binary and what its environment must contain to run it."""
+
+    binary: Path
+    backend_dir: Path | None = None
+    lib_dir: Path | None = None
+    python_bin: Path | None = None
+
+    @classmethod
+    def locate(cls, auto_install: bool = True) -> ServerInstall:
+        """A tritonserver on PATH wins; else the one extracted from the nvidia-pytriton wheel."""
+        on_path = shutil.which("tritonserver")
+        if on_path:
+            return cls(Path(on_path))
+        root = tritonserver_install.default_install_dir()
+        if not tritonserver_install.is_installed(root):
+            if not auto_install:
+                raise ServerError(
+                    f"no tritonserver on PATH and none in {root}; "
+                    "run `python -m serving.tritonserver_install` (make setup does it)"
+                )
+            print(f"Installing tritonserver from {tritonserver_install.PYTRITON_WHEEL} into {root}")
+            tritonserver_install.install(root)
+        return cls(
+            root / "bin" / "tritonserver",
+            root / "backends",
+            root / "lib",
+            tritonserver_install.python_env_bin(root),
+        )
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        python_bin = self.python_bin or Path(sys.executable).parent
+        env["PATH"] = os.pathsep.join([str(python_bin), env.get("PATH", "")])
+        if self.lib_dir is not None:
+            env["LD_LIBRARY_PATH"] = os.pathsep.join(
+                p for p in (str(self.lib_dir), env.get("LD_LIBRARY_PATH", "")) if p
+            )
+        return env
+
+
+@dataclass
+class TritonServer:
+    """One tritonserver process on loopback ports; use as a context manager or start()/stop()."""
+
+    model_repository: Path
+    ports: Ports = field(default_factory=Ports.free)
+    install: ServerInstall | None = None
+    log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+    _log_file: object = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"127.0.0.1:{self.ports.metrics}"
+
+    def command(self) -> list[str]:
+        install = self.install
+        assert install is not None
+        cmd = [
+            str(install.binary),
+            f"--model-repository={Path(self.model_repository).resolve()}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
+            "--allow-metrics=true",
+            "--exit-on-error=true",
+        ]
+        if install.backend_dir is not None:
+            cmd.append(f"--backend-directory={install.backend_dir}")
+        return cmd + list(self.extra_args)
+
+    def start(self, timeout_s: float = 120.0) -> TritonServer:
+        if self.install is None:
+            self.install = ServerInstall.locate()
+        if not Path(self.model_repository).is_dir():
+            raise ServerError(f"model repository {self.model_repository} is not a folder")
+        stdout = None
+        if self.log_path is not None:
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            stdout = self._log_file
+        self.process = subprocess.Popen(
+            self.command(),
+            env=self.install.environment(),
+            stdout=stdout,
+            stderr=subprocess.STDOUT if stdout is not None else None,
+            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop the server
+        )
+        self.wait_ready(timeout_s)
+        return self
+
+    def is_ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=1) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            code = self.process.poll()
+            if code is not None:
+                where = f"; see {self.log_path}" if self.log_path else ""
+                raise ServerError(f"tritonserver exited with code {code} before it was ready{where}")
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise ServerError(f"tritonserver was not ready within {timeout_s:.0f} s")
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM by PID (Triton drains in-flight requests), SIGKILL if it does not exit."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
