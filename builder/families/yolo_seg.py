@@ -16,6 +16,8 @@ from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, ModelFamily
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.tensors import TensorSpec
+from serving.python_backend.segops.letterbox import letterbox, to_model_input
+from training.synthetic import make_scene
 
 NAME_PATTERN = re.compile(r"^yolo(v8|11)[nsmlx]-seg$")
 
@@ -98,10 +100,14 @@ class YoloSegFamily(ModelFamily):
         )
 
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
+        """Letterboxed synthetic scenes, as the server feeds the model: uniform noise is a poor probe
+        (it drives box regression of an untrained net far outside its range and magnifies
+        float-order differences that real images never show)."""
         rng = np.random.default_rng(0)
         h, w = loaded.input_size
-        gray = np.full((1, 3, h, w), 114 / 255, dtype=np.float32)
-        return [rng.random((2, 3, h, w), dtype=np.float32), gray]
+        shapes = [(h * 3 // 4, w), (h, w * 2 // 3), (h // 2, w // 2)]
+        batch = [to_model_input(letterbox(make_scene(sh, sw, rng)[0], (h, w))[0]) for sh, sw in shapes]
+        return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         name, (h, w) = settings.name, loaded.input_size
