@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from builder import families, graph_surgery, repository, triton_config, verify
@@ -73,15 +72,16 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
             family.output_names,
             opts.opset,
         )
-        counts = graph_surgery.fold_and_clean(onnx_path)
+        with torch.no_grad():
+            outputs = [t.numpy() for t in loaded.module(torch.from_numpy(samples[0][:1]))]
+        output_shapes = {n: o.shape[1:] for n, o in zip(family.output_names, outputs)}
+        counts = graph_surgery.fold_and_clean(onnx_path, output_shapes)
         progress(f"graph surgery: {counts['nodes_before']} → {counts['nodes_after']} nodes")
         comparisons = verify.check_onnx_against_torch(
             onnx_path, loaded.module, samples, family.output_names, opts.tolerance
         )
         worst = ", ".join(f"{c.name} {c.max_abs_diff:.2g}" for c in comparisons)
         progress(f"ONNX matches PyTorch (max abs diff: {worst})")
-        with torch.no_grad():
-            outputs = [t.numpy() for t in loaded.module(torch.from_numpy(samples[0][:1]))]
         model_io = (io_specs(family.input_names, [samples[0][:1]]), io_specs(family.output_names, outputs))
         model_settings = triton_config.ModelSettings(
             f"{settings.name}_model",
@@ -97,7 +97,3 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
         written = repository.write_models(opts.output, folders)
     progress(f"wrote {', '.join(p.name for p in written)} into {opts.output}")
     return BuildResult(Path(opts.output), written, comparisons, time.monotonic() - start)
-
-
-def describe_outputs(arrays: list[np.ndarray]) -> str:
-    return ", ".join("x".join(map(str, a.shape)) for a in arrays)

@@ -129,7 +129,7 @@ def main(
     try:
         result = build_repository(opts, progress=echo)
     except BuildError as exc:
-        click.echo(f"build-repo: error: {exc}", err=True)
+        click.echo(f"build-repo: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
     click.echo(f"Built {opts.name or model} in {result.seconds:.1f} s: {result.repository.resolve()}")
     click.echo(f"Serve it: seg-serve --model-repository {result.repository}")

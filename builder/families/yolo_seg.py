@@ -33,7 +33,8 @@ def _load_ultralytics(model_name: str, weights: Path | None):
         try:
             return YOLO(str(weights))
         except Exception as exc:  # ultralytics raises many kinds for a bad file
-            raise BuildError(f"{weights}: not a loadable ultralytics checkpoint ({exc})") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BuildError(f"{weights}: not a loadable ultralytics checkpoint ({reason})") from None
     try:
         return YOLO(f"{model_name}.pt")  # pretrained weights, downloaded by ultralytics
     except Exception as exc:

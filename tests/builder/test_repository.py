@@ -1,0 +1,41 @@
+"""Re-building replaces a model's folders atomically and leaves the other models alone."""
+
+import pytest
+
+from builder import repository, triton_config
+from builder.model_folder import ModelFolder
+from builder.tensors import TensorSpec
+
+
+def _folder(name, marker, tmp_path):
+    config = triton_config.python_model_config(
+        triton_config.ModelSettings(
+            name, [TensorSpec("x", "float32", (3,))], [TensorSpec("y", "float32", (3,))], 4
+        )
+    )
+    source = tmp_path / f"{name}-{marker}.txt"
+    source.write_text(marker)
+    return ModelFolder(name, config, files={"1/marker.txt": source})
+
+
+def test_rebuild_replaces_its_models_and_keeps_others(tmp_path):
+    repo = tmp_path / "repo"
+    repository.write_models(repo, [_folder("other", "keep", tmp_path)])
+    repository.write_models(repo, [_folder("mine", "v1", tmp_path)])
+    (repo / "mine" / "1" / "stale.txt").write_text("left over from v1")
+    repository.write_models(repo, [_folder("mine", "v2", tmp_path)])
+    assert (repo / "other" / "1" / "marker.txt").read_text() == "keep"
+    assert (repo / "mine" / "1" / "marker.txt").read_text() == "v2"
+    assert not (repo / "mine" / "1" / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".repo.build-")) == []
+
+
+def test_failed_build_leaves_the_repository_as_it_was(tmp_path):
+    repo = tmp_path / "repo"
+    repository.write_models(repo, [_folder("mine", "v1", tmp_path)])
+    broken = _folder("mine", "v2", tmp_path)
+    broken.files["1/missing.bin"] = tmp_path / "does-not-exist"
+    with pytest.raises(FileNotFoundError):
+        repository.write_models(repo, [broken])
+    assert (repo / "mine" / "1" / "marker.txt").read_text() == "v1"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".repo.build-")]

@@ -1,0 +1,87 @@
+"""Every config.pbtxt build-repo writes parses as a ModelConfig, and the ensemble is wired right."""
+
+from pathlib import Path
+
+import onnx
+import pytest
+from tritonclient.grpc import model_config_pb2 as mc
+
+from builder import triton_config
+from builder.tensors import TensorSpec
+from tests.conftest import MODEL, run_cli
+
+
+def _configs(repo: Path) -> dict[str, mc.ModelConfig]:
+    return {p.parent.name: triton_config.parse(p.read_text()) for p in sorted(repo.glob("*/config.pbtxt"))}
+
+
+def test_every_written_config_parses_and_names_its_folder(built_repository):
+    configs = _configs(built_repository)
+    assert set(configs) == {MODEL, f"{MODEL}_preprocess", f"{MODEL}_model", f"{MODEL}_postprocess"}
+    for folder, config in configs.items():
+        assert config.name == folder
+        assert (built_repository / folder / "1").is_dir()
+
+
+def test_model_step_batches_dynamically_and_ensemble_carries_metadata(built_repository):
+    configs = _configs(built_repository)
+    model = configs[f"{MODEL}_model"]
+    assert model.HasField("dynamic_batching") and model.max_batch_size == 8
+    assert model.backend == "python"
+    params = {k: v.string_value for k, v in configs[MODEL].parameters.items()}
+    assert params["task"] == "instance_segmentation"
+    assert params["class_names"] == '["circle", "rectangle", "triangle"]'
+    assert (params["input_height"], params["input_width"]) == ("320", "320")
+    assert (params["conf"], params["iou"], params["max_det"]) == ("0.25", "0.7", "300")
+
+
+def test_ensemble_steps_consume_only_tensors_that_exist(built_repository):
+    configs = _configs(built_repository)
+    ensemble = configs[MODEL]
+    available = {t.name for t in ensemble.input}
+    for step in ensemble.ensemble_scheduling.step:
+        step_model = configs[step.model_name]
+        assert set(step.input_map) == {t.name for t in step_model.input}
+        assert set(step.input_map.values()) <= available, step.model_name
+        assert set(step.output_map) <= {t.name for t in step_model.output}
+        available |= set(step.output_map.values())
+    assert {t.name for t in ensemble.output} <= available
+    image = ensemble.input[0]
+    assert image.name == "IMAGE" and image.data_type == mc.TYPE_STRING
+
+
+def test_onnx_runtime_repository_is_what_ngc_tritonserver_expects(tmp_path, yolo_checkpoint):
+    run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "--output",
+        str(tmp_path),
+        "--runtime",
+        "onnx",
+        "--max-batch-size",
+        "4",
+        "--quiet",
+    )
+    config = triton_config.parse((tmp_path / f"{MODEL}_model" / "config.pbtxt").read_text())
+    assert config.platform == "onnxruntime_onnx" and not config.backend
+    assert config.max_batch_size == 4
+    assert sorted(p.name for p in (tmp_path / f"{MODEL}_model" / "1").iterdir()) == ["model.onnx"]
+    graph = onnx.load(str(tmp_path / f"{MODEL}_model" / "1" / "model.onnx")).graph
+
+    def dims(value_info):
+        return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+    for declared, actual in zip([*config.input, *config.output], [*graph.input, *graph.output]):
+        assert declared.name == actual.name
+        assert dims(actual)[0] == "batch"  # dynamic batch axis, omitted from config dims
+        assert list(declared.dims) == dims(actual)[1:]
+
+
+def test_tensor_spec_rejects_bad_dims_and_types():
+    with pytest.raises(ValueError, match="dims"):
+        TensorSpec("x", "float32", (0, 3))
+    with pytest.raises(ValueError, match="dtype"):
+        TensorSpec("x", "complex64", (3,))

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from clients.image_sources import DataLayout, ImageItem, images_in_folder, images_in_group, output_names
+from clients.triton import ClientError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_folder_is_searched_recursively_for_images_only(tmp_path):
+    for name in ["a.jpg", "sub/b.PNG", "notes.txt", "c.webp"]:
+        _touch(tmp_path / name)
+    assert [i.relative.as_posix() for i in images_in_folder(tmp_path)] == ["a.jpg", "c.webp", "sub/b.PNG"]
+
+
+def test_groups_from_txt_csv_and_folder(tmp_path):
+    layout = DataLayout(tmp_path)
+    for name in ["x/1.jpg", "2.jpg"]:
+        _touch(layout.pictures / name)
+    layout.datasets.mkdir(parents=True)
+    (layout.datasets / "test.txt").write_text("x/1.jpg\n# comment\n2.jpg\n")
+    (layout.datasets / "val.csv").write_text("image,label\nx/1.jpg,cat\n2.jpg,dog\n")
+    _touch(layout.datasets / "folder" / "3.jpg")
+    for group in ("test", "val"):
+        items = images_in_group(group, layout)
+        assert [i.path for i in items] == [layout.pictures / "x/1.jpg", layout.pictures / "2.jpg"]
+    assert [i.relative.as_posix() for i in images_in_group("folder", layout)] == ["3.jpg"]
+
+
+def test_unknown_group_says_where_it_looked(tmp_path):
+    with pytest.raises(ClientError, match=r"group 'nope' not found.*DATA/datasets/nope.txt"):
+        images_in_group("nope", DataLayout(tmp_path))
+
+
+def test_output_names_keep_folders_and_split_shared_stems():
+    items = [ImageItem(Path(p), Path(p)) for p in ["a.jpg", "a.png", "b.jpg", "sub/b.jpg"]]
+    names = {i.relative.as_posix(): n.as_posix() for i, n in output_names(items).items()}
+    assert names == {"a.jpg": "a.jpg", "a.png": "a.png", "b.jpg": "b", "sub/b.jpg": "sub/b"}

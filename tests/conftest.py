@@ -1,0 +1,114 @@
+"""Shared fixtures. Offline settings are made before anything imports ultralytics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_YOLO_CONFIG = Path(tempfile.gettempdir()) / "segstack-tests-ultralytics"
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_YOLO_CONFIG))
+os.environ.setdefault("YOLO_VERBOSE", "False")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _font_for_ultralytics() -> None:
+    """Ultralytics downloads Arial.ttf for plotting unless one is there: use matplotlib's DejaVu."""
+    target = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics" / "Arial.ttf"
+    if not target.exists():
+        import matplotlib
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf", target)
+
+
+_font_for_ultralytics()
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+IMGSZ = 320
+MODEL = "yolov8n-seg"
+
+
+def run_cli(name: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run one of our console scripts as a user would."""
+    proc = subprocess.run([str(BIN / name), *args], capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def yolo_checkpoint(tmp_path_factory) -> Path:
+    from training.random_checkpoint import make_random_yolo_seg
+
+    return make_random_yolo_seg(tmp_path_factory.mktemp("weights") / "yolov8n-seg-random.pt", imgsz=IMGSZ)
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory) -> Path:
+    """Scenes of several sizes and every format/channel layout the server must decode."""
+    import cv2
+    import numpy as np
+
+    from training.synthetic import make_scene
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(5)
+    for i, (h, w, ext) in enumerate(
+        [(480, 640, "jpg"), (640, 480, "png"), (320, 320, "bmp"), (720, 1280, "webp"), (333, 517, "jpg")]
+    ):
+        cv2.imwrite(str(folder / f"scene{i}.{ext}"), make_scene(h, w, rng)[0])
+    image = make_scene(400, 300, rng)[0]
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "bgra.png"), cv2.cvtColor(image, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(folder / "deep16.png"), image.astype(np.uint16) * 257)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def built_repository(tmp_path_factory, yolo_checkpoint) -> Path:
+    repo = tmp_path_factory.mktemp("repository")
+    run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "--output",
+        str(repo),
+        "--runtime",
+        "python-onnx",
+        "--quiet",
+    )
+    return repo
+
+
+@pytest.fixture(scope="session")
+def triton(built_repository, tmp_path_factory):
+    """A real tritonserver on free loopback ports, stopped by PID at the end of the session."""
+    from serving.tritonserver import TritonServer
+
+    server = TritonServer(built_repository, log_path=tmp_path_factory.mktemp("logs") / "tritonserver.log")
+    server.start(timeout_s=180)
+    pid = server.process.pid
+    yield server
+    server.stop()
+    assert not _pid_alive(pid), f"tritonserver {pid} still running"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

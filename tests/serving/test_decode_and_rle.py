@@ -1,0 +1,46 @@
+import cv2
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from serving.python_backend.segops import rle
+from serving.python_backend.segops.decode import ImageDecodeError, decode_image
+
+
+def _encode(image, ext):
+    ok, buf = cv2.imencode(ext, image)
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("image", "ext"),
+    [
+        (np.full((5, 7, 3), 100, np.uint8), ".png"),
+        (np.full((5, 7), 100, np.uint8), ".png"),  # gray
+        (np.full((5, 7, 4), 100, np.uint8), ".png"),  # BGRA
+        (np.full((5, 7, 3), 100 * 257, np.uint16), ".png"),  # 16-bit
+        (np.full((5, 7, 3), 100, np.uint8), ".bmp"),
+        (np.full((5, 7, 3), 100, np.uint8), ".webp"),
+        (np.full((1, 1, 3), 100, np.uint8), ".jpg"),
+    ],
+)
+def test_every_layout_decodes_to_bgr_uint8(image, ext):
+    decoded = decode_image(_encode(image, ext))
+    assert decoded.dtype == np.uint8 and decoded.shape == (*image.shape[:2], 3)
+    assert abs(int(decoded.mean()) - 100) <= 2
+
+
+@pytest.mark.parametrize("data", [b"", b"hello world\n", b"\xff\xd8\xff\xe0" + b"\x00" * 40])
+def test_undecodable_bytes_raise_a_readable_error(data):
+    with pytest.raises(ImageDecodeError, match=r"empty file|not a decodable image"):
+        decode_image(data)
+
+
+def test_rle_round_trip_and_pycocotools_compatibility():
+    mask = np.zeros((37, 53), np.uint8)
+    mask[5:20, 10:40] = 1
+    counts = rle.encode(mask)
+    assert isinstance(counts, bytes)
+    np.testing.assert_array_equal(rle.decode(counts, 37, 53), mask)
+    assert mask_utils.area({"size": [37, 53], "counts": counts}) == mask.sum()
