@@ -112,3 +112,10 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def free_port_url() -> str:
+    """An address nothing listens on."""
+    from serving.tritonserver import free_port
+
+    return f"127.0.0.1:{free_port()}"

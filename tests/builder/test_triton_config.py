@@ -61,15 +61,25 @@ def test_onnx_runtime_repository_is_what_ngc_tritonserver_expects(tmp_path, yolo
         str(tmp_path),
         "--runtime",
         "onnx",
+        "--name",
+        "shapes",
         "--max-batch-size",
         "4",
         "--quiet",
     )
-    config = triton_config.parse((tmp_path / f"{MODEL}_model" / "config.pbtxt").read_text())
+    config = triton_config.parse((tmp_path / "shapes_model" / "config.pbtxt").read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "shapes",
+        "shapes_model",
+        "shapes_postprocess",
+        "shapes_preprocess",
+    ]
+    steps = triton_config.parse((tmp_path / "shapes" / "config.pbtxt").read_text()).ensemble_scheduling.step
+    assert [s.model_name for s in steps] == ["shapes_preprocess", "shapes_model", "shapes_postprocess"]
     assert config.platform == "onnxruntime_onnx" and not config.backend
     assert config.max_batch_size == 4
-    assert sorted(p.name for p in (tmp_path / f"{MODEL}_model" / "1").iterdir()) == ["model.onnx"]
-    graph = onnx.load(str(tmp_path / f"{MODEL}_model" / "1" / "model.onnx")).graph
+    assert sorted(p.name for p in (tmp_path / "shapes_model" / "1").iterdir()) == ["model.onnx"]
+    graph = onnx.load(str(tmp_path / "shapes_model" / "1" / "model.onnx")).graph
 
     def dims(value_info):
         return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]

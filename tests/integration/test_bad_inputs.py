@@ -1,0 +1,81 @@
+"""Bad files through the whole path: each fails alone with a clear reason, or gives a correct result."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from ultralytics import YOLO
+
+from tests.conftest import IMGSZ, MODEL, run_cli
+from tests.helpers.parity import Dets, compare
+from training.synthetic import make_scene
+
+
+@pytest.fixture(scope="module")
+def bad_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("this is not an image\n")
+    (folder / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256)) * 4)
+    cv2.imwrite(str(folder / "one_pixel.png"), np.full((1, 1, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "huge.jpg"), make_scene(4000, 6000, np.random.default_rng(3))[0])
+    cv2.imwrite(str(folder / "fine.png"), make_scene(240, 320, np.random.default_rng(4))[0])
+    return folder
+
+
+def test_each_bad_file_fails_alone_and_the_run_completes(triton, bad_folder, tmp_path, yolo_checkpoint):
+    out = tmp_path / "out"
+    proc = run_cli(
+        "seg-client",
+        "infer",
+        "--source",
+        str(bad_folder),
+        "--model",
+        MODEL,
+        "--url",
+        triton.grpc_url,
+        "--out",
+        str(out),
+        "--max-det",
+        "20",
+        "--conf",
+        "0.5",
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "3 written, 0 skipped (done before), 3 failed" in proc.stdout
+    failures = json.loads((out / "failures.json").read_text())
+    reasons = {k.rsplit("/", 1)[-1]: v for k, v in failures.items()}
+    assert reasons == {
+        "zero.jpg": "empty file (0 bytes)",
+        "text.jpg": reasons["text.jpg"],
+        "corrupt.jpg": reasons["corrupt.jpg"],
+    }
+    assert reasons["text.jpg"].startswith("not a decodable image")
+    assert reasons["corrupt.jpg"].startswith("not a decodable image")
+    for name in ("zero", "text", "corrupt"):
+        assert f"failed: {bad_folder / (name + '.jpg')}" in proc.stderr
+        assert not (out / f"{name}.json").exists()
+
+    tiny = json.loads((out / "one_pixel.json").read_text())
+    assert (tiny["width"], tiny["height"]) == (1, 1)
+
+    huge = json.loads((out / "huge.json").read_text())
+    assert (huge["width"], huge["height"]) == (6000, 4000)
+    ref = YOLO(str(yolo_checkpoint)).predict(
+        str(bad_folder / "huge.jpg"),
+        imgsz=IMGSZ,
+        conf=0.5,
+        max_det=20,
+        rect=False,
+        retina_masks=True,
+        verbose=False,
+    )[0]
+    result = compare(Dets.from_ultralytics(ref), Dets.from_record(huge), 0.5)
+    assert not result.missing and not result.extra, result.summary()
+    if result.mask_ious:
+        assert np.mean(result.mask_ious) >= 0.95
+
+    # the server is still healthy after the bad requests
+    assert triton.is_ready()
