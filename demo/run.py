@@ -91,7 +91,7 @@ def start_server(repository: Path) -> tuple[subprocess.Popen, str]:
 def compare_with_ultralytics(weights: Path, images: Path, results: Path) -> str:
     from ultralytics import YOLO
 
-    from tests.helpers.parity import Dets, Parity, compare
+    from clients.parity import Dets, Parity, compare
 
     model, total = YOLO(str(weights)), Parity()
     for image in sorted(images.iterdir()):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from ultralytics import YOLO
 
+from clients.parity import Dets, compare
 from tests.conftest import IMGSZ, MODEL, run_cli
-from tests.helpers.parity import Dets, compare
 from training.synthetic import make_scene
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from ultralytics import YOLO
 
+from clients.parity import Dets, Parity, compare
 from tests.conftest import IMGSZ, MODEL, run_cli
-from tests.helpers.parity import Dets, Parity, compare
 
 THRESHOLD = 0.5
 

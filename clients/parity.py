@@ -1,4 +1,5 @@
-"""Compare served detections with ultralytics' own predictions on the same image."""
+"""Compare two sets of instance detections of one image (e.g. served vs ultralytics predict):
+one-to-one matching by box IoU within a class, then box IoU, mask IoU and score differences."""
 
 from __future__ import annotations
 
