@@ -46,7 +46,7 @@ def _aliases(*names: str) -> list[str]:
 )
 @click.option(
     "--imgsz",
-    type=int,
+    type=click.IntRange(min=32),
     default=None,
     help="Square input size of the served model. Default: the checkpoint's training imgsz.",
 )
@@ -130,6 +130,10 @@ def main(
         result = build_repository(opts, progress=echo)
     except BuildError as exc:
         click.echo(f"build-repo: error: {' '.join(str(exc).split())}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # the output cannot be written: a file in the way, permissions, disk full
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"build-repo: error: cannot write{where}: {exc.strerror or exc}; check --output", err=True)
         sys.exit(2)
     click.echo(f"Built {opts.name or model} in {result.seconds:.1f} s: {result.repository.resolve()}")
     click.echo(f"Serve it: seg-serve --model-repository {result.repository}")

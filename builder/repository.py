@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -22,23 +23,43 @@ def _materialize(folder: ModelFolder, target: Path) -> None:
         shutil.copy2(src, target / rel)
 
 
+def _staging_parent(repository: Path) -> Path:
+    """Beside the repository, so Triton never sees half-built models, when that is on the same
+    filesystem and writable (rename is atomic only within a filesystem); else inside it, as a
+    dot-folder (e.g. a repository that is a Docker volume's mount point)."""
+    parent = repository.resolve().parent
+    try:
+        same_fs = parent.stat().st_dev == repository.stat().st_dev
+    except OSError:
+        same_fs = False
+    return parent if same_fs and os.access(parent, os.W_OK) else repository
+
+
 def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]:
-    """Build every folder in a staging directory beside the repository, then swap each into place
-    by rename. Other models in the repository are left untouched; a failure leaves it as it was."""
+    """Build every folder in a staging directory, then swap each into place by rename. Other models
+    in the repository are left untouched; a failure puts back what was there."""
     repository = Path(repository)
     repository.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}.build-", dir=repository.parent))
-    written = []
+    staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}.build-", dir=_staging_parent(repository)))
+    swapped: list[tuple[Path, Path | None]] = []  # (target, retired copy of what it replaced)
     try:
         for folder in folders:
             _materialize(folder, staging / folder.name)
         for folder in folders:
             target = repository / folder.name
+            retired = None
             if target.exists():
                 retired = staging / f"{folder.name}.old-{uuid.uuid4().hex[:8]}"
                 target.rename(retired)
+            swapped.append((target, retired))
             (staging / folder.name).rename(target)
-            written.append(target)
+    except BaseException:
+        for target, retired in reversed(swapped):  # roll back the folders already swapped
+            if target.exists():
+                shutil.rmtree(target)
+            if retired is not None and retired.exists():
+                retired.rename(target)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return written
+    return [target for target, _ in swapped]

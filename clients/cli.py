@@ -74,8 +74,12 @@ def infer(
         if (source is None) == (group is None):
             raise click.UsageError("give exactly one of --source DIR or --group NAME")
         layout = DataLayout(data_root)
-        items = images_in_folder(source) if source is not None else images_in_group(group, layout)
         out = out or layout.inference / (group or Path(source).resolve().name)
+        items = (
+            images_in_folder(source, exclude=out) if source is not None else images_in_group(group, layout)
+        )
+        if out.exists() and not out.is_dir():
+            raise ClientError(f"--out {out} is a file; give a folder")
         client = SegmentationClient(url)
         info = client.model_info(model)
         if info.task != "instance_segmentation":
@@ -102,6 +106,9 @@ def infer(
     except ClientError as exc:
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("seg-client: interrupted; finished images are saved, a re-run resumes", err=True)
+        sys.exit(130)
     click.echo(
         f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "
         f"{summary.detections} detections → {out}"

@@ -8,6 +8,7 @@ folder ``<group>/``), inference outputs under ``TEST/inference``. ``--data-root`
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,19 @@ class DataLayout:
         return self.root / "MARKUP" / "masks"
 
 
-def images_in_folder(folder: Path) -> list[ImageItem]:
+def images_in_folder(folder: Path, exclude: Path | None = None) -> list[ImageItem]:
+    """Images below ``folder``, except those below ``exclude`` (the output folder, whose overlays
+    would otherwise become inputs of the next run)."""
     if not folder.is_dir():
         raise ClientError(f"{folder}: no such folder; --source takes a folder of images")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    skip = exclude.resolve() if exclude is not None else None
+    paths = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not (skip is not None and p.resolve().is_relative_to(skip))
+    )
     return [ImageItem(p, p.relative_to(folder)) for p in paths]
 
 
@@ -89,13 +99,27 @@ def images_in_group(group: str, layout: DataLayout) -> list[ImageItem]:
     return items
 
 
+def _safe(relative: Path) -> Path:
+    """Keep the output inside --out: drop '..', roots and drive parts."""
+    parts = [p for p in relative.parts if p not in ("..", ".", "/", "\\") and not p.endswith(":")]
+    return Path(*parts) if parts else Path("image")
+
+
 def output_names(items: list[ImageItem]) -> dict[ImageItem, Path]:
-    """``<stem>`` per image (relative folders kept); ``<name>`` where two files share a stem."""
+    """``<stem>`` per image (relative folders kept), ``<name>`` where two files share a stem, and a
+    short hash of the full path where even that is not unique (e.g. absolute paths in a group)."""
+    safe = {item: _safe(item.relative) for item in items}
     stems: dict[Path, int] = {}
-    for item in items:
-        key = item.relative.with_suffix("")
-        stems[key] = stems.get(key, 0) + 1
-    return {
-        item: item.relative.with_suffix("") if stems[item.relative.with_suffix("")] == 1 else item.relative
-        for item in items
+    for rel in safe.values():
+        stems[rel.with_suffix("")] = stems.get(rel.with_suffix(""), 0) + 1
+    names = {
+        item: rel.with_suffix("") if stems[rel.with_suffix("")] == 1 else rel for item, rel in safe.items()
     }
+    counts: dict[Path, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    for item, name in names.items():
+        if counts[name] > 1:
+            digest = hashlib.sha1(str(item.path.resolve()).encode()).hexdigest()[:8]
+            names[item] = name.with_name(f"{name.name}-{digest}")
+    return names

@@ -84,7 +84,8 @@ def run_instances(
             continue
         overlay_path = out_dir / "overlays" / f"{names[item]}.jpg" if overlays else None
         todo.append((item, json_path, overlay_path))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    try:
         futures = {
             pool.submit(_one, client, model, item, json_path, overlay_path, overrides or {}): item
             for item, json_path, overlay_path in todo
@@ -97,9 +98,12 @@ def run_instances(
             except ValueError as exc:
                 summary.failed[str(item.path)] = str(exc)
                 on_failure(str(item.path), str(exc))
-            except InferenceServerException as exc:  # pragma: no cover - converted in _one
-                raise ClientError(str(exc)) from None
+            except OSError as exc:  # cannot write the output: every image would fail the same way
+                raise ClientError(f"cannot write results under {out_dir}: {exc.strerror or exc}") from None
             on_progress(1)
+    finally:
+        # on Ctrl-C or a fatal error, drop the queued images; finished ones are on disk (resumable)
+        pool.shutdown(wait=True, cancel_futures=True)
     failures = out_dir / FAILURES_FILE
     if summary.failed:
         write_json_atomic(failures, summary.failed)

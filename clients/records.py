@@ -41,6 +41,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # a power cut must not leave an empty file that counts as done
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -51,7 +51,7 @@ def main(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server.start(timeout_s=startup_timeout)
+        server.start(timeout_s=startup_timeout, cancel=stop)
     except ServerError as exc:
         click.echo(f"seg-serve: error: {exc}", err=True)
         sys.exit(1)

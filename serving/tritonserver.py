@@ -9,12 +9,14 @@ its Python packages (numpy<2, onnxruntime, ...): PYTHONPATH is not honoured by t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -68,7 +70,13 @@ class ServerInstall:
                     "run `python -m serving.tritonserver_install` (make setup does it)"
                 )
             print(f"Installing tritonserver from {tritonserver_install.PYTRITON_WHEEL} into {root}")
-            tritonserver_install.install(root)
+            try:
+                tritonserver_install.install(root)
+            except (subprocess.CalledProcessError, OSError, RuntimeError) as exc:
+                raise ServerError(
+                    f"could not install tritonserver into {root} ({exc}); "
+                    "run `python -m serving.tritonserver_install` where pip can reach the package index"
+                ) from None
         return cls(
             root / "bin" / "tritonserver",
             root / "backends",
@@ -130,14 +138,19 @@ class TritonServer:
             cmd.append(f"--backend-directory={install.backend_dir}")
         return cmd + list(self.extra_args)
 
-    def start(self, timeout_s: float = 120.0) -> TritonServer:
+    def start(self, timeout_s: float = 120.0, cancel: threading.Event | None = None) -> TritonServer:
+        """Start and wait until every model is ready; ``cancel`` (set by a signal handler) aborts."""
         if self.install is None:
             self.install = ServerInstall.locate()
         if not Path(self.model_repository).is_dir():
             raise ServerError(f"model repository {self.model_repository} is not a folder")
         stdout = None
         if self.log_path is not None:
-            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            try:
+                Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
+                self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+            except OSError as exc:
+                raise ServerError(f"cannot write the log file {self.log_path}: {exc.strerror}") from None
             stdout = self._log_file
         self.process = subprocess.Popen(
             self.command(),
@@ -146,7 +159,7 @@ class TritonServer:
             stderr=subprocess.STDOUT if stdout is not None else None,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop the server
         )
-        self.wait_ready(timeout_s)
+        self.wait_ready(timeout_s, cancel)
         return self
 
     def is_ready(self) -> bool:
@@ -156,9 +169,12 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float, cancel: threading.Event | None = None) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                raise ServerError("stopped before the server was ready")
             assert self.process is not None
             code = self.process.poll()
             if code is not None:
@@ -171,14 +187,16 @@ class TritonServer:
         raise ServerError(f"tritonserver was not ready within {timeout_s:.0f} s")
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """SIGTERM by PID (Triton drains in-flight requests), SIGKILL if it does not exit."""
+        """SIGTERM by PID (Triton drains in-flight requests and stops its Python-backend stubs);
+        if it does not exit in time, SIGKILL its whole process group, stubs included."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # start_new_session: pgid == pid
                 proc.wait()
         if self._log_file is not None:
             self._log_file.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from builder.errors import BuildError
 from builder.model_folder import ModelFolder
 from builder.tensors import TensorSpec
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 @dataclass
@@ -35,6 +39,12 @@ class BuildSettings:
     max_det: int = 300
     instances: int = 1
     max_queue_delay_us: int = 0
+
+    def __post_init__(self) -> None:
+        if not MODEL_NAME.match(self.name):
+            raise BuildError(
+                f"--name {self.name!r}: use letters, digits, '_', '-' and '.' (it is a folder name)"
+            )
 
 
 class ModelFamily(ABC):

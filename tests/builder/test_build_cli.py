@@ -92,3 +92,37 @@ def test_onnx_that_differs_from_pytorch_fails_with_the_max_abs_diff(tmp_path):
     check_onnx_against_torch(path, exported, [x.numpy()], ["out"])  # passes on its own model
     with pytest.raises(BuildError, match=r"out max abs diff \d"):
         check_onnx_against_torch(path, other, [x.numpy()], ["out"], Tolerance(1e-4, 1e-4))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"), [(["--imgsz", "-64"], ["--imgsz"]), (["--name", "a/b"], ["--name"])]
+)
+def test_bad_option_values(tmp_path, yolo_checkpoint, args, fragments):
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "-o",
+        str(tmp_path / "r"),
+        *args,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert all(f in proc.stderr for f in fragments)
+
+
+def test_output_that_is_a_file(tmp_path, yolo_checkpoint):
+    (tmp_path / "taken").write_text("")
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "-o",
+        str(tmp_path / "taken"),
+        check=False,
+    )
+    _one_line_error(proc, "cannot write", "--output")

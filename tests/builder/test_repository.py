@@ -39,3 +39,30 @@ def test_failed_build_leaves_the_repository_as_it_was(tmp_path):
         repository.write_models(repo, [broken])
     assert (repo / "mine" / "1" / "marker.txt").read_text() == "v1"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".repo.build-")]
+
+
+def test_a_failed_swap_rolls_back_the_models_already_swapped(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repository.write_models(repo, [_folder("a", "v1", tmp_path), _folder("b", "v1", tmp_path)])
+    real_rename = type(repo).rename
+
+    def flaky_rename(self, target):
+        if self.name == "b" and ".build-" in str(self.parent):  # the new "b" moving into place
+            raise OSError("disk trouble")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(type(repo), "rename", flaky_rename)
+    with pytest.raises(OSError, match="disk trouble"):
+        repository.write_models(repo, [_folder("a", "v2", tmp_path), _folder("b", "v2", tmp_path)])
+    monkeypatch.undo()
+    assert (repo / "a" / "1" / "marker.txt").read_text() == "v1"
+    assert (repo / "b" / "1" / "marker.txt").read_text() == "v1"
+
+
+def test_model_names_must_be_folder_names():
+    from builder.errors import BuildError
+    from builder.families import BuildSettings
+
+    with pytest.raises(BuildError, match="--name 'a/b'"):
+        BuildSettings(name="a/b")
+    assert BuildSettings(name="yolov8n-seg.v2").name == "yolov8n-seg.v2"

@@ -41,3 +41,23 @@ def test_output_names_keep_folders_and_split_shared_stems():
     items = [ImageItem(Path(p), Path(p)) for p in ["a.jpg", "a.png", "b.jpg", "sub/b.jpg"]]
     names = {i.relative.as_posix(): n.as_posix() for i, n in output_names(items).items()}
     assert names == {"a.jpg": "a.jpg", "a.png": "a.png", "b.jpg": "b", "sub/b.jpg": "sub/b"}
+
+
+def test_output_names_never_collide_or_escape(tmp_path):
+    items = [
+        ImageItem(Path("/x/a/img.jpg"), Path("img.jpg")),
+        ImageItem(Path("/y/b/img.jpg"), Path("img.jpg")),
+        ImageItem(Path("/z/out.jpg"), Path("../../out.jpg")),
+    ]
+    names = output_names(items)
+    assert len(set(names.values())) == 3
+    assert all(".." not in n.parts and not n.is_absolute() for n in names.values())
+    assert names[items[2]] == Path("out")
+
+
+def test_the_output_folder_is_not_an_input(tmp_path):
+    for name in ["a.jpg", "results/overlays/a.jpg"]:
+        _touch(tmp_path / name)
+    assert [i.relative.as_posix() for i in images_in_folder(tmp_path, exclude=tmp_path / "results")] == [
+        "a.jpg"
+    ]

@@ -18,7 +18,16 @@ class TritonPythonModel:
         self.size = (int(params["input_height"]), int(params["input_width"]))
 
     def execute(self, requests):
-        return [self._one(request) for request in requests]
+        return [self._guarded(request) for request in requests]
+
+    def _guarded(self, request):
+        """A failure stays in its own request: the others batched with it still get answers."""
+        try:
+            return self._one(request)
+        except Exception as exc:
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(f"preprocess failed: {type(exc).__name__}: {exc}")
+            )
 
     def _one(self, request):
         encoded = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()

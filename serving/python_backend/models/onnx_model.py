@@ -36,7 +36,10 @@ class TritonPythonModel:
                 feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
             counts.append(feeds[self.input_names[0]][-1].shape[0])
         batch = {name: np.concatenate(parts) if len(parts) > 1 else parts[0] for name, parts in feeds.items()}
-        outputs = self.session.run(self.output_names, batch)
+        try:
+            outputs = self.session.run(self.output_names, batch)
+        except Exception:
+            return [self._alone(request) for request in requests]
         responses, start = [], 0
         for n in counts:
             tensors = [
@@ -45,3 +48,17 @@ class TritonPythonModel:
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
             start += n
         return responses
+
+    def _alone(self, request):
+        try:
+            feed = {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.input_names
+            }
+            outputs = self.session.run(self.output_names, feed)
+        except Exception as exc:
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(f"model failed: {type(exc).__name__}: {exc}")
+            )
+        return pb_utils.InferenceResponse(
+            output_tensors=[pb_utils.Tensor(name, out) for name, out in zip(self.output_names, outputs)]
+        )

@@ -39,7 +39,14 @@ class TritonPythonModel:
                     )
                 )
                 continue
-            responses.append(self._one(request, options))
+            try:
+                responses.append(self._one(request, options))
+            except Exception as exc:
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"postprocess failed: {type(exc).__name__}: {exc}")
+                    )
+                )
         return responses
 
     def _one(self, request, options):
@@ -69,6 +76,8 @@ class TritonPythonModel:
         )
 
     def _image(self, pred, protos, size, options):
+        if size[0] < 1 or size[1] < 1:
+            raise ValueError(f"image_size {size.tolist()} must be positive")
         dets = non_max_suppression(
             pred, self.num_classes, options["conf"], options["iou"], options["max_det"]
         )

@@ -19,7 +19,11 @@ def decode_image(data: bytes | np.ndarray) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if buf.size == 0:
         raise ImageDecodeError("empty file (0 bytes)")
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. a header claiming more pixels than CV_IO_MAX_IMAGE_PIXELS
+        reason = str(exc).strip().splitlines()[-1][:200]
+        raise ImageDecodeError(f"not a decodable image ({buf.size} bytes): {reason}") from None
     if image is None:
         head = bytes(buf[:8])
         raise ImageDecodeError(f"not a decodable image ({buf.size} bytes, starts with {head!r})")
