@@ -4,10 +4,14 @@ Used by the demo and the tests, where no dataset can be downloaded."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from training.polygons import mask_polygons
 
 SHAPES = ("circle", "rectangle", "triangle")
 
@@ -47,3 +51,80 @@ def make_scene(
             other.mask[mask.astype(bool)] = 0
         instances.append(Instance(shape, mask))
     return image, [i for i in instances if i.mask.any()]
+
+
+def write_coco_dataset(
+    root: Path,
+    categories: dict[str, int],
+    num_images: int,
+    rng: np.random.Generator,
+    sizes: tuple[tuple[int, int], ...] = ((240, 320), (320, 240), (256, 256)),
+    rle_every: int = 5,
+    subfolder_every: int = 4,
+    max_objects: int = 4,
+) -> Path:
+    """A CVAT-style COCO 1.0 export: ``root/images/...`` and ``root/annotations/instances_default.json``.
+
+    ``categories`` maps a shape name to the category id this dataset uses for it (ids may differ
+    between datasets and need not be contiguous). Every ``rle_every``-th instance is stored as RLE
+    (alternately uncompressed with iscrowd=1, as CVAT writes crowd regions, and compressed); every
+    ``subfolder_every``-th image lives in a sub-folder, so ``file_name`` carries a folder."""
+    from pycocotools import mask as mask_utils
+
+    root = Path(root)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    instance_no = 0
+    for index in range(num_images):
+        h, w = sizes[index % len(sizes)]
+        image, instances = make_scene(h, w, rng, max_objects=max_objects)
+        name = f"{root.name}_{index:04d}.jpg"
+        file_name = f"part{index % 2}/{name}" if subfolder_every and index % subfolder_every == 0 else name
+        (root / "images" / file_name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "images" / file_name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        image_id = index + 1
+        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h})
+        for inst in instances:
+            instance_no += 1
+            x, y, bw, bh = cv2.boundingRect(inst.mask)
+            ann = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": categories[inst.shape],
+                "bbox": [float(x), float(y), float(bw), float(bh)],
+                "area": float(inst.mask.sum()),
+                "iscrowd": 0,
+            }
+            if rle_every and instance_no % rle_every == 0:
+                rle = mask_utils.encode(np.asfortranarray(inst.mask))
+                if (instance_no // rle_every) % 2:
+                    ann["segmentation"] = _uncompressed_rle(inst.mask)
+                    ann["iscrowd"] = 1
+                else:
+                    ann["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode()}
+            else:
+                polygons = mask_polygons(inst.mask)
+                if not polygons:
+                    continue
+                ann["segmentation"] = polygons
+            annotations.append(ann)
+    coco = {
+        "info": {"description": f"synthetic scenes {root.name}"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": cid, "name": name, "supercategory": ""} for name, cid in categories.items()],
+    }
+    path = root / "annotations" / "instances_default.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def _uncompressed_rle(mask: np.ndarray) -> dict:
+    """COCO uncompressed RLE: run lengths of the column-major flattening, starting with zeros."""
+    flat = np.asfortranarray(mask).flatten(order="F")
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], changes, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:
+        counts = [0, *counts]
+    return {"size": list(mask.shape), "counts": counts}

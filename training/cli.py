@@ -1,0 +1,189 @@
+"""``seg-train``: dataset converters and training entry points."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def main() -> None:
+    """Convert datasets and train segmentation models."""
+
+
+@main.command()
+@click.option(
+    "--src-dir",
+    "--src_dir",
+    "src_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder of COCO exports: each sub-folder with images/ and annotations/*.json is a dataset.",
+)
+@click.option(
+    "--dst-dir",
+    "--dst_dir",
+    "dst_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the YOLO-seg dataset (replaced atomically if it exists).",
+)
+@click.option(
+    "--classes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Text file, one class name per line: fixes the class order (others are skipped).",
+)
+@click.option("--val-fraction", "--val_fraction", type=float, default=0.2, help="Share of images in val.")
+@click.option("--seed", type=int, default=0, help="Seed of the deterministic train/val split.")
+@click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
+def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
+    """Convert and merge COCO datasets (CVAT "COCO 1.0" exports) into one YOLO-seg dataset.
+
+    Categories are unified by name across datasets. Polygons, multi-polygon instances and RLE
+    (compressed or not, crowd regions too) all convert. Prints images and instances per class and
+    split, and every skipped annotation with its reason; writes dst/data.yaml for training.
+    """
+    from training.coco2yolo import DatasetError, convert
+
+    try:
+        report = convert(
+            src_dir,
+            dst_dir,
+            classes,
+            val_fraction,
+            seed,
+            copy,
+            progress=lambda xs: tqdm(xs, desc="coco2yolo", unit="img", file=sys.stderr),
+        )
+    except DatasetError as exc:
+        click.echo(f"seg-train: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(report.format())
+    click.echo(
+        f"\nWrote {dst_dir / 'data.yaml'}. Train: seg-train yolo --data {dst_dir / 'data.yaml'} "
+        "--model yolov8n-seg.pt"
+    )
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": False})
+@click.option(
+    "--data", type=click.Path(path_type=Path), default=None, help="data.yaml (from seg-train coco2yolo)."
+)
+@click.option(
+    "--model",
+    default=None,
+    help="yolov8{n,s,m,l,x}-seg.pt (pretrained, downloaded), a local .pt, or a .yaml (random init).",
+)
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Epochs [ultralytics default 100].")
+@click.option(
+    "--batch-size",
+    "--batch_size",
+    "--batch",
+    "batch",
+    type=int,
+    default=None,
+    help="Batch size [ultralytics default 16; -1 = auto].",
+)
+@click.option(
+    "--imgsz", type=click.IntRange(32), default=None, help="Training image size [ultralytics default 640]."
+)
+@click.option("--device", default=None, help="cpu, 0, 0,1 ... [ultralytics picks].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML of training arguments shaped like seed 002's CONFIG (model, data, epochs, lr0, ...).",
+)
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> None:
+    """Train YOLOv8-seg with ultralytics. Any ultralytics train argument may follow as KEY=VALUE.
+
+    Precedence: --config file < the options above < KEY=VALUE. TensorBoard logs go to the run
+    folder (tensorboard --logdir runs/segment); Weights & Biases logs only when WANDB_API_KEY is set.
+
+    \b
+    Example:
+      seg-train yolo --data dataset/data.yaml --model yolov8x-seg.pt --epochs 100 --batch-size 16 \\
+          optimizer=AdamW lr0=0.002 cos_lr=true
+    """
+    from training.yolo_train import TrainingError, configure_loggers, load_config, parse_overrides, train
+
+    try:
+        args = load_config(config_file) if config_file else {}
+        named = {
+            "data": str(data) if data else None,
+            "model": model,
+            "epochs": epochs,
+            "batch": batch,
+            "imgsz": imgsz,
+            "device": device,
+        }
+        args.update({k: v for k, v in named.items() if v is not None})
+        args.update(parse_overrides(list(overrides)))
+        click.echo(f"seg-train: {configure_loggers()}", err=True)
+        best = train(args)
+    except TrainingError as exc:
+        click.echo(f"seg-train: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"\nBest checkpoint: {best}")
+    click.echo(
+        f"Serve it:\n  build-repo --model yolov8n-seg --weights {best}\n"
+        "  seg-serve --model-repository model_repository"
+    )
+
+
+@main.command()
+@click.option(
+    "--src-dir",
+    "--src_dir",
+    "src_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder with LabelMe .json files (searched recursively) and their images.",
+)
+@click.option(
+    "--dst-dir",
+    "--dst_dir",
+    "dst_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output: images/, indexes/<stem>.png, indexes/<stem>_color_mask.png, classes.txt, colors.csv.",
+)
+@click.option(
+    "--classes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="One class per line, background first (LabelMe's labels.txt works). Default: labels found.",
+)
+@click.option(
+    "--colors",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="colors.csv (name,r,g,b per class). Default: the PASCAL VOC palette.",
+)
+@click.option("--copy", is_flag=True, help="Copy images instead of hard-linking them.")
+def labelme(src_dir, dst_dir, classes, colors, copy) -> None:
+    """Convert LabelMe annotations into class-index masks (and colour masks) for semantic training."""
+    from training.labelme import LabelMeError, convert_labelme
+
+    try:
+        report, names = convert_labelme(
+            src_dir,
+            dst_dir,
+            classes,
+            colors,
+            copy,
+            progress=lambda xs: tqdm(xs, desc="labelme", unit="img", file=sys.stderr),
+        )
+    except LabelMeError as exc:
+        click.echo(f"seg-train: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(report.format(names))
+    click.echo(f"classes: {', '.join(names)} → {dst_dir}")
+    if report.failed:
+        sys.exit(1)

@@ -1,0 +1,385 @@
+"""COCO (CVAT "COCO 1.0" exports) → one YOLO-seg dataset, several exports merged.
+
+Every sub-folder of the source holding ``images/`` and ``annotations/*.json`` is a dataset (the
+source itself may be one). Categories are unified by name; ``classes`` fixes their order, else the
+order of first appearance (datasets by folder name, categories by id). Polygons, several polygons
+per instance (joined as ultralytics' own converter joins them), and RLE, uncompressed or compressed
+(crowd regions included), all become one polygon per instance; RLE goes through OpenCV contours.
+
+The split is a deterministic partition of images (``val_fraction``, ``seed``). The output is built
+in a staging folder and swapped into place, so a failed run leaves the previous dataset intact::
+
+    dst/images/{train,val}/<dataset>/<file_name>     hard links (or copies) of the source images
+    dst/labels/{train,val}/<dataset>/<stem>.txt      "class x1 y1 x2 y2 ..." normalised; empty = background
+    dst/annotations/{train,val}.json                 the merged ground truth in COCO form (for COCOeval)
+    dst/data.yaml                                    path, train, val, names
+    dst/conversion_report.json                       counts and every skipped annotation with its reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from pycocotools import mask as mask_utils
+
+from training.files import link_or_copy
+from training.polygons import mask_polygons
+
+SPLITS = ("train", "val")
+
+
+class DatasetError(Exception):
+    """A problem with the input the user must fix; the message names the file."""
+
+
+@dataclass
+class Skipped:
+    dataset: str
+    annotation_id: object
+    image: str
+    reason: str
+
+
+@dataclass
+class ConversionReport:
+    names: list[str]
+    images: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    background: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    instances: dict[str, Counter] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
+    images_with: dict[str, Counter] = field(default_factory=lambda: {s: Counter() for s in SPLITS})
+    skipped: list[Skipped] = field(default_factory=list)
+    skipped_images: list[tuple[str, str, str]] = field(default_factory=list)  # dataset, image, reason
+
+    def to_json(self) -> dict:
+        return {
+            "names": self.names,
+            "images": self.images,
+            "background_images": self.background,
+            "instances": {
+                s: {self.names[c]: n for c, n in sorted(self.instances[s].items())} for s in SPLITS
+            },
+            "images_per_class": {
+                s: {self.names[c]: n for c, n in sorted(self.images_with[s].items())} for s in SPLITS
+            },
+            "skipped_annotations": [vars(s) for s in self.skipped],
+            "skipped_images": [{"dataset": d, "image": i, "reason": r} for d, i, r in self.skipped_images],
+        }
+
+    def format(self) -> str:
+        width = max([len(n) for n in self.names] + [5])
+        lines = [f"{'class':<{width}}  {'train img':>9} {'train inst':>10}  {'val img':>7} {'val inst':>8}"]
+        for c, name in enumerate(self.names):
+            tr, va = self.images_with["train"][c], self.images_with["val"][c]
+            ti, vi = self.instances["train"][c], self.instances["val"][c]
+            lines.append(f"{name:<{width}}  {tr:>9} {ti:>10}  {va:>7} {vi:>8}")
+        lines.append(
+            f"{'images':<{width}}  {self.images['train']:>9} {sum(self.instances['train'].values()):>10}  "
+            f"{self.images['val']:>7} {sum(self.instances['val'].values()):>8}"
+        )
+        lines.append(
+            f"background images (empty label files): train {self.background['train']}, "
+            f"val {self.background['val']}"
+        )
+        if self.skipped_images:
+            lines.append(f"skipped images: {len(self.skipped_images)}")
+            lines += [f"  {d}/{i}: {r}" for d, i, r in self.skipped_images]
+        if self.skipped:
+            by_reason = Counter(s.reason.split(":")[0] for s in self.skipped)
+            lines.append(
+                f"skipped annotations: {len(self.skipped)} ("
+                + ", ".join(f"{r}: {n}" for r, n in by_reason.most_common())
+                + ")"
+            )
+            lines += [
+                f"  {s.dataset}/{s.image} annotation {s.annotation_id}: {s.reason}" for s in self.skipped
+            ]
+        else:
+            lines.append("skipped annotations: none")
+        return "\n".join(lines)
+
+
+@dataclass
+class SourceImage:
+    dataset: str
+    file_name: str
+    path: Path
+    width: int
+    height: int
+    annotations: list[dict] = field(default_factory=list)
+
+
+def find_datasets(src: Path) -> list[Path]:
+    src = Path(src)
+    if not src.is_dir():
+        raise DatasetError(f"{src}: no such folder; --src-dir takes a folder of COCO exports")
+    candidates = [src] if (src / "images").is_dir() else sorted(p for p in src.iterdir() if p.is_dir())
+    datasets = []
+    for folder in candidates:
+        if not (folder / "images").is_dir():
+            continue
+        if not (folder / "annotations").is_dir():
+            raise DatasetError(
+                f"{folder}: has images/ but no annotations/ folder (expected annotations/*.json)"
+            )
+        if not list((folder / "annotations").glob("*.json")):
+            raise DatasetError(f"{folder / 'annotations'}: no .json file in it")
+        datasets.append(folder)
+    if not datasets:
+        raise DatasetError(f"{src}: no dataset found (a sub-folder with images/ and annotations/*.json)")
+    return datasets
+
+
+def load_json(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{path}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a text file") from None
+    if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
+        raise DatasetError(f"{path}: not a COCO file (needs images, annotations and categories)")
+    return data
+
+
+def read_classes_file(path: Path) -> list[str]:
+    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if not names:
+        raise DatasetError(f"{path}: no class names in it (one per line)")
+    if len(set(names)) != len(names):
+        raise DatasetError(f"{path}: a class name is listed twice")
+    return names
+
+
+def _polygon_ok(flat: list) -> bool:
+    if len(flat) < 6 or len(flat) % 2:
+        return False
+    pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
+    return abs(cv2.contourArea(pts.astype(np.float32))) > 0
+
+
+def instance_polygon(segmentation, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
+    """One polygon (N×2, pixels) for a COCO segmentation, or (None, reason)."""
+    from ultralytics.data.converter import merge_multi_segment
+
+    if isinstance(segmentation, dict):
+        if "counts" not in segmentation:
+            return None, "empty segmentation"
+        try:
+            rle = segmentation
+            if isinstance(rle["counts"], list):
+                rle = mask_utils.frPyObjects(rle, *rle.get("size", [height, width]))
+            mask = mask_utils.decode(rle)
+        except (TypeError, ValueError, KeyError) as exc:
+            return None, f"invalid RLE: {exc}"
+        if mask.shape != (height, width):
+            return None, f"RLE size {list(mask.shape)} differs from the image's {[height, width]}"
+        parts = mask_polygons(mask)
+        if not parts:
+            return None, "empty segmentation"
+    elif isinstance(segmentation, list):
+        if not segmentation:
+            return None, "empty segmentation"
+        if not isinstance(segmentation[0], list):
+            segmentation = [segmentation]
+        parts = segmentation
+    else:
+        return None, "empty segmentation"
+    parts = [p for p in parts if _polygon_ok(p)]
+    if not parts:
+        return None, "degenerate polygon (fewer than 3 points or no area)"
+    if len(parts) == 1:
+        return np.asarray(parts[0], dtype=np.float64).reshape(-1, 2), None
+    return np.concatenate(merge_multi_segment(parts), axis=0), None
+
+
+def _split_of(images: list[SourceImage], val_fraction: float, seed: int) -> dict[int, str]:
+    """Order images by a seeded hash of dataset/file_name and put the first fraction in val."""
+    keys = sorted(
+        range(len(images)),
+        key=lambda i: hashlib.sha256(
+            f"{seed}:{images[i].dataset}/{images[i].file_name}".encode()
+        ).hexdigest(),
+    )
+    n_val = round(len(images) * val_fraction)
+    if val_fraction > 0 and len(images) > 1:
+        n_val = min(max(n_val, 1), len(images) - 1)
+    return {i: ("val" if rank < n_val else "train") for rank, i in enumerate(keys)}
+
+
+def collect(
+    datasets: Iterable[Path], classes: list[str] | None, report_skip: Callable
+) -> tuple[list[str], list[SourceImage]]:
+    names: list[str] = list(classes or [])
+    fixed = classes is not None
+    images: list[SourceImage] = []
+    for folder in datasets:
+        dataset = folder.name
+        for ann_file in sorted((folder / "annotations").glob("*.json")):
+            coco = load_json(ann_file)
+            cat_name = {c["id"]: str(c["name"]) for c in coco["categories"]}
+            for cid in sorted(cat_name):
+                if cat_name[cid] not in names and not fixed:
+                    names.append(cat_name[cid])
+            by_id: dict[object, SourceImage] = {}
+            for img in coco["images"]:
+                path = folder / "images" / img["file_name"]
+                by_id[img["id"]] = SourceImage(
+                    dataset, img["file_name"], path, int(img["width"]), int(img["height"])
+                )
+            for ann in coco["annotations"]:
+                image = by_id.get(ann.get("image_id"))
+                if image is None:
+                    report_skip(
+                        Skipped(dataset, ann.get("id"), "?", f"unknown image id {ann.get('image_id')}")
+                    )
+                    continue
+                name = cat_name.get(ann.get("category_id"))
+                if name is None:
+                    report_skip(
+                        Skipped(
+                            dataset,
+                            ann.get("id"),
+                            image.file_name,
+                            f"unknown category id {ann.get('category_id')}",
+                        )
+                    )
+                    continue
+                if name not in names:
+                    report_skip(
+                        Skipped(
+                            dataset, ann.get("id"), image.file_name, f"category {name!r} is not in --classes"
+                        )
+                    )
+                    continue
+                image.annotations.append({**ann, "_class": names.index(name)})
+            images.extend(by_id.values())
+    return names, images
+
+
+def convert(
+    src: Path,
+    dst: Path,
+    classes_file: Path | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    copy: bool = False,
+    progress: Callable[[Iterable], Iterable] = lambda x: x,
+) -> ConversionReport:
+    if not 0 <= val_fraction < 1:
+        raise DatasetError(f"--val-fraction {val_fraction} must be in [0, 1)")
+    classes = read_classes_file(classes_file) if classes_file else None
+    datasets = find_datasets(src)
+    skipped: list[Skipped] = []
+    names, images = collect(datasets, classes, skipped.append)
+    report = ConversionReport(names=names, skipped=skipped)
+    present = []
+    for image in images:
+        if image.path.is_file():
+            present.append(image)
+        else:
+            report.skipped_images.append((image.dataset, image.file_name, "missing image file"))
+            skipped.extend(
+                Skipped(image.dataset, a.get("id"), image.file_name, "missing image file")
+                for a in image.annotations
+            )
+    split = _split_of(present, val_fraction, seed)
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.converting-", dir=dst.parent))
+    try:
+        gt = {
+            s: {
+                "images": [],
+                "annotations": [],
+                "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)],
+            }
+            for s in SPLITS
+        }
+        for index, image in enumerate(progress(present)):
+            part = split[index]
+            rel = Path(image.dataset) / image.file_name
+            link_or_copy(image.path, staging / "images" / part / rel, copy)
+            lines = []
+            image_id = len(gt[part]["images"]) + 1
+            gt[part]["images"].append(
+                {"id": image_id, "file_name": rel.as_posix(), "width": image.width, "height": image.height}
+            )
+            for ann in image.annotations:
+                polygon, reason = instance_polygon(ann.get("segmentation"), image.height, image.width)
+                if polygon is None:
+                    skipped.append(Skipped(image.dataset, ann.get("id"), image.file_name, reason))
+                    continue
+                norm = (polygon / np.array([image.width, image.height])).clip(0, 1)
+                lines.append(f"{ann['_class']} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)))
+                report.instances[part][ann["_class"]] += 1
+                gt[part]["annotations"].append(
+                    {
+                        "id": len(gt[part]["annotations"]) + 1,
+                        "image_id": image_id,
+                        "category_id": ann["_class"] + 1,
+                        "segmentation": ann["segmentation"],
+                        "bbox": ann.get("bbox") or _bbox(polygon),
+                        "area": float(ann.get("area") or 0),
+                        "iscrowd": int(ann.get("iscrowd", 0)),
+                    }
+                )
+            label = (staging / "labels" / part / rel).with_suffix(".txt")
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("\n".join(lines) + ("\n" if lines else ""))
+            report.images[part] += 1
+            report.background[part] += not lines
+            for c in {int(line.split(" ", 1)[0]) for line in lines}:
+                report.images_with[part][c] += 1
+        for part in SPLITS:
+            (staging / "images" / part).mkdir(parents=True, exist_ok=True)
+            (staging / "labels" / part).mkdir(parents=True, exist_ok=True)
+        (staging / "annotations").mkdir()
+        for part in SPLITS:
+            (staging / "annotations" / f"{part}.json").write_text(json.dumps(gt[part]))
+        (staging / "data.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "path": str(dst.resolve()),
+                    "train": "images/train",
+                    "val": "images/val",
+                    "names": dict(enumerate(names)),
+                },
+                sort_keys=False,
+                allow_unicode=True,
+            )
+        )
+        (staging / "conversion_report.json").write_text(json.dumps(report.to_json(), indent=1))
+        _swap_into_place(staging, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _bbox(polygon: np.ndarray) -> list[float]:
+    x1, y1 = polygon.min(axis=0)
+    x2, y2 = polygon.max(axis=0)
+    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
+
+
+def _swap_into_place(staging: Path, dst: Path) -> None:
+    retired = None
+    if dst.exists():
+        retired = dst.with_name(f".{dst.name}.old-{os.getpid()}")
+        dst.rename(retired)
+    staging.rename(dst)
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""Ultralytics YOLOv8-seg training with the seeds' flags, any ultralytics argument, and a YAML
+config shaped like seed 002's CONFIG. TensorBoard is on; Weights & Biases only when WANDB_API_KEY
+is in the environment (never prompted for)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class TrainingError(Exception):
+    """A user mistake (unknown argument, missing file, no weights offline): one line."""
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` words → dict, values parsed as YAML scalars (0.01, true, [1, 2], AdamW)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise TrainingError(
+                f"{pair!r}: extra training arguments are key=value (e.g. lr0=0.002 cos_lr=true)"
+            )
+        out[key.strip()] = yaml.safe_load(value) if value else None
+    return out
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise TrainingError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise TrainingError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise TrainingError(f"{path}: expected a mapping of training arguments like seed 002's CONFIG")
+    return data
+
+
+def validate_arguments(args: dict[str, Any]) -> None:
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    for key in args:
+        if key not in DEFAULT_CFG_DICT:
+            close = difflib.get_close_matches(key, DEFAULT_CFG_DICT, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise TrainingError(f"unknown training argument {key!r}{hint}")
+
+
+def load_model(model: str):
+    from ultralytics import YOLO
+
+    path = Path(model)
+    if path.suffix in {".yaml", ".yml"}:
+        return YOLO(model)  # architecture only: random initialisation
+    if path.suffix == ".pt" and not path.is_file() and len(path.parts) > 1:
+        raise TrainingError(
+            f"{model}: no such file; give a local .pt, a hub name like yolov8n-seg.pt, or a .yaml"
+        )
+    try:
+        return YOLO(model)
+    except Exception as exc:  # ultralytics raises many kinds when the download fails
+        stem = path.stem
+        raise TrainingError(
+            f"could not load {model} ({type(exc).__name__}; offline?): use --model {stem}.yaml to start from "
+            f"random weights, or --model PATH/TO/{path.name} for a local checkpoint"
+        ) from None
+
+
+def configure_loggers() -> str:
+    """TensorBoard on; W&B only with a key in the environment. Returns a line saying which."""
+    from ultralytics import settings
+
+    wandb = bool(os.environ.get("WANDB_API_KEY"))
+    if wandb:
+        try:
+            import wandb as _  # noqa: F401
+        except ImportError:
+            wandb = False
+    settings.update({"tensorboard": True, "wandb": wandb})
+    return "TensorBoard on" + (
+        ", Weights & Biases on (WANDB_API_KEY set)" if wandb else "; W&B off (no WANDB_API_KEY)"
+    )
+
+
+def train(arguments: dict[str, Any]) -> Path:
+    """Train; return the path of best.pt."""
+    arguments = dict(arguments)
+    model_name = str(arguments.pop("model", None) or "")
+    if not model_name:
+        raise TrainingError("no --model given (e.g. yolov8n-seg.pt, or yolov8n-seg.yaml for random weights)")
+    data = arguments.get("data")
+    if not data:
+        raise TrainingError("no --data given (the data.yaml that seg-train coco2yolo writes)")
+    if not Path(str(data)).is_file():
+        raise TrainingError(f"{data}: no such file; --data takes a data.yaml")
+    validate_arguments(arguments)
+    model = load_model(model_name)
+    if model.task != "segment":
+        raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
+    model.train(**arguments)
+    best = Path(model.trainer.best)
+    if not best.is_file():
+        best = Path(model.trainer.last)
+    return best
