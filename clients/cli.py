@@ -116,3 +116,37 @@ def infer(
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)
         sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--annotations",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="COCO ground truth (e.g. annotations/val.json that seg-train coco2yolo writes).",
+)
+@click.option(
+    "--results",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The --out folder of seg-client infer.",
+)
+def evaluate(annotations: Path, results: Path) -> None:
+    """Box and mask mAP of seg-client results with pycocotools' COCOeval.
+
+    Images are matched by their path relative to the folder given to `infer --source`
+    (as coco2yolo writes them), categories by class name.
+    """
+    from clients.coco_eval import evaluate as coco_evaluate
+
+    try:
+        scores = coco_evaluate(annotations, results)
+    except ClientError as exc:
+        click.echo(f"seg-client: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{scores.images} images ({scores.images_without_results} without results), "
+        f"{scores.detections} detections"
+    )
+    click.echo(f"box  mAP50 {scores.box_map50:.4f}  mAP50-95 {scores.box_map:.4f}")
+    click.echo(f"mask mAP50 {scores.mask_map50:.4f}  mAP50-95 {scores.mask_map:.4f}")

@@ -1,13 +1,16 @@
-"""The main job, end to end on this machine: checkpoint → build-repo → seg-serve → seg-client.
+"""The main job, end to end on this machine, with the real commands a user types:
 
-Runs the real commands a user types, on an embedded default (the tritonserver from the
-nvidia-pytriton wheel, on CPU), and checks the served masks against ultralytics' own predict.
-Until training lands (issue 3), the checkpoint is a random-weight YOLOv8n-seg whose BatchNorm was
-calibrated so it detects things: its detections are arbitrary, the pipeline around them is real.
+  synthetic CVAT exports → seg-train coco2yolo → seg-train yolo → build-repo → seg-serve →
+  seg-client infer → seg-client evaluate (pycocotools COCOeval), next to ultralytics' own val.
+
+Everything runs on the embedded defaults: CPU, and the tritonserver from the nvidia-pytriton wheel.
+No download: the model trains from scratch (yolov8n-seg.yaml) on generated scenes for a few minutes,
+so its scores are modest; the point is that the served model scores what ultralytics says it scores.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shlex
@@ -17,49 +20,61 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from demo.offline import configure_offline_ultralytics
 
-OUT = Path("demo_output")
 MODEL = "yolov8n-seg"
-IMGSZ = 320
 BIN = Path(sys.executable).parent
+SIZES = ((192, 256), (256, 192), (224, 224))
+# Enough optimizer steps for a from-scratch model to learn the shapes within minutes on 2 cores:
+# a step per batch (nbs = batch), AdamW at a higher rate, a short warm-up.
+TRAIN_ARGS = [
+    "workers=2",
+    "plots=False",
+    "optimizer=AdamW",
+    "lr0=0.003",
+    "warmup_epochs=1",
+    "close_mosaic=5",
+    "exist_ok=True",
+    "seed=0",
+    "deterministic=True",
+]
 
 
 def run(*args: str) -> str:
     print(f"\n$ {shlex.join(args)}", flush=True)
     proc = subprocess.run([str(BIN / args[0]), *args[1:]], stdout=subprocess.PIPE, text=True)
     print(proc.stdout, end="", flush=True)
-    if proc.returncode not in (0,):
+    if proc.returncode != 0:
         sys.exit(f"demo: {args[0]} failed with exit code {proc.returncode}")
     return proc.stdout
 
 
-def make_inputs() -> tuple[Path, Path]:
-    from training.random_checkpoint import make_random_yolo_seg
-    from training.synthetic import make_scene
+def make_exports(root: Path, images_per_dataset: int) -> None:
+    """Two CVAT exports whose categories carry different ids, as happens between projects."""
+    from training.synthetic import write_coco_dataset
 
-    weights = make_random_yolo_seg(OUT / "weights" / f"{MODEL}-random.pt", model=MODEL, imgsz=IMGSZ)
-    images = OUT / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(7)
-    for i, (h, w, ext) in enumerate(
-        [
-            (480, 640, "jpg"),
-            (640, 480, "png"),
-            (720, 1280, "webp"),
-            (333, 517, "bmp"),
-            (1080, 1920, "jpg"),
-            (400, 300, "png"),
-        ]
-    ):
-        cv2.imwrite(str(images / f"scene{i}.{ext}"), make_scene(h, w, rng)[0])
-    return weights, images
+    rng = np.random.default_rng(0)
+    write_coco_dataset(
+        root / "cvat_project_a",
+        {"circle": 1, "rectangle": 2, "triangle": 3},
+        images_per_dataset,
+        rng,
+        sizes=SIZES,
+        max_objects=3,
+    )
+    write_coco_dataset(
+        root / "cvat_project_b",
+        {"triangle": 4, "circle": 9, "rectangle": 17},
+        images_per_dataset,
+        rng,
+        sizes=SIZES,
+        max_objects=3,
+    )
 
 
-def start_server(repository: Path) -> tuple[subprocess.Popen, str]:
+def start_server(repository: Path, log: Path) -> tuple[subprocess.Popen, str]:
     args = [
         "seg-serve",
         "--model-repository",
@@ -71,7 +86,7 @@ def start_server(repository: Path) -> tuple[subprocess.Popen, str]:
         "--metrics-port",
         "0",
         "--log-file",
-        str(OUT / "tritonserver.log"),
+        str(log),
     ]
     print(f"\n$ {shlex.join(args)} &", flush=True)
     proc = subprocess.Popen([str(BIN / args[0]), *args[1:]], stderr=subprocess.PIPE, text=True)
@@ -85,37 +100,128 @@ def start_server(repository: Path) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             break
     proc.kill()
-    sys.exit(f"demo: seg-serve did not become ready; see {OUT / 'tritonserver.log'}")
+    sys.exit(f"demo: seg-serve did not become ready; see {log}")
 
 
-def compare_with_ultralytics(weights: Path, images: Path, results: Path) -> str:
+def ultralytics_val(weights: Path, data: Path, imgsz: int) -> dict[str, float]:
     from ultralytics import YOLO
 
-    from clients.parity import Dets, Parity, compare
+    print(f"\n>>> YOLO('{weights}').val(data='{data}', imgsz={imgsz}, conf=0.001, iou=0.7)", flush=True)
+    metrics = YOLO(str(weights)).val(
+        data=str(data),
+        imgsz=imgsz,
+        batch=8,
+        conf=0.001,
+        iou=0.7,
+        plots=False,
+        device="cpu",
+        workers=0,
+        verbose=False,
+    )
+    return {
+        "box_map50": metrics.box.map50,
+        "box_map": metrics.box.map,
+        "mask_map50": metrics.seg.map50,
+        "mask_map": metrics.seg.map,
+    }
 
-    model, total = YOLO(str(weights)), Parity()
-    for image in sorted(images.iterdir()):
-        ref = model.predict(str(image), imgsz=IMGSZ, conf=0.5, rect=False, retina_masks=True, verbose=False)[
-            0
-        ]
-        total.merge(
-            compare(
-                Dets.from_ultralytics(ref),
-                Dets.from_record(json.loads((results / f"{image.stem}.json").read_text())),
-                0.5,
+
+def ultralytics_predict_cocoeval(
+    weights: Path, images: Path, ground_truth: Path, imgsz: int
+) -> dict[str, float]:
+    """ultralytics' own predict (square letterbox, as the server) scored by the same COCOeval: it
+    separates what serving changes (nothing, if this row equals the served one) from what the two
+    metric implementations disagree on."""
+    from pycocotools import mask as mask_utils
+    from ultralytics import YOLO
+
+    from clients.coco_eval import load_ground_truth, score_results
+
+    gt, model, results = load_ground_truth(ground_truth), YOLO(str(weights)), []
+    category = {c["name"]: c["id"] for c in gt.dataset["categories"]}
+    for image in gt.dataset["images"]:
+        r = model.predict(
+            str(images / image["file_name"]),
+            imgsz=imgsz,
+            conf=0.001,
+            iou=0.7,
+            rect=False,
+            retina_masks=True,
+            max_det=300,
+            verbose=False,
+        )[0]
+        if r.masks is None:
+            continue
+        for box, score, cls, mask in zip(
+            r.boxes.xyxy.numpy(), r.boxes.conf.numpy(), r.boxes.cls.numpy(), r.masks.data.numpy()
+        ):
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            results.append(
+                {
+                    "image_id": image["id"],
+                    "category_id": category[model.names[int(cls)]],
+                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
+                    "score": float(score),
+                    "segmentation": {**rle, "counts": rle["counts"].decode()},
+                }
             )
-        )
-    return total.summary()
+    return dict(zip(["box_map50", "box_map", "mask_map50", "mask_map"], score_results(ground_truth, results)))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo_output"))
+    parser.add_argument("--images", type=int, default=50, help="images per synthetic export")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=192)
+    args = parser.parse_args()
     configure_offline_ultralytics()
-    start = time.monotonic()
-    print("== 1. a YOLOv8n-seg checkpoint and some images", flush=True)
-    weights, images = make_inputs()
-    print(f"checkpoint {weights}, {len(list(images.iterdir()))} images in {images}")
-    repository, results = OUT / "model_repository", OUT / "results"
-    print("\n== 2. build the Triton model repository", flush=True)
+    out, start = args.out.resolve(), time.monotonic()
+    exports, dataset = out / "cvat_exports", out / "dataset"
+
+    print("== 1. two CVAT COCO exports (generated scenes; category ids differ between them)", flush=True)
+    make_exports(exports, args.images)
+    print(f"{exports}: {', '.join(p.name for p in sorted(exports.iterdir()))}")
+
+    print("\n== 2. merge and convert them to one YOLO-seg dataset", flush=True)
+    run(
+        "seg-train",
+        "coco2yolo",
+        "--src-dir",
+        str(exports),
+        "--dst-dir",
+        str(dataset),
+        "--val-fraction",
+        "0.2",
+    )
+
+    print("\n== 3. train yolov8n-seg from scratch, briefly (CPU)", flush=True)
+    run(
+        "seg-train",
+        "yolo",
+        "--data",
+        str(dataset / "data.yaml"),
+        "--model",
+        f"{MODEL}.yaml",
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        "8",
+        "--imgsz",
+        str(args.imgsz),
+        "--device",
+        "cpu",
+        "nbs=8",
+        f"project={out / 'runs'}",
+        "name=train",
+        *TRAIN_ARGS,
+    )
+    weights = out / "runs" / "train" / "weights" / "best.pt"
+
+    print("\n== 4. build the Triton model repository", flush=True)
+    repository = out / "model_repository"
     run(
         "build-repo",
         "--model",
@@ -126,40 +232,105 @@ def main() -> None:
         str(repository),
         "--runtime",
         "python-onnx",
-        "--conf",
-        "0.5",
+        "--imgsz",
+        str(args.imgsz),
     )
-    print("\n== 3. serve it", flush=True)
-    server, grpc_url = start_server(repository)
+
+    print("\n== 5. serve it and query it with the held-out images", flush=True)
+    server, url = start_server(repository, out / "tritonserver.log")
+    results, overlays = out / "results" / "val", out / "results" / "overlays"
     try:
-        print("\n== 4. query it", flush=True)
         run(
             "seg-client",
             "infer",
             "--source",
-            str(images),
+            str(dataset / "images" / "val"),
             "--model",
             MODEL,
             "--url",
-            grpc_url,
+            url,
             "--out",
             str(results),
+            "--conf",
+            "0.001",
+            "--overwrite",
+        )
+        run(
+            "seg-client",
+            "infer",
+            "--source",
+            str(dataset / "images" / "val"),
+            "--model",
+            MODEL,
+            "--url",
+            url,
+            "--out",
+            str(overlays),
+            "--conf",
+            "0.5",
             "--overlay",
             "--overwrite",
         )
     finally:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(signal.SIGINT)
         server.wait(60)
+
     print(
-        "\n== 5. compare with ultralytics predict(rect=False, retina_masks=True) on the same checkpoint",
+        "\n== 6. score the served model (COCOeval) next to ultralytics' val of the same checkpoint",
         flush=True,
     )
-    print(compare_with_ultralytics(weights, images, results))
-    print(f"\nDone in {time.monotonic() - start:.0f} s. Outputs:")
-    print(f"  model repository  {repository.resolve()}")
-    print(f"  per-image JSON    {results.resolve()}/<image>.json")
-    print(f"  overlays          {(results / 'overlays').resolve()}/")
-    print(f"  server log        {(OUT / 'tritonserver.log').resolve()}")
+    served = run(
+        "seg-client",
+        "evaluate",
+        "--annotations",
+        str(dataset / "annotations" / "val.json"),
+        "--results",
+        str(results),
+    )
+    served_scores = dict(
+        zip(
+            ["box_map50", "box_map", "mask_map50", "mask_map"],
+            map(
+                float,
+                re.findall(r"mAP50 ([\d.]+)  mAP50-95 ([\d.]+)", served)[0]
+                + re.findall(r"mAP50 ([\d.]+)  mAP50-95 ([\d.]+)", served)[1],
+            ),
+        )
+    )
+    reference = ultralytics_val(weights, dataset / "data.yaml", args.imgsz)
+    same_metric = ultralytics_predict_cocoeval(
+        weights, dataset / "images" / "val", dataset / "annotations" / "val.json", args.imgsz
+    )
+    rows = (
+        ("served, COCOeval", served_scores),
+        ("ultralytics val", reference),
+        ("ultralytics predict, COCOeval", same_metric),
+    )
+    print(f"\n{'':30}{'box mAP50':>10}{'box mAP50-95':>14}{'mask mAP50':>12}{'mask mAP50-95':>15}")
+    for label, row in rows:
+        print(
+            f"{label:30}{row['box_map50']:>10.4f}{row['box_map']:>14.4f}"
+            f"{row['mask_map50']:>12.4f}{row['mask_map']:>15.4f}"
+        )
+    print(
+        "(last row: ultralytics' own predict, square letterbox as the server pads, scored like the first row)"
+    )
+    gap = abs(served_scores["mask_map50"] - reference["mask_map50"])
+    print(f"mask mAP50, served vs ultralytics val: difference {gap:.4f}")
+    scores = {
+        "served": served_scores,
+        "ultralytics_val": reference,
+        "ultralytics_predict_cocoeval": same_metric,
+        "mask_map50_difference": gap,
+    }
+    (out / "scores.json").write_text(json.dumps(scores, indent=1))
+    print(f"\nDone in {time.monotonic() - start:.0f} s. Outputs under {out}:")
+    print(f"  dataset          {dataset}  (data.yaml, conversion_report.json)")
+    print(f"  checkpoint       {weights}  (TensorBoard: tensorboard --logdir {out / 'runs'})")
+    print(f"  model repository {repository}")
+    print(f"  per-image JSON   {results}")
+    print(f"  overlays         {overlays / 'overlays'}")
+    print(f"  scores           {out / 'scores.json'}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ in a staging folder and swapped into place, so a failed run leaves the previous 
 
     dst/images/{train,val}/<dataset>/<file_name>     hard links (or copies) of the source images
     dst/labels/{train,val}/<dataset>/<stem>.txt      "class x1 y1 x2 y2 ..." normalised; empty = background
-    dst/annotations/{train,val}.json                 the merged ground truth in COCO form (for COCOeval)
+    dst/annotations/{train,val}.json                 the converted labels in COCO form (for COCOeval)
     dst/data.yaml                                    path, train, val, names
     dst/conversion_report.json                       counts and every skipped annotation with its reason
 """
@@ -326,15 +326,17 @@ def convert(
                 norm = (polygon / np.array([image.width, image.height])).clip(0, 1)
                 lines.append(f"{ann['_class']} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)))
                 report.instances[part][ann["_class"]] += 1
+                # The ground truth of the converted dataset: the polygon the label holds, as an
+                # instance (crowd regions became instances too; COCOeval would otherwise ignore them).
                 gt[part]["annotations"].append(
                     {
                         "id": len(gt[part]["annotations"]) + 1,
                         "image_id": image_id,
                         "category_id": ann["_class"] + 1,
-                        "segmentation": ann["segmentation"],
-                        "bbox": ann.get("bbox") or _bbox(polygon),
-                        "area": float(ann.get("area") or 0),
-                        "iscrowd": int(ann.get("iscrowd", 0)),
+                        "segmentation": [polygon.reshape(-1).tolist()],
+                        "bbox": _bbox(polygon),
+                        "area": float(cv2.contourArea(polygon.astype(np.float32))),
+                        "iscrowd": 0,
                     }
                 )
             label = (staging / "labels" / part / rel).with_suffix(".txt")
