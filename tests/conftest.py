@@ -37,9 +37,13 @@ IMGSZ = 320
 MODEL = "yolov8n-seg"
 
 
-def run_cli(name: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run one of our console scripts as a user would."""
-    proc = subprocess.run([str(BIN / name), *args], capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    name: str, *args: str, check: bool = True, timeout: float = 600, as_user: bool = False
+) -> subprocess.CompletedProcess:
+    """Run one of our console scripts as a user would. ``as_user`` also drops PYTEST_CURRENT_TEST,
+    which makes ultralytics switch its loggers (TensorBoard...) off."""
+    env = {k: v for k, v in os.environ.items() if not (as_user and k == "PYTEST_CURRENT_TEST")}
+    proc = subprocess.run([str(BIN / name), *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{name} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"

@@ -1,0 +1,130 @@
+"""seg-train yolo: argument handling, and a 1-epoch smoke training whose checkpoint is served."""
+
+import numpy as np
+import pytest
+import yaml
+
+from serving.tritonserver import TritonServer
+from tests.conftest import run_cli
+from training.coco2yolo import convert
+from training.synthetic import write_coco_dataset
+from training.yolo_train import TrainingError, configure_loggers, parse_overrides, validate_arguments
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    write_coco_dataset(
+        root / "src" / "a",
+        {"circle": 1, "rectangle": 2, "triangle": 3},
+        10,
+        np.random.default_rng(0),
+        sizes=((64, 96), (96, 64)),
+    )
+    convert(root / "src", root / "yolo", val_fraction=0.3)
+    return root / "yolo" / "data.yaml"
+
+
+def test_one_epoch_trains_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
+    config = tmp_path / "config.yaml"  # shaped like seed 002's CONFIG
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": "yolov8n-seg.yaml",
+                "epochs": 5,
+                "imgsz": 64,
+                "batch": 4,
+                "optimizer": "AdamW",
+                "lr0": 0.002,
+                "cos_lr": True,
+            }
+        )
+    )
+    proc = run_cli(
+        "seg-train",
+        "yolo",
+        "--config",
+        str(config),
+        "--data",
+        str(tiny_dataset),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "workers=0",
+        "plots=False",
+        f"project={tmp_path / 'runs'}",
+        "name=smoke",
+        timeout=900,
+        as_user=True,
+    )
+    run_dir = tmp_path / "runs" / "smoke"
+    best = run_dir / "weights" / "best.pt"
+    assert best.is_file()
+    assert (
+        f"Best checkpoint: {best}" in proc.stdout
+        and f"build-repo --model yolov8n-seg --weights {best}" in proc.stdout
+    )
+    args = yaml.safe_load((run_dir / "args.yaml").read_text())
+    assert (args["epochs"], args["imgsz"], args["batch"], args["optimizer"], args["cos_lr"]) == (
+        1,
+        64,
+        4,
+        "AdamW",
+        True,
+    )
+    assert list(run_dir.glob("events.out.tfevents*")), "TensorBoard logging is on"
+    assert "W&B off" in proc.stderr
+
+    repo = tmp_path / "repo"
+    run_cli("build-repo", "--model", "yolov8n-seg", "--weights", str(best), "--output", str(repo), "--quiet")
+    from clients.triton import SegmentationClient
+
+    image = next(tiny_dataset.parent.glob("images/val/**/*.jpg")).read_bytes()
+    with TritonServer(repo, log_path=tmp_path / "server.log") as server:
+        client = SegmentationClient(server.grpc_url)
+        assert client.model_info("yolov8n-seg").class_names == ["circle", "rectangle", "triangle"]
+        result = client.infer_instances("yolov8n-seg", image, {"conf": 0.001})
+        assert result.boxes.shape[1] == 4 and (result.height, result.width) in {(64, 96), (96, 64)}
+
+
+def test_unknown_argument_suggests_the_right_one(tiny_dataset):
+    proc = run_cli(
+        "seg-train", "yolo", "--data", str(tiny_dataset), "--model", "yolov8n-seg.yaml", "lr=0.1", check=False
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown training argument 'lr'" in proc.stderr and "lr0" in proc.stderr
+
+
+def test_missing_pretrained_weights_offline_suggest_the_yaml(tiny_dataset):
+    proc = run_cli("seg-train", "yolo", "--data", str(tiny_dataset), "--model", "yolov8x-seg.pt", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("seg-train: error: could not load yolov8x-seg.pt") and "yolov8x-seg.yaml" in last
+
+
+def test_missing_data_yaml(tmp_path):
+    proc = run_cli(
+        "seg-train", "yolo", "--data", str(tmp_path / "nope.yaml"), "--model", "yolov8n-seg.yaml", check=False
+    )
+    assert proc.returncode == 2 and "nope.yaml: no such file" in proc.stderr
+
+
+def test_overrides_parse_as_yaml_scalars():
+    assert parse_overrides(["lr0=0.002", "cos_lr=true", "optimizer=AdamW", "freeze=[0, 1]"]) == {
+        "lr0": 0.002,
+        "cos_lr": True,
+        "optimizer": "AdamW",
+        "freeze": [0, 1],
+    }
+    with pytest.raises(TrainingError, match="key=value"):
+        parse_overrides(["lr0"])
+    validate_arguments({"lr0": 0.1, "mosaic": 0.5, "overlap_mask": True})
+
+
+def test_wandb_only_with_a_key(monkeypatch):
+    from ultralytics import settings
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert "W&B off" in configure_loggers()
+    assert settings["wandb"] is False and settings["tensorboard"] is True
