@@ -168,6 +168,24 @@ def ultralytics_predict_cocoeval(
     return dict(zip(["box_map50", "box_map", "mask_map50", "mask_map"], score_results(ground_truth, results)))
 
 
+def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: int) -> str:
+    """Detection-level parity of the served model with ultralytics' predict at conf 0.25."""
+    from ultralytics import YOLO
+
+    from clients.image_sources import images_in_folder, output_names
+    from clients.parity import Dets, Parity, compare
+
+    model, total = YOLO(str(weights)), Parity()
+    items = images_in_folder(images)
+    for item, name in output_names(items).items():
+        ref = model.predict(
+            str(item.path), imgsz=imgsz, conf=0.5, rect=False, retina_masks=True, verbose=False
+        )[0]
+        served = Dets.from_record(json.loads((records / f"{name}.json").read_text()))
+        total.merge(compare(Dets.from_ultralytics(ref), served, 0.25))
+    return total.summary()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,7 +285,7 @@ def main() -> None:
             "--out",
             str(overlays),
             "--conf",
-            "0.5",
+            "0.25",
             "--overlay",
             "--overwrite",
         )
@@ -276,7 +294,13 @@ def main() -> None:
         server.wait(60)
 
     print(
-        "\n== 6. score the served model (COCOeval) next to ultralytics' val of the same checkpoint",
+        "\n== 6. served detections vs ultralytics predict(rect=False, retina_masks=True) at conf 0.25",
+        flush=True,
+    )
+    print(served_vs_predict_parity(weights, dataset / "images" / "val", overlays, args.imgsz), flush=True)
+
+    print(
+        "\n== 7. score the served model (COCOeval) next to ultralytics' val of the same checkpoint",
         flush=True,
     )
     served = run(
