@@ -76,16 +76,16 @@ def bench_onnxruntime(onnx_path: Path, images: list[Path], imgsz: int) -> list[f
 def bench_served(url: str, model: str, images: list[Path], concurrency: int, work: Path) -> float:
     """Wall ms per image for the client's own run loop (reads files, sends, writes JSON)."""
     from clients.image_sources import images_in_folder
-    from clients.infer_run import run_instances
+    from clients.infer_run import run_images
     from clients.triton import SegmentationClient
 
     client = SegmentationClient(url)
     info = client.model_info(model)
     items = images_in_folder(images[0].parent)
-    run_instances(client, info, items[:4], work / "warmup", concurrency=concurrency)
+    run_images(client, info, items[:4], work / "warmup", concurrency=concurrency)
     out = work / f"served-c{concurrency}"
     start = time.perf_counter()
-    summary = run_instances(client, info, items, out, concurrency=concurrency)
+    summary = run_images(client, info, items, out, concurrency=concurrency)
     elapsed = (time.perf_counter() - start) * 1000
     assert not summary.failed, summary.failed
     return elapsed / len(items)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from builder import families, graph_surgery, repository, triton_config, verify
-from builder.families import BuildSettings
+from builder.families import BuildSettings, LoadRequest
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.runtimes import get_runtime, io_specs
 
@@ -32,6 +32,10 @@ class BuildOptions:
     max_det: int = 300
     instances: int = 1
     max_queue_delay_us: int = 0
+    size: tuple[int, int] | None = None  # (width, height)
+    nhwc: bool = False
+    arch: str | None = None
+    encoder: str | None = None
     opset: int = DEFAULT_OPSET
     tolerance: verify.Tolerance = field(default_factory=verify.Tolerance)
 
@@ -59,7 +63,9 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
         max_queue_delay_us=opts.max_queue_delay_us,
     )
     progress(f"loading {opts.weights or opts.model} ({family.name})")
-    loaded = family.load(opts.model, opts.weights, opts.imgsz)
+    loaded = family.load(
+        LoadRequest(opts.model, opts.weights, opts.imgsz, opts.size, opts.nhwc, opts.arch, opts.encoder)
+    )
     samples = family.sample_inputs(loaded)
     with tempfile.TemporaryDirectory(prefix="build-repo-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
@@ -68,21 +74,23 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
             loaded.module,
             torch.from_numpy(samples[0][:1]),
             onnx_path,
-            family.input_names,
-            family.output_names,
+            loaded.input_names,
+            loaded.output_names,
             opts.opset,
         )
         with torch.no_grad():
-            outputs = [t.numpy() for t in loaded.module(torch.from_numpy(samples[0][:1]))]
-        output_shapes = {n: o.shape[1:] for n, o in zip(family.output_names, outputs)}
+            outputs = [
+                t.numpy() for t in verify.flatten_outputs(loaded.module(torch.from_numpy(samples[0][:1])))
+            ]
+        output_shapes = {n: o.shape[1:] for n, o in zip(loaded.output_names, outputs)}
         counts = graph_surgery.fold_and_clean(onnx_path, output_shapes)
         progress(f"graph surgery: {counts['nodes_before']} → {counts['nodes_after']} nodes")
         comparisons = verify.check_onnx_against_torch(
-            onnx_path, loaded.module, samples, family.output_names, opts.tolerance
+            onnx_path, loaded.module, samples, loaded.output_names, opts.tolerance
         )
         worst = ", ".join(f"{c.name} {c.max_abs_diff:.2g}" for c in comparisons)
         progress(f"ONNX matches PyTorch (max abs diff: {worst})")
-        model_io = (io_specs(family.input_names, [samples[0][:1]]), io_specs(family.output_names, outputs))
+        model_io = (io_specs(loaded.input_names, [samples[0][:1]]), io_specs(loaded.output_names, outputs))
         model_settings = triton_config.ModelSettings(
             f"{settings.name}_model",
             *model_io,

@@ -21,8 +21,8 @@ def _aliases(*names: str) -> list[str]:
     "--model",
     "model",
     required=True,
-    help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg). Picks the family, and the "
-    "pretrained weights when --weights is not given.",
+    help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg), or smp for a seg-train semantic "
+    "checkpoint. Picks the family, and YOLO's pretrained weights when --weights is not given.",
 )
 @click.option(
     "--weights",
@@ -76,6 +76,24 @@ def _aliases(*names: str) -> list[str]:
 )
 @click.option("--atol", type=float, default=1e-3, help="Absolute tolerance of the ONNX vs PyTorch check.")
 @click.option("--rtol", type=float, default=1e-3, help="Relative tolerance of the ONNX vs PyTorch check.")
+@click.option(
+    "--size",
+    type=(click.IntRange(32), click.IntRange(32)),
+    default=None,
+    metavar="W H",
+    help="smp: input width and height (multiples of the encoder's output stride). Default: the checkpoint's.",
+)
+@click.option(
+    "--nhwc", is_flag=True, help="smp: NHWC input named input_1, as the seeds' trtexec commands expect."
+)
+@click.option("--arch", default=None, help="smp: override the architecture the checkpoint records.")
+@click.option(
+    "--encoder",
+    "--backend",
+    "encoder",
+    default=None,
+    help="smp: override the encoder the checkpoint records.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
 def main(
     model,
@@ -92,6 +110,10 @@ def main(
     max_queue_delay_us,
     atol,
     rtol,
+    size,
+    nhwc,
+    arch,
+    encoder,
     quiet,
 ) -> None:
     """Build a Triton model repository from a segmentation checkpoint.
@@ -101,8 +123,9 @@ def main(
     <name>_postprocess and the ensemble <name>, each with a generated config.pbtxt.
 
     \b
-    Example:
+    Examples:
       build-repo --model yolov8n-seg --weights runs/segment/train/weights/best.pt
+      build-repo --model smp --weights runs/semantic/roads/best.pth --name roads
       seg-serve --model-repository model_repository
       seg-client infer --source images/ --model yolov8n-seg --out results/
     """
@@ -125,6 +148,10 @@ def main(
         instances=instances,
         max_queue_delay_us=max_queue_delay_us,
         tolerance=Tolerance(atol, rtol),
+        size=size,
+        nhwc=nhwc,
+        arch=arch,
+        encoder=encoder,
     )
     try:
         result = build_repository(opts, progress=echo)

@@ -53,7 +53,7 @@ def check_onnx_against_torch(
     for x in inputs:
         with torch.no_grad():
             expected = module(torch.from_numpy(x))
-        expected = [t.detach().cpu().numpy() for t in _flatten(expected)]
+        expected = [t.detach().cpu().numpy() for t in flatten_outputs(expected)]
         actual = session.run(output_names, {input_name: x})
         for c in compare_outputs(expected, actual, output_names, tol):
             prev = worst.get(c.name)
@@ -70,10 +70,10 @@ def check_onnx_against_torch(
     return list(worst.values())
 
 
-def _flatten(out) -> list[torch.Tensor]:
+def flatten_outputs(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         return [out]
     flat: list[torch.Tensor] = []
     for item in out:
-        flat.extend(_flatten(item))
+        flat.extend(flatten_outputs(item))
     return flat

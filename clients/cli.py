@@ -66,9 +66,10 @@ def infer(
 ) -> None:
     """Run a served model over a folder or a group; write one JSON per image.
 
-    Each <out>/<image stem>.json holds the boxes (original pixels), scores, classes and COCO RLE
-    masks. Failed images are reported (and listed in <out>/failures.json); the rest go on. A re-run
-    skips images already done.
+    Instance models: <out>/<image stem>.json holds the boxes (original pixels), scores, classes and
+    COCO RLE masks. Semantic models: <stem>.png (class index per pixel), <stem>_color.png and
+    <stem>.json (pixel fraction per class). Failed images are reported (and listed in
+    <out>/failures.json); the rest go on. A re-run skips images already done.
     """
     try:
         if (source is None) == (group is None):
@@ -82,14 +83,10 @@ def infer(
             raise ClientError(f"--out {out} is a file; give a folder")
         client = SegmentationClient(url)
         info = client.model_info(model)
-        if info.task != "instance_segmentation":
-            raise ClientError(
-                f"model {model!r} is a {info.task} model; this command serves instance_segmentation"
-            )
-        from clients.infer_run import run_instances
+        from clients.infer_run import run_images
 
         with tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
-            summary = run_instances(
+            summary = run_images(
                 client,
                 info,
                 items,
@@ -109,9 +106,10 @@ def infer(
     except KeyboardInterrupt:
         click.echo("seg-client: interrupted; finished images are saved, a re-run resumes", err=True)
         sys.exit(130)
+    found = f"{summary.detections} detections" if info.task == "instance_segmentation" else "masks"
     click.echo(
         f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "
-        f"{summary.detections} detections → {out}"
+        f"{found} → {out}"
     )
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)

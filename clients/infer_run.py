@@ -17,7 +17,7 @@ import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem, output_names
-from clients.overlays import draw_instances
+from clients.overlays import blend, colorize, draw_instances
 from clients.records import instance_record, write_atomic, write_json_atomic
 from clients.triton import ClientError, ModelInfo, SegmentationClient
 
@@ -32,14 +32,89 @@ class RunSummary:
     detections: int = 0
 
 
-def _one(
-    client: SegmentationClient,
-    model: ModelInfo,
-    item: ImageItem,
-    json_path: Path,
-    overlay_path: Path | None,
-    overrides: dict,
-) -> int:
+class InstanceWriter:
+    """Instance segmentation: ``<name>.json`` (DESIGN.md's schema) and, on request, an overlay."""
+
+    task = "instance_segmentation"
+
+    def __init__(self, overrides: dict | None = None):
+        self.overrides = overrides or {}
+
+    def __call__(
+        self,
+        client: SegmentationClient,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        result = client.infer_instances(model.name, data, self.overrides)
+        record = instance_record(item.relative.as_posix(), model, result)
+        if overlay_path is not None:
+            _write_image(overlay_path, draw_instances(_decode(data), record))
+        write_json_atomic(base.with_name(base.name + ".json"), record)  # last: its presence means done
+        return len(record["detections"])
+
+
+class SemanticWriter:
+    """Semantic segmentation: ``<name>.png`` (class indices), ``<name>_color.png`` (the server's
+    colours), ``<name>.json`` (pixel fraction per class) and, on request, an overlay."""
+
+    task = "semantic_segmentation"
+
+    def __call__(
+        self,
+        client: SegmentationClient,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        result = client.infer_semantic(model.name, data)
+        color = colorize(result.mask, model.colors)
+        _write_image(base.with_name(base.name + ".png"), result.mask)
+        _write_image(base.with_name(base.name + "_color.png"), color)
+        if overlay_path is not None:
+            _write_image(overlay_path, blend(_decode(data), color))
+        ids, counts = np.unique(result.mask, return_counts=True)
+        total = max(int(counts.sum()), 1)
+        record = {
+            "image": item.relative.as_posix(),
+            "width": result.width,
+            "height": result.height,
+            "model": model.name,
+            "mask": base.name + ".png",
+            "color_mask": base.name + "_color.png",
+            "classes": [
+                {
+                    "class_id": int(i),
+                    "class_name": model.class_name(int(i)),
+                    "pixel_fraction": round(int(c) / total, 6),
+                }
+                for i, c in zip(ids, counts)
+            ],
+        }
+        write_json_atomic(base.with_name(base.name + ".json"), record)
+        return len(ids)
+
+
+WRITERS = {w.task: w for w in (InstanceWriter, SemanticWriter)}
+
+
+def _decode(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"cannot encode {path.name}")
+    write_atomic(path, encoded.tobytes())
+
+
+def _one(client, model, item: ImageItem, base: Path, overlay_path: Path | None, writer) -> int:
     try:
         data = item.path.read_bytes()
     except OSError as exc:
@@ -47,21 +122,13 @@ def _one(
     if not data:
         raise ValueError("empty file (0 bytes)")
     try:
-        result = client.infer_instances(model.name, data, overrides)
+        return writer(client, model, item, data, base, overlay_path)
     except InferenceServerException as exc:
         message = (exc.message() or str(exc)).replace(f"in ensemble '{model.name}', ", "")
         raise ValueError(message) from None
-    record = instance_record(item.relative.as_posix(), model, result)
-    if overlay_path is not None:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        ok, encoded = cv2.imencode(".jpg", draw_instances(image, record))
-        if ok:
-            write_atomic(overlay_path, encoded.tobytes())
-    write_json_atomic(json_path, record)  # last: its presence means the image is done
-    return len(record["detections"])
 
 
-def run_instances(
+def run_images(
     client: SegmentationClient,
     model: ModelInfo,
     items: list[ImageItem],
@@ -73,6 +140,11 @@ def run_instances(
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
 ) -> RunSummary:
+    if model.task not in WRITERS:
+        raise ClientError(
+            f"model {model.name!r} serves {model.task!r}; seg-client knows {', '.join(WRITERS)}"
+        )
+    writer = InstanceWriter(overrides) if model.task == InstanceWriter.task else SemanticWriter()
     summary = RunSummary()
     names = output_names(items)
     todo = []
@@ -83,12 +155,12 @@ def run_instances(
             on_progress(1)
             continue
         overlay_path = out_dir / "overlays" / f"{names[item]}.jpg" if overlays else None
-        todo.append((item, json_path, overlay_path))
+        todo.append((item, out_dir / names[item], overlay_path))
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
     try:
         futures = {
-            pool.submit(_one, client, model, item, json_path, overlay_path, overrides or {}): item
-            for item, json_path, overlay_path in todo
+            pool.submit(_one, client, model, item, base, overlay_path, writer): item
+            for item, base, overlay_path in todo
         }
         for future in as_completed(futures):
             item = futures[future]

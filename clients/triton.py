@@ -22,6 +22,10 @@ class ModelInfo:
     input_size: tuple[int, int]
     parameters: dict[str, str]
 
+    @property
+    def colors(self) -> list[list[int]]:
+        return json.loads(self.parameters.get("colors", "[]"))
+
     def class_name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
 
@@ -38,7 +42,17 @@ class InstanceResult:
     masks: list[bytes]  # COCO compressed RLE counts
 
 
+@dataclass
+class SemanticResult:
+    """One image's class-index mask at its original size."""
+
+    height: int
+    width: int
+    mask: np.ndarray  # (height, width) uint8 or uint16
+
+
 INSTANCE_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections", "image_size")
+SEMANTIC_OUTPUTS = ("mask", "image_size")
 
 
 class SegmentationClient:
@@ -105,6 +119,16 @@ class SegmentationClient:
             classes=response.as_numpy("classes")[0, :n],
             masks=list(response.as_numpy("masks")[0, :n]),
         )
+
+    def infer_semantic(
+        self, model: str, encoded_image: bytes, timeout_s: float | None = 300
+    ) -> SemanticResult:
+        image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
+        outputs = [grpcclient.InferRequestedOutput(n) for n in SEMANTIC_OUTPUTS]
+        response = self._client.infer(model, [image], outputs=outputs, client_timeout=timeout_s)
+        height, width = (int(v) for v in response.as_numpy("image_size")[0])
+        return SemanticResult(height, width, response.as_numpy("mask")[0, :height, :width])
 
     def close(self) -> None:
         self._client.close()

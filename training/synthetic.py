@@ -128,3 +128,27 @@ def _uncompressed_rle(mask: np.ndarray) -> dict:
     if flat[0] == 1:
         counts = [0, *counts]
     return {"size": list(mask.shape), "counts": counts}
+
+
+def write_semantic_dataset(
+    root: Path,
+    num_images: int,
+    rng: np.random.Generator,
+    sizes: tuple[tuple[int, int], ...] = ((96, 128), (128, 96)),
+) -> Path:
+    """Seed 001's layout from generated scenes: images/, indexes/<stem>.png (0 background, then one
+    class per shape) and colors.csv."""
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "indexes").mkdir(parents=True, exist_ok=True)
+    for i in range(num_images):
+        h, w = sizes[i % len(sizes)]
+        image, instances = make_scene(h, w, rng)
+        index = np.zeros((h, w), np.uint8)
+        for inst in instances:
+            index[inst.mask.astype(bool)] = SHAPES.index(inst.shape) + 1
+        cv2.imwrite(str(root / "images" / f"scene_{i:04d}.png"), image)
+        cv2.imwrite(str(root / "indexes" / f"scene_{i:04d}.png"), index)
+    colors = ["background,0,0,0", "circle,230,25,75", "rectangle,60,180,75", "triangle,0,130,200"]
+    (root / "colors.csv").write_text("name,r,g,b\n" + "\n".join(colors) + "\n")
+    return root

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from builder.errors import BuildError
-from builder.families.base import BuildSettings, LoadedModel, ModelFamily
+from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
+from builder.families.smp_semantic import SmpSemanticFamily
 from builder.families.yolo_seg import YoloSegFamily
 
-FAMILIES: list[ModelFamily] = [YoloSegFamily()]
+FAMILIES: list[ModelFamily] = [YoloSegFamily(), SmpSemanticFamily()]
 
 
 def resolve(model_name: str) -> ModelFamily:
@@ -17,4 +18,4 @@ def resolve(model_name: str) -> ModelFamily:
     raise BuildError(f"--model {model_name!r} matches no model family ({known})")
 
 
-__all__ = ["FAMILIES", "BuildSettings", "LoadedModel", "ModelFamily", "resolve"]
+__all__ = ["FAMILIES", "BuildSettings", "LoadRequest", "LoadedModel", "ModelFamily", "resolve"]

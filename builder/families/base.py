@@ -18,13 +18,28 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 @dataclass
+class LoadRequest:
+    """What the user asked for; each family uses the parts that apply to it."""
+
+    model: str
+    weights: Path | None = None
+    imgsz: int | None = None  # square input size
+    size: tuple[int, int] | None = None  # (width, height) input size
+    nhwc: bool = False  # NHWC input named input_1, as the seeds' TensorRT commands expect
+    arch: str | None = None  # overrides of what a checkpoint records
+    encoder: str | None = None
+
+
+@dataclass
 class LoadedModel:
     """A checkpoint loaded and prepared for export."""
 
-    module: torch.nn.Module  # eval mode, returns the tensors named in ``output_names``
+    module: torch.nn.Module  # eval mode, takes ``input_names`` and returns ``output_names``
     class_names: list[str]
     input_size: tuple[int, int]  # (height, width) of the exported network's input
     source: str  # the weights file (or hub name) it came from
+    input_names: list[str]
+    output_names: list[str]
     metadata: dict[str, str] = field(default_factory=dict)  # recorded in the ensemble's parameters
 
 
@@ -50,15 +65,14 @@ class BuildSettings:
 class ModelFamily(ABC):
     name: str
     task: str
-    input_names: list[str]
-    output_names: list[str]
+    model_names_help: str
 
     @abstractmethod
     def matches(self, model_name: str) -> bool:
         """Whether ``--model model_name`` names a model of this family."""
 
     @abstractmethod
-    def load(self, model_name: str, weights: Path | None, imgsz: int | None) -> LoadedModel: ...
+    def load(self, request: LoadRequest) -> LoadedModel: ...
 
     @abstractmethod
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:

@@ -6,17 +6,17 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
 
-from builder import triton_config
 from builder.errors import BuildError
-from builder.families.base import BuildSettings, LoadedModel, ModelFamily
-from builder.model_folder import ModelFolder, python_backend_folder
+from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
+from builder.families.pipeline import three_step_ensemble
+from builder.model_folder import ModelFolder
 from builder.tensors import TensorSpec
 from serving.python_backend.segops.letterbox import letterbox, to_model_input
+from serving.python_backend.segops.resize import InputSpec
 from training.synthetic import make_scene
 
 NAME_PATTERN = re.compile(r"^yolo(v8|11)[nsmlx]-seg$")
@@ -60,13 +60,12 @@ class YoloSegFamily(ModelFamily):
     name = "yolov8-seg"
     task = "instance_segmentation"
     model_names_help = "yolov8{n,s,m,l,x}-seg or yolo11{n,s,m,l,x}-seg"
-    input_names: ClassVar[list[str]] = ["images"]
-    output_names: ClassVar[list[str]] = ["output0", "output1"]
 
     def matches(self, model_name: str) -> bool:
         return bool(NAME_PATTERN.match(model_name))
 
-    def load(self, model_name: str, weights: Path | None, imgsz: int | None) -> LoadedModel:
+    def load(self, request: LoadRequest) -> LoadedModel:
+        model_name, weights, imgsz = request.model, request.weights, request.imgsz
         from ultralytics import __version__ as ultralytics_version
         from ultralytics.nn.modules import C2f, Detect
 
@@ -97,6 +96,8 @@ class YoloSegFamily(ModelFamily):
             class_names=class_names,
             input_size=(size, size),
             source=str(weights or f"{model_name}.pt"),
+            input_names=["images"],
+            output_names=["output0", "output1"],
             metadata={"ultralytics_version": ultralytics_version, "stride": str(stride)},
         )
 
@@ -111,12 +112,8 @@ class YoloSegFamily(ModelFamily):
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
-        name, (h, w) = settings.name, loaded.input_size
-        model_inputs, model_outputs = model_io
-        geometry = {"input_height": h, "input_width": w}
+        h, w = loaded.input_size
         thresholds = {"conf": settings.conf, "iou": settings.iou, "max_det": settings.max_det}
-        image = TensorSpec("IMAGE", "bytes", (1,))
-        image_size = TensorSpec("image_size", "int32", (2,))
         detections = [
             TensorSpec("boxes", "float32", (-1, 4)),
             TensorSpec("scores", "float32", (-1,)),
@@ -124,63 +121,19 @@ class YoloSegFamily(ModelFamily):
             TensorSpec("masks", "bytes", (-1,)),
             TensorSpec("num_detections", "int32", (1,)),
         ]
-        batching = triton_config.DynamicBatching(settings.max_queue_delay_us)
-        pre = triton_config.python_model_config(
-            triton_config.ModelSettings(
-                f"{name}_preprocess",
-                [image],
-                [*model_inputs, image_size],
-                settings.max_batch_size,
-                geometry,
-                batching,
-                settings.instances,
-            )
-        )
-        post = triton_config.python_model_config(
-            triton_config.ModelSettings(
-                f"{name}_postprocess",
-                [*model_outputs, image_size],
-                detections,
-                settings.max_batch_size,
-                {**geometry, **thresholds, "num_classes": len(loaded.class_names)},
-                batching,
-                settings.instances,
-            )
-        )
-        ensemble = triton_config.ensemble_config(
-            name,
-            inputs=[image],
-            outputs=[*detections, image_size],
-            steps=[
-                triton_config.EnsembleStep(
-                    pre.name,
-                    {"IMAGE": "IMAGE"},
-                    {**{t.name: t.name for t in model_inputs}, "image_size": "image_size"},
-                ),
-                triton_config.EnsembleStep(
-                    f"{name}_model",
-                    {t.name: t.name for t in model_inputs},
-                    {t.name: t.name for t in model_outputs},
-                ),
-                triton_config.EnsembleStep(
-                    post.name,
-                    {**{t.name: t.name for t in model_outputs}, "image_size": "image_size"},
-                    {t.name: t.name for t in detections},
-                ),
-            ],
-            max_batch_size=settings.max_batch_size,
-            parameters={
+        return three_step_ensemble(
+            settings,
+            model_io,
+            InputSpec(h, w, "letterbox"),
+            "yolo_seg_postprocess",
+            detections,
+            {**thresholds, "num_classes": len(loaded.class_names)},
+            {
                 "family": self.name,
                 "task": self.task,
                 "class_names": json.dumps(loaded.class_names),
-                **geometry,
                 **thresholds,
                 "source_weights": Path(loaded.source).name,
                 **loaded.metadata,
             },
         )
-        return [
-            python_backend_folder(pre, "image_preprocess"),
-            python_backend_folder(post, "yolo_seg_postprocess"),
-            ModelFolder(name, ensemble, dirs={}, files={}),
-        ]

@@ -1,21 +1,23 @@
-"""Triton Python-backend model: encoded image files → letterboxed model input.
+"""Triton Python-backend model: encoded image files → model input, for every family.
 
-Input ``IMAGE`` (TYPE_STRING, one encoded file per batch item). Outputs ``images`` (3×H×W float32
-RGB in [0, 1]) and ``image_size`` (original height, width). A file that does not decode fails its
-request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
+Input ``IMAGE`` (TYPE_STRING, one encoded file per batch item). Outputs the model input (named by
+the ``output_name`` parameter; resize mode, normalisation and layout from the other parameters, see
+segops/resize.py) and ``image_size`` (original height, width). A file that does not decode fails
+its request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
 """
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from segops.decode import ImageDecodeError, decode_image
-from segops.letterbox import letterbox, to_model_input
+from segops.resize import InputSpec, prepare
 from segops.triton_params import config_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
         params = config_parameters(args["model_config"])
-        self.size = (int(params["input_height"]), int(params["input_width"]))
+        self.spec = InputSpec.from_parameters(params)
+        self.output_name = params.get("output_name", "images")
 
     def execute(self, requests):
         return [self._guarded(request) for request in requests]
@@ -32,7 +34,7 @@ class TritonPythonModel:
     def _one(self, request):
         encoded = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
         items = encoded.reshape(encoded.shape[0], -1)[:, 0]
-        inputs = np.empty((len(items), 3, *self.size), dtype=np.float32)
+        inputs = np.empty((len(items), *self.spec.shape), dtype=np.float32)
         sizes = np.empty((len(items), 2), dtype=np.int32)
         for i, item in enumerate(items):
             try:
@@ -42,9 +44,8 @@ class TritonPythonModel:
                 return pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
                 )
-            padded, _ = letterbox(image, self.size)
-            inputs[i] = to_model_input(padded)
+            inputs[i] = prepare(image, self.spec)
             sizes[i] = image.shape[:2]
         return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor("images", inputs), pb_utils.Tensor("image_size", sizes)]
+            output_tensors=[pb_utils.Tensor(self.output_name, inputs), pb_utils.Tensor("image_size", sizes)]
         )

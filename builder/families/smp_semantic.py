@@ -1,0 +1,116 @@
+"""Semantic segmentation with segmentation-models-pytorch, from `seg-train semantic` checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from builder.errors import BuildError
+from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
+from builder.families.pipeline import three_step_ensemble
+from builder.model_folder import ModelFolder
+from builder.tensors import TensorSpec
+from serving.python_backend.segops.resize import InputSpec, prepare
+from serving.python_backend.segops.semantic import index_dtype
+from training.smp_checkpoint import CheckpointError, build_model, load_checkpoint
+from training.synthetic import make_scene
+
+
+class _Logits(torch.nn.Module):
+    """The network; with ``nhwc`` it takes NHWC input (the seeds' ``input_1``) and transposes inside."""
+
+    def __init__(self, model: torch.nn.Module, nhwc: bool):
+        super().__init__()
+        self.model, self.nhwc = model, nhwc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.permute(0, 3, 1, 2) if self.nhwc else x)
+
+
+def _nearest_multiple(value: int, stride: int) -> int:
+    return max(stride, round(value / stride) * stride)
+
+
+class SmpSemanticFamily(ModelFamily):
+    name = "smp"
+    task = "semantic_segmentation"
+    model_names_help = "smp (a seg-train semantic checkpoint: any segmentation-models-pytorch architecture)"
+
+    def matches(self, model_name: str) -> bool:
+        return model_name == "smp" or model_name.startswith("smp-")
+
+    def load(self, request: LoadRequest) -> LoadedModel:
+        if request.weights is None:
+            raise BuildError("--model smp needs --weights CKPT (a checkpoint written by seg-train semantic)")
+        try:
+            info, payload = load_checkpoint(request.weights)
+            info.arch = request.arch or info.arch
+            info.encoder = request.encoder or info.encoder
+            model = build_model(info)
+            model.load_state_dict(payload["state_dict"])
+        except CheckpointError as exc:
+            raise BuildError(str(exc)) from None
+        except RuntimeError as exc:  # state_dict does not fit the (overridden) architecture
+            first = str(exc).splitlines()[0]
+            raise BuildError(
+                f"{request.weights}: weights do not fit {info.arch}/{info.encoder} ({first})"
+            ) from None
+        width, height = request.size or ((request.imgsz,) * 2 if request.imgsz else info.input_size)
+        stride = int(getattr(model.encoder, "output_stride", 32))
+        if width % stride or height % stride:
+            w2, h2 = _nearest_multiple(width, stride), _nearest_multiple(height, stride)
+            raise BuildError(
+                f"input size {width}x{height} (WxH) is not divisible by {stride}, the output stride of the "
+                f"{info.encoder} encoder; use multiples of {stride}, e.g. --size {w2} {h2}"
+            )
+        module = _Logits(model.eval(), request.nhwc).eval()
+        return LoadedModel(
+            module=module,
+            class_names=list(info.class_names),
+            input_size=(height, width),
+            source=str(request.weights),
+            input_names=["input_1" if request.nhwc else "input"],
+            output_names=["logits"],
+            metadata={
+                "arch": info.arch,
+                "encoder": info.encoder,
+                "colors": json.dumps(info.colors),
+                "mean_rgb": ",".join(map(str, info.mean)),
+                "std_rgb": ",".join(map(str, info.std)),
+                "layout": "HWC" if request.nhwc else "CHW",
+            },
+        )
+
+    def input_spec(self, loaded: LoadedModel) -> InputSpec:
+        mean = tuple(float(v) for v in loaded.metadata["mean_rgb"].split(","))
+        std = tuple(float(v) for v in loaded.metadata["std_rgb"].split(","))
+        return InputSpec(*loaded.input_size, "stretch", mean, std, loaded.metadata["layout"])
+
+    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
+        rng, spec = np.random.default_rng(0), self.input_spec(loaded)
+        h, w = loaded.input_size
+        scenes = [make_scene(sh, sw, rng)[0] for sh, sw in [(h, w), (h // 2, w), (h, w // 2)]]
+        batch = [prepare(s, spec) for s in scenes]
+        return [np.stack(batch[:2]), batch[2][None]]
+
+    def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
+        num_classes = len(loaded.class_names)
+        mask = TensorSpec("mask", str(index_dtype(num_classes)), (-1, -1))
+        return three_step_ensemble(
+            settings,
+            model_io,
+            self.input_spec(loaded),
+            "semantic_postprocess",
+            [mask],
+            {"num_classes": num_classes, "logits_name": "logits", "logits_layout": "CHW"},
+            {
+                "family": self.name,
+                "task": self.task,
+                "class_names": json.dumps(loaded.class_names),
+                "source_weights": Path(loaded.source).name,
+                **{k: v for k, v in loaded.metadata.items() if k != "layout"},
+            },
+        )

@@ -1,0 +1,43 @@
+"""Triton Python-backend model: per-pixel class scores → class-index mask at the original size.
+
+Inputs the network's ``logits`` (C×h×w, or h×w×C for NHWC models) and ``image_size``. Outputs
+``mask`` (UINT8, or UINT16 beyond 256 classes), padded to the largest image of the batch, and
+``image_size`` tells the client what to crop.
+"""
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+from segops.semantic import class_index_mask, index_dtype
+from segops.triton_params import config_parameters
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        params = config_parameters(args["model_config"])
+        self.layout = params.get("logits_layout", "CHW")
+        self.logits_name = params.get("logits_name", "logits")
+        self.dtype = index_dtype(int(params["num_classes"]))
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            try:
+                responses.append(self._one(request))
+            except Exception as exc:  # a failure stays in its own request
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"postprocess failed: {type(exc).__name__}: {exc}")
+                    )
+                )
+        return responses
+
+    def _one(self, request):
+        logits = pb_utils.get_input_tensor_by_name(request, self.logits_name).as_numpy()
+        sizes = pb_utils.get_input_tensor_by_name(request, "image_size").as_numpy()
+        h, w = int(sizes[:, 0].max()), int(sizes[:, 1].max())
+        masks = np.zeros((len(logits), h, w), self.dtype)
+        for i, (scores, size) in enumerate(zip(logits, sizes)):
+            masks[i, : size[0], : size[1]] = class_index_mask(
+                scores, (int(size[0]), int(size[1])), self.layout
+            )
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("mask", masks)])

@@ -1,0 +1,195 @@
+"""segmentation-models-pytorch training, with seed 001's options: any architecture and encoder,
+albumentations, optional mix-up, validation mIoU per epoch, TensorBoard, resumable checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+
+from training.semantic_data import (
+    IGNORE_INDEX,
+    DataError,
+    SegmentationDataset,
+    find_samples,
+    read_class_table,
+    split_samples,
+    transforms,
+)
+from training.smp_checkpoint import (
+    CheckpointError,
+    SemanticModelInfo,
+    TrainingState,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+log = logging.getLogger("seg-train")
+
+
+@dataclass
+class SemanticTrainOptions:
+    data_root: Path
+    num_classes: int
+    model_name: str
+    resume_from: Path | None = None
+    arch: str = "Unet"
+    encoder: str = "efficientnet-b0"
+    epochs: int = 50
+    batch_size: int = 8
+    size: tuple[int, int] = (640, 320)  # (width, height)
+    use_mixup: bool = False
+    mode: str = "seg"
+    colors: Path | None = None
+    lr: float = 1e-3
+    val_fraction: float = 0.2
+    output_dir: Path = Path("runs/semantic")
+    device: str | None = None
+    workers: int = 2
+    seed: int = 0
+
+
+def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    keep = target != IGNORE_INDEX
+    idx = target[keep] * num_classes + pred[keep]
+    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def mean_iou(matrix: torch.Tensor) -> tuple[float, list[float]]:
+    """Mean over the classes present in the ground truth or the predictions."""
+    m = matrix.double()
+    inter = m.diag()
+    union = m.sum(0) + m.sum(1) - inter
+    ious = torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
+    present = ~torch.isnan(ious)
+    return (float(ious[present].mean()) if present.any() else 0.0), ious.tolist()
+
+
+def _encoder_weights(encoder: str) -> str | None:
+    """ImageNet weights where they can be downloaded; random, with a warning, offline."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        log.warning("offline (HF_HUB_OFFLINE=1): the %s encoder starts from random weights", encoder)
+        return None
+    return "imagenet"
+
+
+def _new_model(info: SemanticModelInfo) -> torch.nn.Module:
+    weights = _encoder_weights(info.encoder)
+    if weights is None:
+        return build_model(info, None)
+    try:
+        return build_model(info, weights)
+    except (OSError, RuntimeError, ValueError) as exc:  # no network, no weights for this encoder
+        log.warning(
+            "no ImageNet weights for %s (%s): starting from random weights", info.encoder, type(exc).__name__
+        )
+        return build_model(info, None)
+
+
+def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, **kw: it) -> Path:
+    """Train; return the path of the best checkpoint."""
+    if opts.mode != "seg":
+        raise DataError(f"--mode {opts.mode!r} is not supported; use --mode seg")
+    torch.manual_seed(opts.seed)
+    table = read_class_table(opts.colors or _default_colors(opts.data_root), opts.num_classes)
+    samples = find_samples(opts.data_root)
+    train_samples, val_samples = split_samples(samples, opts.val_fraction, opts.seed)
+    info = SemanticModelInfo(opts.arch, opts.encoder, opts.num_classes, table.names, table.colors, opts.size)
+    state = TrainingState()
+    model = None
+    if opts.resume_from is not None:
+        if Path(opts.resume_from).is_file():
+            try:
+                saved, payload = load_checkpoint(opts.resume_from)
+            except CheckpointError as exc:
+                raise DataError(str(exc)) from None
+            if (saved.arch, saved.encoder, saved.num_classes) != (info.arch, info.encoder, info.num_classes):
+                was = f"{saved.arch}/{saved.encoder} with {saved.num_classes} classes"
+                now = f"{info.arch}/{info.encoder} with {info.num_classes}"
+                raise DataError(f"{opts.resume_from}: a {was}; this run asks for {now}")
+            model = build_model(info)
+            model.load_state_dict(payload["state_dict"])
+            state = TrainingState(int(payload["epoch"]), float(payload["best_miou"]), payload["optimizer"])
+            log.info(
+                "resuming from %s (epoch %d, best mIoU %.4f)", opts.resume_from, state.epoch, state.best_miou
+            )
+        else:
+            log.warning("%s does not exist: training from scratch", opts.resume_from)
+    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = (model or _new_model(info)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
+    if state.optimizer:
+        optimizer.load_state_dict(state.optimizer)
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    loader_args = {"batch_size": opts.batch_size, "num_workers": opts.workers}
+    train_loader = DataLoader(
+        SegmentationDataset(train_samples, table, transforms(opts.size, info.mean, info.std, train=True)),
+        shuffle=True,
+        drop_last=len(train_samples) > opts.batch_size,
+        **loader_args,
+    )
+    val_loader = DataLoader(
+        SegmentationDataset(val_samples, table, transforms(opts.size, info.mean, info.std, train=False)),
+        **loader_args,
+    )
+    run_dir = Path(opts.output_dir) / opts.model_name
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    best_path, last_path = run_dir / "best.pth", run_dir / "last.pth"
+    rng = np.random.default_rng(opts.seed)
+    try:
+        for epoch in range(state.epoch + 1, opts.epochs + 1):
+            model.train()
+            total = 0.0
+            for images, masks in progress(train_loader, desc=f"epoch {epoch}/{opts.epochs}"):
+                images, masks = images.to(device), masks.to(device)
+                if opts.use_mixup and len(images) > 1:
+                    lam = float(rng.beta(0.4, 0.4))
+                    perm = torch.randperm(len(images), device=device)
+                    logits = model(lam * images + (1 - lam) * images[perm])
+                    loss = lam * loss_fn(logits, masks) + (1 - lam) * loss_fn(logits, masks[perm])
+                else:
+                    loss = loss_fn(model(images), masks)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += float(loss) * len(images)
+            miou, per_class = evaluate(model, val_loader, opts.num_classes, device)
+            train_loss = total / max(len(train_samples), 1)
+            writer.add_scalar("train/loss", train_loss, epoch)
+            writer.add_scalar("val/mIoU", miou, epoch)
+            for name, iou in zip(table.names, per_class):
+                if iou == iou:  # not NaN: the class is present
+                    writer.add_scalar(f"val/IoU/{name}", iou, epoch)
+            log.info("epoch %d/%d: train loss %.4f, val mIoU %.4f", epoch, opts.epochs, train_loss, miou)
+            state = TrainingState(epoch, max(state.best_miou, miou), optimizer.state_dict())
+            save_checkpoint(last_path, info, model, state)
+            if miou >= state.best_miou or not best_path.exists():
+                save_checkpoint(best_path, info, model, state)
+    finally:
+        writer.close()
+    return best_path if best_path.exists() else last_path
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, num_classes: int, device
+) -> tuple[float, list[float]]:
+    model.eval()
+    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    for images, masks in loader:
+        pred = model(images.to(device)).argmax(1).cpu()
+        matrix += confusion(pred.flatten(), masks.flatten(), num_classes)
+    return mean_iou(matrix)
+
+
+def _default_colors(root: Path) -> Path | None:
+    candidate = Path(root) / "colors.csv"
+    return candidate if candidate.is_file() else None
