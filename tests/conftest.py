@@ -16,7 +16,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_YOLO_CONFIG))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp: no ImageNet download attempts
 
 
 def _font_for_ultralytics() -> None:

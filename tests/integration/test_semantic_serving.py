@@ -1,0 +1,170 @@
+"""build-repo --model smp → tritonserver → seg-client infer: the served class-index masks agree
+with the PyTorch model's argmax (both resize the same way) on ≥ 99.5 % of pixels."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from builder import triton_config
+from serving.tritonserver import TritonServer
+from tests.conftest import run_cli
+from training.semantic_predict import SemanticPredictor
+from training.smp_checkpoint import SemanticModelInfo, TrainingState, build_model, save_checkpoint
+from training.synthetic import make_scene
+
+COLORS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]]
+
+
+def _checkpoint(path, num_classes=4, size=(128, 96), seed=0):
+    import torch
+
+    torch.manual_seed(seed)
+    names = (
+        ["background", "circle", "rectangle", "triangle"]
+        if num_classes == 4
+        else [f"c{i}" for i in range(num_classes)]
+    )
+    colors = (
+        COLORS if num_classes == 4 else [[i % 256, (i * 7) % 256, (i * 13) % 256] for i in range(num_classes)]
+    )
+    info = SemanticModelInfo("Unet", "efficientnet-b0", num_classes, names, colors, size)
+    return save_checkpoint(path, info, build_model(info).eval(), TrainingState())
+
+
+@pytest.fixture(scope="module")
+def semantic_checkpoint(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("smp") / "shapes.pth")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("semantic_images")
+    rng = np.random.default_rng(2)
+    for i, (h, w, ext) in enumerate(
+        [(96, 128, "png"), (300, 200, "jpg"), (480, 640, "webp"), (33, 517, "bmp")]
+    ):
+        cv2.imwrite(str(folder / f"img{i}.{ext}"), make_scene(h, w, rng)[0])
+    return folder
+
+
+def test_served_masks_agree_with_pytorch(semantic_checkpoint, images, tmp_path):
+    repo = tmp_path / "repo"
+    run_cli(
+        "build-repo",
+        "--model",
+        "smp",
+        "--weights",
+        str(semantic_checkpoint),
+        "--output",
+        str(repo),
+        "--name",
+        "shapes",
+        "--quiet",
+    )
+    out = tmp_path / "out"
+    with TritonServer(repo, log_path=tmp_path / "server.log") as server:
+        proc = run_cli(
+            "seg-client",
+            "infer",
+            "--source",
+            str(images),
+            "--model",
+            "shapes",
+            "--url",
+            server.grpc_url,
+            "--out",
+            str(out),
+            "--overlay",
+        )
+    assert "4 written" in proc.stdout
+    predictor = SemanticPredictor(semantic_checkpoint)
+    agreement = []
+    for image in sorted(images.iterdir()):
+        served = cv2.imread(str(out / f"{image.stem}.png"), cv2.IMREAD_UNCHANGED)
+        reference = predictor.predict(cv2.imread(str(image)))
+        assert served.shape == reference.shape and served.dtype == np.uint8
+        agreement.append(float((served == reference).mean()))
+        record = json.loads((out / f"{image.stem}.json").read_text())
+        assert abs(sum(c["pixel_fraction"] for c in record["classes"]) - 1) < 1e-3
+        color = cv2.imread(str(out / f"{image.stem}_color.png"))
+        for c in record["classes"]:  # the colour PNG uses the server's colours
+            r, g, b = COLORS[c["class_id"]]
+            assert ((served == c["class_id"]) <= np.all(color == (b, g, r), axis=-1)).all()
+        assert (out / "overlays" / f"{image.stem}.jpg").is_file()
+    print(f"pixel agreement per image: {[round(a, 5) for a in agreement]}")
+    assert min(agreement) >= 0.995
+
+
+def test_nhwc_input_named_input_1_for_the_seeds_trtexec_commands(semantic_checkpoint, tmp_path):
+    run_cli(
+        "build-repo",
+        "--model",
+        "smp",
+        "--weights",
+        str(semantic_checkpoint),
+        "--output",
+        str(tmp_path),
+        "--nhwc",
+        "--runtime",
+        "onnx",
+        "--quiet",
+    )
+    config = triton_config.parse((tmp_path / "smp_model" / "config.pbtxt").read_text())
+    assert config.input[0].name == "input_1" and list(config.input[0].dims) == [96, 128, 3]
+    assert list(config.output[0].dims) == [4, 96, 128]
+    pre = triton_config.parse((tmp_path / "smp_preprocess" / "config.pbtxt").read_text())
+    assert (
+        pre.parameters["layout"].string_value == "HWC"
+        and pre.parameters["output_name"].string_value == "input_1"
+    )
+
+
+def test_more_than_256_classes_give_a_uint16_mask(tmp_path):
+    ckpt = _checkpoint(tmp_path / "many.pth", num_classes=300, size=(64, 64))
+    run_cli(
+        "build-repo", "--model", "smp", "--weights", str(ckpt), "--output", str(tmp_path / "r"), "--quiet"
+    )
+    config = triton_config.parse((tmp_path / "r" / "smp" / "config.pbtxt").read_text())
+    mask = next(o for o in config.output if o.name == "mask")
+    assert triton_config.mc.DataType.Name(mask.data_type) == "TYPE_UINT16"
+
+
+@pytest.mark.parametrize(
+    ("size", "hint"), [(["1280", "650"], "--size 1280 640"), (["100", "96"], "--size 96 96")]
+)
+def test_size_not_divisible_by_the_encoder_stride_is_refused(semantic_checkpoint, tmp_path, size, hint):
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        "smp",
+        "--weights",
+        str(semantic_checkpoint),
+        "--output",
+        str(tmp_path),
+        "--size",
+        *size,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "not divisible by 32" in last and hint in last
+    assert not any(tmp_path.iterdir())
+
+
+def test_smp_without_weights_or_with_a_yolo_checkpoint(yolo_checkpoint, tmp_path):
+    proc = run_cli("build-repo", "--model", "smp", "--output", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "--model smp needs --weights" in proc.stderr
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        "smp",
+        "--weights",
+        str(yolo_checkpoint),
+        "--output",
+        str(tmp_path),
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "not a" in proc.stderr.strip().splitlines()[-1]

@@ -1,0 +1,104 @@
+"""seg-train semantic and color-mask: training, resume, missing checkpoint, checkpoint contents."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import run_cli
+from training.smp_checkpoint import FORMAT, load_checkpoint
+from training.synthetic import write_semantic_dataset
+
+
+@pytest.fixture(scope="module")
+def semantic_data(tmp_path_factory):
+    return write_semantic_dataset(tmp_path_factory.mktemp("semantic") / "data", 10, np.random.default_rng(0))
+
+
+def _train(data, out, *extra, check=True):
+    return run_cli(
+        "seg-train",
+        "semantic",
+        "--data_root",
+        str(data),
+        "--num_classes",
+        "4",
+        "--model_name",
+        "shapes",
+        "--batch-size",
+        "4",
+        "--size",
+        "96",
+        "64",
+        "--output-dir",
+        str(out),
+        "--workers",
+        "0",
+        *extra,
+        check=check,
+        timeout=900,
+    )
+
+
+def test_trains_saves_a_self_describing_checkpoint_and_resumes(semantic_data, tmp_path):
+    out = tmp_path / "runs"
+    proc = _train(semantic_data, out, "--epochs", "1", "--use-mixup")
+    best, last = out / "shapes" / "best.pth", out / "shapes" / "last.pth"
+    assert best.is_file() and last.is_file()
+    assert "val mIoU" in proc.stderr and f"build-repo --model smp --weights {best}" in proc.stdout
+    payload = torch.load(best, weights_only=True)  # plain tensors, numbers and strings
+    assert payload["format"] == FORMAT and payload["epoch"] == 1
+    json.dumps(payload["info"])  # the description holds no tensors or objects
+    info, _ = load_checkpoint(best)
+    assert (info.arch, info.encoder, info.num_classes) == ("Unet", "efficientnet-b0", 4)
+    assert info.class_names == ["background", "circle", "rectangle", "triangle"]
+    assert info.colors[1] == [230, 25, 75] and info.input_size == (96, 64)
+    assert list((out / "shapes" / "tensorboard").glob("events.out.tfevents*"))
+
+    resumed = _train(semantic_data, out, "--epochs", "2", "--model", str(last))
+    assert (
+        "resuming from" in resumed.stderr
+        and "epoch 2/2" in resumed.stderr
+        and "epoch 1/2" not in resumed.stderr
+    )
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+
+
+def test_missing_checkpoint_warns_and_trains_from_scratch(semantic_data, tmp_path):
+    proc = _train(semantic_data, tmp_path / "runs", "--epochs", "1", "--model", str(tmp_path / "nope.pth"))
+    assert "nope.pth does not exist: training from scratch" in proc.stderr
+    assert (tmp_path / "runs" / "shapes" / "best.pth").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--mode", "cls"], "--mode 'cls' is not supported"),
+        (["--num_classes", "5"], "4 classes, but --num-classes is 5"),
+    ],
+)
+def test_user_mistakes_are_one_line(semantic_data, tmp_path, extra, message):
+    proc = _train(semantic_data, tmp_path / "runs", "--epochs", "1", *extra, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr
+
+
+def test_color_mask_writes_visualisations(semantic_data, tmp_path):
+    out = tmp_path / "runs"
+    _train(semantic_data, out, "--epochs", "1")
+    vis = tmp_path / "vis"
+    proc = run_cli(
+        "seg-train",
+        "color-mask",
+        "--images_path",
+        str(semantic_data / "images"),
+        "--model_name",
+        str(out / "shapes" / "best.pth"),
+        "--output_dir",
+        str(vis),
+        "--size",
+        "96",
+        "64",
+    )
+    assert "10 colour masks" in proc.stdout
+    assert len(list(vis.glob("*_color_mask.png"))) == 10 and len(list(vis.glob("*_overlay.jpg"))) == 10
