@@ -50,6 +50,10 @@ def results_from_records(records_dir: Path, gt: COCO) -> tuple[list[dict], set[i
         if path.name == FAILURES_FILE:
             continue
         record = json.loads(path.read_text())
+        if "detections" not in record:
+            raise ClientError(
+                f"{path}: not an instance-segmentation result (COCOeval scores boxes and masks)"
+            )
         image_id = image_ids.get(record.get("image"))
         if image_id is None:
             continue
@@ -69,6 +73,11 @@ def results_from_records(records_dir: Path, gt: COCO) -> tuple[list[dict], set[i
                     "segmentation": det["segmentation"],
                 }
             )
+    if not seen:
+        raise ClientError(
+            f"no result in {records_dir} names one of the {len(image_ids)} ground-truth images; run infer "
+            "with --source on the folder the file names are relative to (e.g. dataset/images/val)"
+        )
     return results, seen
 
 

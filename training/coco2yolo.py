@@ -295,6 +295,14 @@ def convert(
                 Skipped(image.dataset, a.get("id"), image.file_name, "missing image file")
                 for a in image.annotations
             )
+    seen: dict[tuple[str, str], SourceImage] = {}
+    for image in present:
+        key = (image.dataset, image.file_name)
+        if key in seen:
+            raise DatasetError(
+                f"{image.dataset}: {image.file_name} is listed in two annotation files; merge them"
+            )
+        seen[key] = image
     split = _split_of(present, val_fraction, seed)
 
     dst = Path(dst)
@@ -311,7 +319,7 @@ def convert(
         }
         for index, image in enumerate(progress(present)):
             part = split[index]
-            rel = Path(image.dataset) / image.file_name
+            rel = _output_path(image)
             link_or_copy(image.path, staging / "images" / part / rel, copy)
             lines = []
             image_id = len(gt[part]["images"]) + 1
@@ -369,6 +377,13 @@ def convert(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
+
+
+def _output_path(image: SourceImage) -> Path:
+    """<dataset>/<file_name>, with folders named 'images' renamed: ultralytics finds a label by
+    replacing the last /images/ of the image path with /labels/."""
+    parts = [image.dataset, *Path(image.file_name).parts]
+    return Path(*[f"{p}_" if p == "images" and i < len(parts) - 1 else p for i, p in enumerate(parts)])
 
 
 def _bbox(polygon: np.ndarray) -> list[float]:

@@ -170,18 +170,26 @@ def convert_labelme(
             documents[f] = data
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
             report.failed[str(f)] = f"invalid LabelMe JSON ({exc})"
+    stems: dict[str, Path] = {}
+    for f in documents:
+        if f.stem in stems:
+            raise LabelMeError(
+                f"{stems[f.stem]} and {f} share the name {f.stem!r}; outputs are named by it: rename one"
+            )
+        stems[f.stem] = f
     if classes_file:
         names = read_class_names(classes_file)
     elif colors_file and color_table_names(colors_file):
         names = color_table_names(colors_file)
     else:
-        labels = sorted({str(s.get("label")) for d in documents.values() for s in d["shapes"]} - {BACKGROUND})
+        labels = sorted(
+            {str(s.get("label")) for d in documents.values() for s in d["shapes"]} - {BACKGROUND, IGNORE}
+        )
         names = [BACKGROUND, *labels]
-    offset = 1 if names[0] == IGNORE else 0
-    index_of = {n: (IGNORE_INDEX if n == IGNORE else i - offset) for i, n in enumerate(names)}
-    num_classes = len(names) - offset
+    class_names = [n for n in names if n != IGNORE]  # __ignore__ is a label, never a class
+    index_of = {n: i for i, n in enumerate(class_names)} | {IGNORE: IGNORE_INDEX}
+    num_classes = len(class_names)
     dtype = np.uint8 if num_classes <= 255 else np.uint16
-    class_names = names[offset:]
     colors = read_colors(colors_file, class_names) if colors_file else default_colors(num_classes)
     lut = np.zeros((max(num_classes, IGNORE_INDEX + 1), 3), np.uint8)
     lut[:num_classes] = np.array(colors, np.uint8)[:, ::-1]  # RGB → BGR for OpenCV
@@ -215,7 +223,11 @@ def convert_labelme(
             _write_png(dst / "indexes" / f"{stem}.png", index)
             _write_png(dst / "indexes" / f"{stem}_color_mask.png", lut[np.minimum(index, len(lut) - 1)])
             for value, count in zip(*np.unique(index, return_counts=True)):
-                name = IGNORE if value == IGNORE_INDEX and offset else class_names[int(value)]
+                name = (
+                    IGNORE
+                    if value == IGNORE_INDEX and num_classes <= IGNORE_INDEX
+                    else class_names[int(value)]
+                )
                 report.pixels[name] += int(count)
             report.converted += 1
         except (OSError, ValueError, cv2.error) as exc:

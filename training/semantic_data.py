@@ -105,6 +105,15 @@ def read_mask(sample: Sample, table: ClassTable) -> np.ndarray:
     return mask[..., 0] if mask.ndim == 3 else mask
 
 
+def check_mask_values(mask: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
+    labelled = mask[mask != IGNORE_INDEX]
+    if labelled.size and int(labelled.max()) >= num_classes:
+        raise DataError(
+            f"{path}: class index {int(labelled.max())} but --num-classes is {num_classes} (255 = ignore)"
+        )
+    return mask
+
+
 class SegmentationDataset(torch.utils.data.Dataset):
     """(image CHW float32 normalised, mask HW int64) through an albumentations pipeline."""
 
@@ -119,7 +128,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
         if image is None:
             raise DataError(f"{sample.image}: not a readable image")
-        mask = read_mask(sample, self.table)
+        mask = check_mask_values(read_mask(sample, self.table), len(self.table.names), sample.mask)
         if mask.shape != image.shape[:2]:
             raise DataError(f"{sample.mask}: size {mask.shape} differs from its image {image.shape[:2]}")
         out = self.transform(image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB), mask=mask)

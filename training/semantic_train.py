@@ -82,16 +82,29 @@ def _encoder_weights(encoder: str) -> str | None:
 
 
 def _new_model(info: SemanticModelInfo) -> torch.nn.Module:
+    model = build_model(info, None)  # a CheckpointError here names a bad --arch/--backend
     weights = _encoder_weights(info.encoder)
     if weights is None:
-        return build_model(info, None)
+        return model
     try:
         return build_model(info, weights)
-    except (OSError, RuntimeError, ValueError) as exc:  # no network, no weights for this encoder
+    except (OSError, RuntimeError, ValueError, CheckpointError) as exc:  # offline, or no such weights
         log.warning(
             "no ImageNet weights for %s (%s): starting from random weights", info.encoder, type(exc).__name__
         )
-        return build_model(info, None)
+        return model
+
+
+def check_input_size(model: torch.nn.Module, info: SemanticModelInfo) -> None:
+    """Architectures that need it (FPN, DeepLabV3+...) get sizes divisible by the encoder's stride."""
+    stride = int(getattr(model.encoder, "output_stride", 32))
+    width, height = info.input_size
+    if getattr(model, "requires_divisible_input_shape", True) and (width % stride or height % stride):
+        w2, h2 = (max(stride, round(v / stride) * stride) for v in (width, height))
+        raise DataError(
+            f"--size {width} {height}: {info.arch} with {info.encoder} needs multiples of {stride}, "
+            f"e.g. --size {w2} {h2}"
+        )
 
 
 def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, **kw: it) -> Path:
@@ -123,8 +136,17 @@ def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, *
             )
         else:
             log.warning("%s does not exist: training from scratch", opts.resume_from)
+    if state.epoch >= opts.epochs:
+        raise DataError(
+            f"{opts.resume_from} is already at epoch {state.epoch}; ask for more --epochs to go on"
+        )
+    try:
+        model = model or _new_model(info)
+    except CheckpointError as exc:
+        raise DataError(str(exc)) from None
+    check_input_size(model, info)
     device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = (model or _new_model(info)).to(device)
+    model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
     if state.optimizer:
         optimizer.load_state_dict(state.optimizer)

@@ -104,3 +104,30 @@ def test_labelme_ignore_label_maps_to_255(tmp_path):
     index = cv2.imread(str(dst / "indexes" / "a.png"), cv2.IMREAD_UNCHANGED)
     assert index[15, 15] == 1 and index[5, 5] == 2 and index[5, 15] == 0
     assert (dst / "classes.txt").read_text().split() == ["_background_", "cat", "blur"]
+
+
+def test_ignore_label_anywhere_and_duplicate_names(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "a").mkdir(parents=True)
+    cv2.imwrite(str(src / "a" / "x.png"), np.zeros((20, 20, 3), np.uint8))
+    _labelme(
+        src / "a" / "x.json",
+        [
+            _shape("__ignore__", "rectangle", [[0, 0], [9, 9]]),
+            _shape("cat", "rectangle", [[10, 10], [19, 19]]),
+        ],
+        image_path="x.png",
+        h=20,
+        w=20,
+    )
+    run_cli("seg-train", "labelme", "--src-dir", str(src), "--dst-dir", str(dst))
+    assert (dst / "classes.txt").read_text().split() == ["_background_", "cat"]
+    index = cv2.imread(str(dst / "indexes" / "x.png"), cv2.IMREAD_UNCHANGED)
+    assert index[5, 5] == 255 and index[15, 15] == 1
+
+    (src / "b").mkdir()
+    (src / "b" / "x.json").write_text((src / "a" / "x.json").read_text())
+    proc = run_cli(
+        "seg-train", "labelme", "--src-dir", str(src), "--dst-dir", str(tmp_path / "dst2"), check=False
+    )
+    assert proc.returncode == 2 and "share the name 'x'" in proc.stderr

@@ -102,3 +102,45 @@ def test_color_mask_writes_visualisations(semantic_data, tmp_path):
     )
     assert "10 colour masks" in proc.stdout
     assert len(list(vis.glob("*_color_mask.png"))) == 10 and len(list(vis.glob("*_overlay.jpg"))) == 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backend", "no-such-encoder"], "cannot build Unet with encoder no-such-encoder"),
+        (
+            ["--arch", "FPN", "--size", "100", "64"],
+            "--size 100 64: FPN with efficientnet-b0 needs multiples of 32",
+        ),
+    ],
+)
+def test_bad_architecture_choices_are_one_line(semantic_data, tmp_path, extra, message):
+    proc = _train(semantic_data, tmp_path / "runs", "--epochs", "1", *extra, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr
+
+
+def test_mask_values_beyond_the_class_count_are_named(tmp_path):
+    data = write_semantic_dataset(tmp_path / "data", 4, np.random.default_rng(1))  # indices 0..3
+    (data / "colors.csv").write_text("name,r,g,b\nbg,0,0,0\na,1,1,1\nb,2,2,2\n")  # three classes
+    proc = run_cli(
+        "seg-train",
+        "semantic",
+        "--data_root",
+        str(data),
+        "--num_classes",
+        "3",
+        "--model_name",
+        "x",
+        "--size",
+        "96",
+        "64",
+        "--output-dir",
+        str(tmp_path / "r"),
+        "--workers",
+        "0",
+        "--epochs",
+        "1",
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "class index 3 but --num-classes is 3" in proc.stderr
