@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml serving/python_backend/requirements.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m serving.tritonserver_install
+	$(BIN)/python -m serving.perf_analyzer_install
 	@touch $@
 
 demo: setup
@@ -29,7 +30,7 @@ unit: setup
 	$(BIN)/python -m pytest -q -m "not integration"
 
 bench: setup
-	$(BIN)/python -m benchmarks.serving_vs_predict
+	$(BIN)/python -m benchmarks.report
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

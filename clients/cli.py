@@ -148,3 +148,64 @@ def evaluate(annotations: Path, results: Path) -> None:
     )
     click.echo(f"box  mAP50 {scores.box_map50:.4f}  mAP50-95 {scores.box_map:.4f}")
     click.echo(f"mask mAP50 {scores.mask_map50:.4f}  mAP50-95 {scores.mask_map:.4f}")
+
+
+@main.command()
+@click.option("--model", required=True, help="The served ensemble's name.")
+@click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of images sent as the ensemble's IMAGE payloads (encoded files, as seg-client sends).",
+)
+@click.option("--concurrency", default="1:4", help="perf_analyzer --concurrency-range START:END[:STEP].")
+@click.option(
+    "--shared-memory",
+    type=click.Choice(["none", "system"]),
+    default="none",
+    help="Pass tensors through system shared memory (client and server on one host).",
+)
+@click.option(
+    "--windows-of",
+    "windows_of",
+    type=click.IntRange(1),
+    default=2,
+    help="Each measurement window sends every image this many times (perf_analyzer count windows).",
+)
+@click.option(
+    "--model-alone/--no-model-alone",
+    default=True,
+    help="Also measure <model>_model alone (random input of the right shape): the network's own cost.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/output/perf"),
+    help="Where perf_analyzer's CSV, log and the parsed JSON go.",
+)
+def bench(model, url, images, concurrency, shared_memory, windows_of, model_alone, out) -> None:
+    """Measure a served model with perf_analyzer: throughput, p50/p95/p99 and the server-side
+    breakdown per composing model, over a concurrency sweep."""
+    from clients.image_sources import images_in_folder
+    from clients.perf import format_results, run_perf_analyzer, write_input_data
+
+    try:
+        SegmentationClient(url).model_info(model)
+        paths = [i.path for i in images_in_folder(images)][:64]
+        if not paths:
+            raise ClientError(f"{images}: no images in it")
+        out.mkdir(parents=True, exist_ok=True)
+        data = write_input_data(paths, out / "input_data.json")
+        per_window = windows_of * len(paths)
+        results = run_perf_analyzer(model, url, out, data, concurrency, shared_memory, per_window)
+        click.echo(format_results(model, results))
+        if model_alone:
+            alone = run_perf_analyzer(
+                f"{model}_model", url, out, None, concurrency, shared_memory, per_window
+            )
+            click.echo(format_results(f"{model}_model", alone))
+    except ClientError as exc:
+        click.echo(f"seg-client: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"CSV, JSON and logs in {out}")

@@ -1,0 +1,178 @@
+"""perf_analyzer against a served model, with real image payloads.
+
+perf_analyzer sends ``--input-data`` for a TYPE_STRING input as the serialised tensor, so each
+encoded file is written as Triton's BYTES element: a 4-byte little-endian length, then the bytes.
+Its CSV gives the client-side figures per concurrency; the per-composing-model breakdown of an
+ensemble only appears in its text output, which is parsed here too.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import os
+import re
+import struct
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from clients.triton import ClientError
+
+COMPOSING = re.compile(
+    r"^\s+(?P<model>\S+), version: \S+\n(?:.*\n)*?\s+Avg request latency: (?P<total>\d+) usec "
+    r"\(overhead (?P<overhead>\d+) usec \+ queue (?P<queue>\d+) usec \+ compute input (?P<input>\d+) usec "
+    r"\+ compute infer (?P<infer>\d+) usec \+ compute output (?P<output>\d+) usec\)",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class ConcurrencyResult:
+    concurrency: int
+    throughput: float  # inferences per second
+    avg_latency_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    server_queue_ms: float
+    server_compute_ms: float
+    composing: dict[str, dict[str, float]] = field(default_factory=dict)  # model → stage → ms
+
+
+def perf_analyzer_command() -> tuple[Path, dict[str, str]]:
+    from serving import perf_analyzer_install
+
+    exe = perf_analyzer_install.binary()
+    if not perf_analyzer_install.is_installed():
+        raise ClientError(
+            f"perf_analyzer is not installed ({exe}); run `python -m serving.perf_analyzer_install`"
+        )
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(perf_analyzer_install.lib_dir()), env.get("LD_LIBRARY_PATH", "")) if p
+    )
+    return exe, env
+
+
+def write_input_data(images: list[Path], path: Path, input_name: str = "IMAGE") -> Path:
+    def element(data: bytes) -> str:
+        return base64.b64encode(struct.pack("<I", len(data)) + data).decode()
+
+    steps = [{input_name: {"b64": element(p.read_bytes()), "shape": [1]}} for p in images]
+    path.write_text(json.dumps({"data": steps}))
+    return path
+
+
+def parse_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def split_by_concurrency(text: str) -> dict[int, str]:
+    parts = re.split(r"^Request concurrency: (\d+)$", text, flags=re.MULTILINE)
+    return {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def parse_composing(block: str) -> dict[str, dict[str, float]]:
+    if "Composing models:" not in block:
+        return {}
+    section = block.split("Composing models:", 1)[1]
+    return {
+        m["model"]: {k: int(m[k]) / 1000 for k in ("total", "queue", "input", "infer", "output")}
+        for m in COMPOSING.finditer(section)
+    }
+
+
+def run_perf_analyzer(
+    model: str,
+    url: str,
+    out_dir: Path,
+    input_data: Path | None = None,
+    concurrency: str = "1:4",
+    shared_memory: str = "none",
+    requests_per_window: int = 16,
+    stability_percentage: int = 30,
+    output_shm_bytes: int = 64 << 20,
+) -> list[ConcurrencyResult]:
+    """Real images differ in cost (a crowded image has more masks): windows of a fixed request count
+    that is a multiple of the image count see every image equally often, and the stability criterion
+    is looser than perf_analyzer's 10 % default. Outputs vary in size, so their shared-memory regions
+    are sized for the worst case rather than the 100 kB default."""
+    exe, env = perf_analyzer_command()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / f"perf_{model}.csv"
+    cmd = [
+        str(exe),
+        "-m",
+        model,
+        "-u",
+        url,
+        "-i",
+        "grpc",
+        "--concurrency-range",
+        concurrency,
+        "--measurement-mode",
+        "count_windows",
+        "--measurement-request-count",
+        str(requests_per_window),
+        "--shared-memory",
+        shared_memory,
+        "--stability-percentage",
+        str(stability_percentage),
+        "--max-trials",
+        "20",
+        "-f",
+        str(csv_path),
+        "--verbose-csv",
+    ]
+    if shared_memory != "none":
+        cmd += ["--output-shared-memory-size", str(output_shm_bytes)]
+    if input_data is not None:
+        cmd += ["--input-data", str(input_data)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    (out_dir / f"perf_{model}.log").write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not csv_path.exists():
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        raise ClientError(
+            f"perf_analyzer failed on {model}: {tail[0]} (full log: {out_dir / f'perf_{model}.log'})"
+        )
+    blocks = split_by_concurrency(proc.stdout)
+    results = []
+    for row in parse_csv(csv_path):
+        c = int(row["Concurrency"])
+        results.append(
+            ConcurrencyResult(
+                concurrency=c,
+                throughput=float(row["Inferences/Second"]),
+                avg_latency_ms=float(row["Avg latency"]) / 1000,
+                p50_ms=float(row["p50 latency"]) / 1000,
+                p95_ms=float(row["p95 latency"]) / 1000,
+                p99_ms=float(row["p99 latency"]) / 1000,
+                server_queue_ms=float(row["Server Queue"]) / 1000,
+                server_compute_ms=sum(
+                    float(row[k])
+                    for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
+                )
+                / 1000,
+                composing=parse_composing(blocks.get(c, "")),
+            )
+        )
+    (out_dir / f"perf_{model}.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return results
+
+
+def format_results(model: str, results: list[ConcurrencyResult]) -> str:
+    lines = [f"{model}: {'conc':>4} {'infer/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'queue ms':>9}"]
+    for r in results:
+        lines.append(
+            f"{'':{len(model)}}  {r.concurrency:>4} {r.throughput:>8.2f} {r.p50_ms:>8.1f} {r.p95_ms:>8.1f} "
+            f"{r.p99_ms:>8.1f} {r.server_queue_ms:>9.1f}"
+        )
+        for name, stages in r.composing.items():
+            lines.append(
+                f"{'':{len(model)}}       {name}: queue {stages['queue']:.1f} ms, compute "
+                f"{stages['input'] + stages['infer'] + stages['output']:.1f} ms"
+            )
+    return "\n".join(lines)
