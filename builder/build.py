@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from builder import families, graph_surgery, repository, triton_config, verify
+from builder.errors import BuildError
 from builder.families import BuildSettings, LoadRequest
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.runtimes import get_runtime, io_specs
@@ -32,6 +33,8 @@ class BuildOptions:
     max_det: int = 300
     instances: int = 1
     max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+    threads: int = 0  # intra-op threads of the network's session; 0 = the runtime's default (all cores)
     size: tuple[int, int] | None = None  # (width, height)
     nhwc: bool = False
     arch: str | None = None
@@ -52,6 +55,9 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
     start = time.monotonic()
     runtime = get_runtime(opts.runtime)
     runtime.check_available()
+    too_big = [b for b in opts.preferred_batch_sizes if b > opts.max_batch_size]
+    if too_big:
+        raise BuildError(f"--preferred-batch-sizes {too_big} exceed --max-batch-size {opts.max_batch_size}")
     family = families.resolve(opts.model)
     settings = BuildSettings(
         name=opts.name or opts.model,
@@ -95,8 +101,11 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
             f"{settings.name}_model",
             *model_io,
             settings.max_batch_size,
-            dynamic_batching=triton_config.DynamicBatching(opts.max_queue_delay_us),
+            dynamic_batching=triton_config.DynamicBatching(
+                opts.max_queue_delay_us, opts.preferred_batch_sizes
+            ),
             instances=settings.instances,
+            parameters=runtime.thread_parameters(opts.threads),
         )
         folders = [
             runtime.model_folder(model_settings, onnx_path),

@@ -12,8 +12,16 @@ from builder.errors import BuildError
 from builder.runtimes import RUNTIMES
 
 
-def _aliases(*names: str) -> list[str]:
-    return list(names)
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: comma-separated integers, e.g. 2,4", param_hint="--preferred-batch-sizes"
+        ) from None
+    if any(v < 1 for v in sizes):
+        raise click.BadParameter("batch sizes must be at least 1", param_hint="--preferred-batch-sizes")
+    return sizes
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -66,7 +74,19 @@ def _aliases(*names: str) -> list[str]:
     "--instances",
     type=click.IntRange(1, 64),
     default=1,
-    help="Instances of each model (instance_group count).",
+    help="Instances of each model (instance_group count). On a 2-core CPU: --instances 2 --threads 1.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(0, 256),
+    default=0,
+    help="Intra-op threads of each network instance (0: all cores). Instances × threads ≈ cores is the "
+    "throughput setting; one instance with all cores the latency setting.",
+)
+@click.option(
+    "--preferred-batch-sizes",
+    default="",
+    help="Dynamic batching: comma-separated batch sizes the scheduler prefers to form (e.g. 2,4).",
 )
 @click.option(
     "--max-queue-delay-us",
@@ -107,6 +127,8 @@ def main(
     iou,
     max_det,
     instances,
+    threads,
+    preferred_batch_sizes,
     max_queue_delay_us,
     atol,
     rtol,
@@ -146,6 +168,8 @@ def main(
         iou=iou,
         max_det=max_det,
         instances=instances,
+        threads=threads,
+        preferred_batch_sizes=_batch_sizes(preferred_batch_sizes),
         max_queue_delay_us=max_queue_delay_us,
         tolerance=Tolerance(atol, rtol),
         size=size,

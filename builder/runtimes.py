@@ -19,6 +19,10 @@ class Runtime(ABC):
     @abstractmethod
     def model_folder(self, settings: triton_config.ModelSettings, onnx_path: Path) -> ModelFolder: ...
 
+    def thread_parameters(self, threads: int) -> dict[str, int]:
+        """Config parameters that set the network session's intra-op threads (0: runtime default)."""
+        return {}
+
     def check_available(self) -> None:
         """Raise BuildError, before any work, when this runtime cannot be built here."""
         return None  # most runtimes can always be built
@@ -26,6 +30,10 @@ class Runtime(ABC):
 
 class PythonOnnxRuntime(Runtime):
     name = "python-onnx"
+
+    def thread_parameters(self, threads: int) -> dict[str, int]:
+        return {"intra_op_threads": threads} if threads else {}  # read by models/onnx_model.py
+
     help = "ONNX run by onnxruntime inside Triton's Python backend (pip-only, CPU; what seg-serve runs)"
 
     def model_folder(self, settings, onnx_path):
@@ -35,6 +43,10 @@ class PythonOnnxRuntime(Runtime):
 
 class OnnxRuntime(Runtime):
     name = "onnx"
+
+    def thread_parameters(self, threads: int) -> dict[str, int]:
+        return {"intra_op_thread_count": threads} if threads else {}  # the onnxruntime backend's own key
+
     help = "ONNX for Triton's onnxruntime backend (platform onnxruntime_onnx; the NGC tritonserver)"
 
     def model_folder(self, settings, onnx_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -85,6 +86,7 @@ def infer(
         info = client.model_info(model)
         from clients.infer_run import run_images
 
+        started = time.perf_counter()
         with tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
             summary = run_images(
                 client,
@@ -106,10 +108,12 @@ def infer(
     except KeyboardInterrupt:
         click.echo("seg-client: interrupted; finished images are saved, a re-run resumes", err=True)
         sys.exit(130)
+    elapsed = time.perf_counter() - started
     found = f"{summary.detections} detections" if info.task == "instance_segmentation" else "masks"
+    per_image = f", {1000 * elapsed / summary.written:.1f} ms/image" if summary.written else ""
     click.echo(
         f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "
-        f"{found} → {out}"
+        f"{found} → {out} (in {elapsed:.1f} s{per_image})"
     )
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)

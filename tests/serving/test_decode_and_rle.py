@@ -44,3 +44,17 @@ def test_rle_round_trip_and_pycocotools_compatibility():
     assert isinstance(counts, bytes)
     np.testing.assert_array_equal(rle.decode(counts, 37, 53), mask)
     assert mask_utils.area({"size": [37, 53], "counts": counts}) == mask.sum()
+
+
+@pytest.mark.parametrize(
+    "window",
+    [(0, 0, 7, 5), (3, 2, 9, 30), (0, 0, 53, 37), (52, 36, 53, 37), (10, 10, 10, 20), (40, 0, 53, 37)],
+)
+def test_window_rle_equals_rle_of_the_pasted_mask(window):
+    from serving.python_backend.segops.masks import paste
+
+    rng = np.random.default_rng(sum(window))
+    x0, y0, x1, y1 = window
+    patch = (rng.random((y1 - y0, x1 - x0)) > 0.5).astype(np.uint8)
+    expected = rle.encode(paste(window, patch, (37, 53)))
+    assert rle.encode_window(patch, window, (37, 53)) == expected

@@ -6,6 +6,7 @@ segops/resize.py) and ``image_size`` (original height, width). A file that does 
 its request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
 """
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from segops.decode import ImageDecodeError, decode_image
@@ -15,6 +16,7 @@ from segops.triton_params import config_parameters
 
 class TritonPythonModel:
     def initialize(self, args):
+        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
         params = config_parameters(args["model_config"])
         self.spec = InputSpec.from_parameters(params)
         self.output_name = params.get("output_name", "images")

@@ -21,6 +21,7 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_threads", "0"))
         if threads:
             options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
         here = os.path.dirname(os.path.abspath(__file__))
         self.session = ort.InferenceSession(
             os.path.join(here, "model.onnx"), options, providers=["CPUExecutionProvider"]

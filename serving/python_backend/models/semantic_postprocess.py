@@ -5,6 +5,7 @@ Inputs the network's ``logits`` (C×h×w, or h×w×C for NHWC models) and ``imag
 ``image_size`` tells the client what to crop.
 """
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from segops.semantic import class_index_mask, index_dtype
@@ -13,6 +14,7 @@ from segops.triton_params import config_parameters
 
 class TritonPythonModel:
     def initialize(self, args):
+        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
         params = config_parameters(args["model_config"])
         self.layout = params.get("logits_layout", "CHW")
         self.logits_name = params.get("logits_name", "logits")

@@ -7,17 +7,19 @@ Outputs per image, padded to the longest in the batch: ``boxes`` (K×4 xyxy, ori
 overridden per request (request parameters are forwarded through the ensemble).
 """
 
+import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 from segops import rle
 from segops.letterbox import letterbox_params, scale_boxes_to_original
-from segops.masks import masks_in_boxes, paste
+from segops.masks import masks_in_boxes
 from segops.nms import non_max_suppression
 from segops.triton_params import config_parameters, request_overrides
 
 
 class TritonPythonModel:
     def initialize(self, args):
+        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
         params = config_parameters(args["model_config"])
         self.input_hw = (int(params["input_height"]), int(params["input_width"]))
         self.num_classes = int(params["num_classes"])
@@ -90,6 +92,6 @@ class TritonPythonModel:
             if not patch.any():  # ultralytics drops detections whose mask is empty
                 continue
             keep.append(i)
-            encoded.append(rle.encode(paste(window, patch, orig_hw)))
+            encoded.append(rle.encode_window(patch, window, orig_hw))
         keep = np.asarray(keep, dtype=np.int64)
         return boxes[keep], dets.scores[keep], dets.classes[keep], encoded

@@ -73,7 +73,14 @@ def prepare(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
         resized = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
     else:
         resized = image_bgr
+    if spec.layout == "CHW":
+        # one optimised pass: BGR→RGB, HWC→CHW, (x - mean) / 255; bit-identical to the numpy path
+        mean = tuple(255.0 * m for m in spec.mean)  # RGB order, as swapRB expects
+        x = cv2.dnn.blobFromImage(resized, 1 / 255, mean=mean, swapRB=True)[0]
+        if spec.std != (1.0, 1.0, 1.0):
+            x /= np.asarray(spec.std, np.float32)[:, None, None]
+        return x
     x = resized[:, :, ::-1].astype(np.float32) * np.float32(1 / 255)
     if spec.mean != (0.0, 0.0, 0.0) or spec.std != (1.0, 1.0, 1.0):
         x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1) if spec.layout == "CHW" else x)
+    return np.ascontiguousarray(x)

@@ -15,3 +15,27 @@ def decode(counts: bytes | str, height: int, width: int) -> np.ndarray:
     if isinstance(counts, str):
         counts = counts.encode()
     return mask_utils.decode({"size": [height, width], "counts": counts})
+
+
+def encode_window(patch: np.ndarray, window: tuple[int, int, int, int], orig_hw: tuple[int, int]) -> bytes:
+    """The compressed RLE of a full-size mask that is zero outside ``window`` (x0, y0, x1, y1) and
+    ``patch`` inside, without building the full-size mask: COCO RLE runs down columns, so only the
+    window's columns are scanned, and the empty columns left and right become two long zero runs."""
+    h, w = orig_hw
+    x0, y0, x1, y1 = window
+    strip = np.zeros((h, x1 - x0), np.uint8, order="F")
+    strip[y0:y1, :] = patch
+    flat = strip.ravel(order="F")
+    if flat.size == 0:
+        counts = [h * w]
+    else:
+        changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        counts = np.diff(np.concatenate(([0], changes, [flat.size]))).tolist()
+        if flat[0]:
+            counts.insert(0, 0)  # runs start with zeros
+        counts[0] += x0 * h
+        if len(counts) % 2:  # ends with a zero run
+            counts[-1] += (w - x1) * h
+        elif w - x1:
+            counts.append((w - x1) * h)
+    return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]

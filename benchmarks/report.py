@@ -1,0 +1,384 @@
+# ruff: noqa: E501 - the RESULTS.md template holds long Markdown table lines
+"""`make bench`: one run, one checkpoint, one set of images, every figure side by side, written to
+benchmarks/RESULTS.md. Ratios are what to compare: these machines are shared and noisy.
+
+  (a)  ultralytics predict on the .pt            (a') ultralytics predict on the exported ONNX
+  (b)  a bare onnxruntime session, model only    (the floor)
+  (c)  seg-client through the served ensemble    (d) perf_analyzer on the ensemble and on <name>_model
+  peak RSS of server and client, bytes per response, build-repo wall time and peak RSS.
+
+Targets (2-core CPU): P1 (c) ≥ 1.8×(a) and ≥ 1.0×(a') in throughput; P2 (c) ≤ 1.15×(b) per image;
+P3 a response ≤ 5 % of the bytes of the full-resolution masks it describes; P4 build-repo ≤ 30 s
+and ≤ 3 GiB peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+
+from demo.offline import configure_offline_ultralytics
+
+BIN = Path(sys.executable).parent
+MODEL = "yolov8n-seg"
+SIZES = [(480, 640), (720, 1280), (640, 480), (1080, 1920), (375, 500), (600, 600)]
+THROUGHPUT_SETTING = ["--instances", "2", "--threads", "1"]  # two single-threaded network sessions on 2 cores
+
+
+class PeakRss:
+    """Samples the summed RSS of a process and its children until stopped."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05):
+        self.pid, self.interval, self.peak = pid, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                root = psutil.Process(self.pid)
+                total = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, int]:
+    """(result, wall seconds, peak RSS bytes of the process tree)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakRss(proc.pid) as rss:
+        out, err = proc.communicate()
+    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+    return result, time.perf_counter() - start, rss.peak
+
+
+def cpu_name() -> str:
+    try:
+        line = next(
+            ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")
+        )
+        return line.split(":", 1)[1].strip()
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
+def trained_checkpoint(work: Path) -> Path:
+    """The demo's recipe (two generated CVAT exports, 30 epochs from scratch), unless it ran already."""
+    existing = Path("demo_output/runs/train/weights/best.pt")
+    if existing.is_file():
+        return existing
+    from demo.run import TRAIN_ARGS, make_exports
+
+    make_exports(work / "exports", 50)
+    subprocess.run(
+        [
+            str(BIN / "seg-train"),
+            "coco2yolo",
+            "--src-dir",
+            str(work / "exports"),
+            "--dst-dir",
+            str(work / "dataset"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            str(BIN / "seg-train"),
+            "yolo",
+            "--data",
+            str(work / "dataset" / "data.yaml"),
+            "--model",
+            f"{MODEL}.yaml",
+            "--epochs",
+            "30",
+            "--batch-size",
+            "8",
+            "--imgsz",
+            "192",
+            "--device",
+            "cpu",
+            "nbs=8",
+            f"project={work / 'runs'}",
+            "name=train",
+            *TRAIN_ARGS,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return work / "runs" / "train" / "weights" / "best.pt"
+
+
+def make_images(folder: Path, count: int) -> list[Path]:
+    from training.synthetic import make_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(11)
+    for i in range(count):
+        h, w = SIZES[i % len(SIZES)]
+        cv2.imwrite(str(folder / f"img{i:03d}.jpg"), make_scene(h, w, rng)[0])
+    return sorted(folder.glob("*.jpg"))
+
+
+def ms_per_image(fn, items, warmup: int = 3) -> float:
+    for item in items[:warmup]:
+        fn(item)
+    start = time.perf_counter()
+    for item in items:
+        fn(item)
+    return (time.perf_counter() - start) * 1000 / len(items)
+
+
+@dataclass
+class ResponseSize:
+    response_bytes: int
+    full_mask_bytes: int
+    images_with_detections: int
+
+
+def response_sizes(url: str, images: list[Path]) -> ResponseSize:
+    """gRPC response size vs the full-resolution masks it describes (one byte per pixel and mask)."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url)
+    total, full, n = 0, 0, 0
+    for path in images:
+        tensor = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[path.read_bytes()]], dtype=np.object_))
+        result = client.infer(MODEL, [tensor])
+        dets = int(result.as_numpy("num_detections")[0, 0])
+        if dets:
+            h, w = (int(v) for v in result.as_numpy("image_size")[0])
+            total += result.get_response().ByteSize()
+            full += dets * h * w
+            n += 1
+    return ResponseSize(total, full, n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights", type=Path, help="a trained YOLOv8-seg .pt (default: the demo's recipe)")
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/output/work"))
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"))
+    args = parser.parse_args()
+    configure_offline_ultralytics()
+    from serving.tritonserver import TritonServer
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    weights = args.weights or trained_checkpoint(work)
+    images = make_images(work / "images", args.images)
+    repo, repo_throughput = work / "repo", work / "repo-throughput"
+    print(f"checkpoint {weights}; {len(images)} images; imgsz {args.imgsz}", flush=True)
+    build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz", str(args.imgsz)]
+    _, build_s, build_rss = run_measured([*build, "--output", str(repo), "--quiet"])
+    run_measured([*build, "--output", str(repo_throughput), "--quiet", *THROUGHPUT_SETTING])
+    print(f"build-repo: {build_s:.1f} s, peak RSS {build_rss / 2**30:.2f} GiB", flush=True)
+    onnx_path = repo / f"{MODEL}_model" / "1" / "model.onnx"
+
+    from ultralytics import YOLO
+
+    pt_model = YOLO(str(weights))
+    a = ms_per_image(
+        lambda p: pt_model.predict(str(p), imgsz=args.imgsz, retina_masks=True, verbose=False), images
+    )
+    print(f"(a)  ultralytics predict .pt:   {a:7.1f} ms/image", flush=True)
+    onnx_model = YOLO(str(onnx_path), task="segment")
+    a2 = ms_per_image(
+        lambda p: onnx_model.predict(str(p), imgsz=args.imgsz, retina_masks=True, rect=False, verbose=False),
+        images,
+    )
+    print(f"(a') ultralytics predict ONNX:  {a2:7.1f} ms/image", flush=True)
+
+    import onnxruntime as ort
+
+    from serving.python_backend.segops.resize import InputSpec, prepare
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    spec = InputSpec(args.imgsz, args.imgsz, "letterbox")
+    inputs = [prepare(cv2.imread(str(p)), spec)[None] for p in images]
+    b = ms_per_image(lambda x: session.run(None, {"images": x}), inputs)
+    print(f"(b)  onnxruntime, model only:   {b:7.1f} ms/image", flush=True)
+
+    served: dict[str, float] = {}
+    client_peak, server_peak = 0, 0
+    for label, folder, levels in (("latency", repo, (1, 4)), ("throughput", repo_throughput, (1, 4))):
+        with (
+            TritonServer(folder, log_path=work / f"tritonserver-{label}.log") as server,
+            PeakRss(server.process.pid) as server_rss,
+        ):
+            for concurrency in levels:
+                proc, _, client_rss = run_measured(
+                    [
+                        str(BIN / "seg-client"),
+                        "infer",
+                        "--source",
+                        str(images[0].parent),
+                        "--model",
+                        MODEL,
+                        "--url",
+                        server.grpc_url,
+                        "--out",
+                        str(work / f"served-{label}-c{concurrency}"),
+                        "--overwrite",
+                        "--concurrency",
+                        str(concurrency),
+                    ]
+                )
+                ms = float(re.search(r"([\d.]+) ms/image", proc.stdout).group(1))
+                served[f"{label}, {concurrency} in flight"] = ms
+                client_peak = max(client_peak, client_rss)
+                print(
+                    f"(c)  seg-client, {label} setting, {concurrency} in flight: {ms:7.1f} ms/image",
+                    flush=True,
+                )
+            if label == "throughput":
+                from clients.perf import run_perf_analyzer, write_input_data
+
+                data = write_input_data(images, work / "input_data.json")
+                d = run_perf_analyzer(
+                    MODEL, server.grpc_url, work / "perf", data, "1:4", requests_per_window=len(images)
+                )
+                d_model = run_perf_analyzer(
+                    f"{MODEL}_model",
+                    server.grpc_url,
+                    work / "perf",
+                    None,
+                    "1:4",
+                    requests_per_window=len(images),
+                )
+                sizes = response_sizes(server.grpc_url, images)
+        server_peak = max(server_peak, server_rss.peak)
+    print(f"(d)  perf_analyzer: {[round(r.throughput, 2) for r in d]} infer/s", flush=True)
+
+    c_best = min(served.values())
+    results = {
+        "checkpoint": str(weights),
+        "images": len(images),
+        "imgsz": args.imgsz,
+        "machine": f"{psutil.cpu_count()} CPU ({cpu_name()}), {psutil.virtual_memory().total / 2**30:.0f} GiB",
+        "a_ms": a,
+        "a_onnx_ms": a2,
+        "b_ms": b,
+        "c_ms": {c: ms for c, (ms, _) in served.items()},
+        "d": [vars(r) for r in d],
+        "d_model": [vars(r) for r in d_model],
+        "server_peak_rss": server_rss.peak,
+        "client_peak_rss": max(r for _, r in served.values()),
+        "response_bytes": sizes.response_bytes,
+        "full_mask_bytes": sizes.full_mask_bytes,
+        "build_s": build_s,
+        "build_rss": build_rss,
+        "P1_vs_a": a / c_best,
+        "P1_vs_a_onnx": a2 / c_best,
+        "P2": c_best / b,
+        "P3": sizes.response_bytes / max(sizes.full_mask_bytes, 1),
+    }
+    (work / "results.json").write_text(json.dumps(results, indent=1))
+    args.results.write_text(render(results))
+    print(f"wrote {args.results}")
+
+
+def render(r: dict) -> str:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    c = r["c_ms"]
+    best_c = min(c, key=c.get)
+    d_rows = "\n".join(
+        f"| {x['concurrency']} | {x['throughput']:.2f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['p99_ms']:.0f} | "
+        + ", ".join(
+            f"{k.rsplit('_', 1)[-1]} {v['queue']:.0f}+{v['input'] + v['infer'] + v['output']:.0f}"
+            for k, v in x["composing"].items()
+        )
+        + " |"
+        for x in r["d"]
+    )
+    m_rows = "\n".join(
+        f"| {x['concurrency']} | {x['throughput']:.2f} | {x['p50_ms']:.0f} | {x['p99_ms']:.0f} |"
+        for x in r["d_model"]
+    )
+    return (
+        f"""# Benchmark results
+
+Command: `make bench` (`python -m benchmarks.report`), one run, measured side by side.
+Checkpoint: `{r["checkpoint"]}` (yolov8n-seg trained by the demo's recipe), served at {r["imgsz"]}×{r["imgsz"]};
+{r["images"]} generated JPEG scenes of mixed sizes (480×640 to 1080×1920). Machine: {r["machine"]}.
+Times are wall-clock per image over the whole set (throughput), after a short warm-up.
+
+| | ms / image | images / s |
+|---|---|---|
+| (a) ultralytics `predict` on the .pt (retina masks) | {r["a_ms"]:.1f} | {1000 / r["a_ms"]:.2f} |
+| (a') ultralytics `predict` on the exported ONNX | {r["a_onnx_ms"]:.1f} | {1000 / r["a_onnx_ms"]:.2f} |
+| (b) bare onnxruntime session, model only (floor) | {r["b_ms"]:.1f} | {1000 / r["b_ms"]:.2f} |
+"""
+        + "".join(
+            f"| (c) seg-client through the server, {k} | {v:.1f} | {1000 / v:.2f} |\n" for k, v in c.items()
+        )
+        + f"""
+Settings: *latency* = build-repo defaults (one instance per model, the network session on all
+cores); *throughput* = `build-repo --instances 2 --threads 1` (two single-threaded network
+sessions, two instances of pre- and post-processing). (d) below uses the throughput setting.
+
+(d) perf_analyzer on the ensemble (gRPC, the same images as payloads; stage = queue+compute ms):
+
+| concurrency | infer/s | p50 ms | p95 ms | p99 ms | per composing model |
+|---|---|---|---|---|---|
+{d_rows}
+
+perf_analyzer on `{MODEL}_model` alone (random input of the model's shape):
+
+| concurrency | infer/s | p50 ms | p99 ms |
+|---|---|---|---|
+{m_rows}
+
+| resource | figure |
+|---|---|
+| server peak RSS (tritonserver and its Python-backend stubs) | {r["server_peak_rss"] / 2**20:.0f} MiB |
+| client peak RSS (seg-client infer) | {r["client_peak_rss"] / 2**20:.0f} MiB |
+| bytes per response vs full-resolution masks | {r["response_bytes"]} / {r["full_mask_bytes"]} = {100 * r["P3"]:.3f} % |
+| build-repo (python-onnx) wall time, peak RSS | {r["build_s"]:.1f} s, {r["build_rss"] / 2**30:.2f} GiB |
+
+## Targets
+
+| target | measured | |
+|---|---|---|
+| P1 throughput (c) ≥ 1.8 × (a) | {r["P1_vs_a"]:.2f} × (best (c): {best_c}) | {verdict(r["P1_vs_a"] >= 1.8)} |
+| P1 throughput (c) ≥ 1.0 × (a') | {r["P1_vs_a_onnx"]:.2f} × | {verdict(r["P1_vs_a_onnx"] >= 1.0)} |
+| P2 (c) ≤ 1.15 × (b) per image | {r["P2"]:.2f} × | {verdict(r["P2"] <= 1.15)} |
+| P3 response ≤ 5 % of the full masks | {100 * r["P3"]:.3f} % | {verdict(r["P3"] <= 0.05)} |
+| P4 build-repo ≤ 30 s and ≤ 3 GiB | {r["build_s"]:.1f} s, {r["build_rss"] / 2**30:.2f} GiB | {verdict(r["build_s"] <= 30 and r["build_rss"] <= 3 * 2**30)} |
+"""
+    )
+
+
+if __name__ == "__main__":
+    main()
