@@ -65,6 +65,12 @@ def test_onnx_runtime_repository_is_what_ngc_tritonserver_expects(tmp_path, yolo
         "shapes",
         "--max-batch-size",
         "4",
+        "--instances",
+        "2",
+        "--threads",
+        "1",
+        "--preferred-batch-sizes",
+        "2,4",
         "--quiet",
     )
     config = triton_config.parse((tmp_path / "shapes_model" / "config.pbtxt").read_text())
@@ -77,6 +83,9 @@ def test_onnx_runtime_repository_is_what_ngc_tritonserver_expects(tmp_path, yolo
     steps = triton_config.parse((tmp_path / "shapes" / "config.pbtxt").read_text()).ensemble_scheduling.step
     assert [s.model_name for s in steps] == ["shapes_preprocess", "shapes_model", "shapes_postprocess"]
     assert config.platform == "onnxruntime_onnx" and not config.backend
+    assert config.parameters["intra_op_thread_count"].string_value == "1"  # the onnxruntime backend's key
+    assert config.instance_group[0].count == 2
+    assert list(config.dynamic_batching.preferred_batch_size) == [2, 4]
     assert config.max_batch_size == 4
     assert sorted(p.name for p in (tmp_path / "shapes_model" / "1").iterdir()) == ["model.onnx"]
     graph = onnx.load(str(tmp_path / "shapes_model" / "1" / "model.onnx")).graph
@@ -95,3 +104,33 @@ def test_tensor_spec_rejects_bad_dims_and_types():
         TensorSpec("x", "float32", (0, 3))
     with pytest.raises(ValueError, match="dtype"):
         TensorSpec("x", "complex64", (3,))
+
+
+def test_python_onnx_threads_and_batch_size_checks(tmp_path, yolo_checkpoint):
+    run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "--output",
+        str(tmp_path / "r"),
+        "--threads",
+        "1",
+        "--quiet",
+    )
+    config = triton_config.parse((tmp_path / "r" / f"{MODEL}_model" / "config.pbtxt").read_text())
+    assert config.parameters["intra_op_threads"].string_value == "1"  # read by the python-onnx model
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        MODEL,
+        "--weights",
+        str(yolo_checkpoint),
+        "--output",
+        str(tmp_path / "x"),
+        "--preferred-batch-sizes",
+        "16",
+        check=False,
+    )
+    assert proc.returncode == 2 and "exceed --max-batch-size 8" in proc.stderr
