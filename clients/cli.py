@@ -178,6 +178,12 @@ def evaluate(annotations: Path, results: Path) -> None:
     help="Each measurement window sends every image this many times (perf_analyzer count windows).",
 )
 @click.option(
+    "--stability",
+    type=click.IntRange(1, 100),
+    default=30,
+    help="perf_analyzer --stability-percentage: how much windows may differ to count as stable.",
+)
+@click.option(
     "--model-alone/--no-model-alone",
     default=True,
     help="Also measure <model>_model alone (random input of the right shape): the network's own cost.",
@@ -188,7 +194,7 @@ def evaluate(annotations: Path, results: Path) -> None:
     default=Path("benchmarks/output/perf"),
     help="Where perf_analyzer's CSV, log and the parsed JSON go.",
 )
-def bench(model, url, images, concurrency, shared_memory, windows_of, model_alone, out) -> None:
+def bench(model, url, images, concurrency, shared_memory, windows_of, stability, model_alone, out) -> None:
     """Measure a served model with perf_analyzer: throughput, p50/p95/p99 and the server-side
     breakdown per composing model, over a concurrency sweep."""
     from clients.image_sources import images_in_folder
@@ -202,7 +208,7 @@ def bench(model, url, images, concurrency, shared_memory, windows_of, model_alon
         out.mkdir(parents=True, exist_ok=True)
         data = write_input_data(paths, out / "input_data.json")
         per_window = windows_of * len(paths)
-        results = run_perf_analyzer(model, url, out, data, concurrency, shared_memory, per_window)
+        results = run_perf_analyzer(model, url, out, data, concurrency, shared_memory, per_window, stability)
         click.echo(format_results(model, results))
         if model_alone:
             alone = run_perf_analyzer(

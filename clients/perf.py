@@ -138,6 +138,16 @@ def run_perf_analyzer(
         raise ClientError(
             f"perf_analyzer failed on {model}: {tail[0]} (full log: {out_dir / f'perf_{model}.log'})"
         )
+    unstable = re.findall(
+        r"Failed to obtain stable measurement within \d+ measurement windows for concurrency (\d+)",
+        proc.stdout + proc.stderr,
+    )
+    if unstable:
+        levels = ", ".join(unstable)
+        raise ClientError(
+            f"perf_analyzer could not stabilise {model} at concurrency {levels}: images differ too much in "
+            "cost for these windows; raise --windows-of or --stability"
+        )
     blocks = split_by_concurrency(proc.stdout)
     results = []
     for row in parse_csv(csv_path):

@@ -96,10 +96,11 @@ def _new_model(info: SemanticModelInfo) -> torch.nn.Module:
 
 
 def check_input_size(model: torch.nn.Module, info: SemanticModelInfo) -> None:
-    """Architectures that need it (FPN, DeepLabV3+...) get sizes divisible by the encoder's stride."""
+    """Sizes divisible by the encoder's output stride, for every architecture: FPN and DeepLabV3+
+    fail without it, and build-repo serves only such sizes, so a trained checkpoint is servable."""
     stride = int(getattr(model.encoder, "output_stride", 32))
     width, height = info.input_size
-    if getattr(model, "requires_divisible_input_shape", True) and (width % stride or height % stride):
+    if width % stride or height % stride:
         w2, h2 = (max(stride, round(v / stride) * stride) for v in (width, height))
         raise DataError(
             f"--size {width} {height}: {info.arch} with {info.encoder} needs multiples of {stride}, "

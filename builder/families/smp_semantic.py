@@ -60,7 +60,7 @@ class SmpSemanticFamily(ModelFamily):
             ) from None
         width, height = request.size or ((request.imgsz,) * 2 if request.imgsz else info.input_size)
         stride = int(getattr(model.encoder, "output_stride", 32))
-        if getattr(model, "requires_divisible_input_shape", True) and (width % stride or height % stride):
+        if width % stride or height % stride:  # also what TensorRT and the seeds' trtexec commands expect
             w2, h2 = _nearest_multiple(width, stride), _nearest_multiple(height, stride)
             raise BuildError(
                 f"input size {width}x{height} (WxH) is not divisible by {stride}, the output stride of the "
