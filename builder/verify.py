@@ -49,20 +49,17 @@ def check_onnx_against_torch(
     tol = tol or Tolerance()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    worst: dict[str, Comparison] = {}
+    per_input = []
     for x in inputs:
         with torch.no_grad():
-            expected = module(torch.from_numpy(x))
-        expected = [t.detach().cpu().numpy() for t in flatten_outputs(expected)]
-        actual = session.run(output_names, {input_name: x})
-        for c in compare_outputs(expected, actual, output_names, tol):
-            prev = worst.get(c.name)
-            if prev is None or c.max_abs_diff > prev.max_abs_diff or not c.ok:
-                worst[c.name] = Comparison(
-                    c.name,
-                    max(c.max_abs_diff, prev.max_abs_diff if prev else 0),
-                    c.ok and (prev.ok if prev else True),
-                )
+            expected = [t.detach().cpu().numpy() for t in flatten_outputs(module(torch.from_numpy(x)))]
+        per_input.append(
+            compare_outputs(expected, session.run(output_names, {input_name: x}), output_names, tol)
+        )
+    worst = {  # per output: the largest difference over the inputs, failed if any input failed
+        name: Comparison(name, max(c.max_abs_diff for c in cs), all(c.ok for c in cs))
+        for name, cs in zip(output_names, zip(*per_input))
+    }
     failed = [c for c in worst.values() if not c.ok]
     if failed:
         detail = ", ".join(f"{c.name} max abs diff {c.max_abs_diff:.3g}" for c in failed)

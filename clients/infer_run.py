@@ -18,7 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem, output_names
 from clients.overlays import blend, colorize, draw_instances
-from clients.records import instance_record, write_atomic, write_json_atomic
+from clients.records import instance_record, write_image_atomic, write_json_atomic
 from clients.triton import ClientError, ModelInfo, SegmentationClient
 
 FAILURES_FILE = "failures.json"
@@ -52,7 +52,7 @@ class InstanceWriter:
         result = client.infer_instances(model.name, data, self.overrides)
         record = instance_record(item.relative.as_posix(), model, result)
         if overlay_path is not None:
-            _write_image(overlay_path, draw_instances(_decode(data), record))
+            write_image_atomic(overlay_path, draw_instances(_decode(data), record))
         write_json_atomic(base.with_name(base.name + ".json"), record)  # last: its presence means done
         return len(record["detections"])
 
@@ -74,10 +74,10 @@ class SemanticWriter:
     ) -> int:
         result = client.infer_semantic(model.name, data)
         color = colorize(result.mask, model.colors)
-        _write_image(base.with_name(base.name + ".png"), result.mask)
-        _write_image(base.with_name(base.name + "_color.png"), color)
+        write_image_atomic(base.with_name(base.name + ".png"), result.mask)
+        write_image_atomic(base.with_name(base.name + "_color.png"), color)
         if overlay_path is not None:
-            _write_image(overlay_path, blend(_decode(data), color))
+            write_image_atomic(overlay_path, blend(_decode(data), color))
         ids, counts = np.unique(result.mask, return_counts=True)
         total = max(int(counts.sum()), 1)
         record = {
@@ -105,13 +105,6 @@ WRITERS = {w.task: w for w in (InstanceWriter, SemanticWriter)}
 
 def _decode(data: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    write_atomic(path, encoded.tobytes())
 
 
 def _one(client, model, item: ImageItem, base: Path, overlay_path: Path | None, writer) -> int:

@@ -51,3 +51,13 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, record: dict) -> None:
     write_atomic(path, json.dumps(record, indent=1).encode())
+
+
+def write_image_atomic(path: Path, image) -> None:
+    """Encode by the file's suffix (PNG keeps uint16) and write atomically."""
+    import cv2
+
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise OSError(f"cannot encode {path.name}")
+    write_atomic(path, encoded.tobytes())

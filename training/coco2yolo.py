@@ -18,7 +18,6 @@ in a staging folder and swapped into place, so a failed run leaves the previous 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from pycocotools import mask as mask_utils
 
 from training.files import link_or_copy
 from training.polygons import mask_polygons
+from training.splits import val_indices
 
 SPLITS = ("train", "val")
 
@@ -206,17 +206,8 @@ def instance_polygon(segmentation, height: int, width: int) -> tuple[np.ndarray 
 
 
 def _split_of(images: list[SourceImage], val_fraction: float, seed: int) -> dict[int, str]:
-    """Order images by a seeded hash of dataset/file_name and put the first fraction in val."""
-    keys = sorted(
-        range(len(images)),
-        key=lambda i: hashlib.sha256(
-            f"{seed}:{images[i].dataset}/{images[i].file_name}".encode()
-        ).hexdigest(),
-    )
-    n_val = round(len(images) * val_fraction)
-    if val_fraction > 0 and len(images) > 1:
-        n_val = min(max(n_val, 1), len(images) - 1)
-    return {i: ("val" if rank < n_val else "train") for rank, i in enumerate(keys)}
+    val = val_indices([f"{im.dataset}/{im.file_name}" for im in images], val_fraction, seed)
+    return {i: "val" if i in val else "train" for i in range(len(images))}
 
 
 def collect(

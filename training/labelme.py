@@ -28,6 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from clients.overlays import colorize
+from clients.records import write_image_atomic
+from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.files import link_or_copy
 
 BACKGROUND = "_background_"
@@ -62,54 +65,32 @@ def read_class_names(path: Path) -> list[str]:
     return names
 
 
-def color_table_names(path: Path) -> list[str] | None:
-    """The class names a colors.csv lists (rows ``name,r,g,b``), or None if its rows are bare ``r,g,b``."""
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if rows and not rows[0][-1].strip().isdigit():
-        rows = rows[1:]
-    named = [r[0].strip() for r in rows if len(r) >= 4]
-    return named if named and len(named) == len(rows) else None
-
-
-def read_colors(path: Path, names: list[str]) -> list[tuple[int, int, int]]:
-    """colors.csv: rows ``name,r,g,b`` (a header row is optional) or ``r,g,b`` in class order."""
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if rows and not rows[0][-1].strip().isdigit():
-        rows = rows[1:]  # header
-    by_name, ordered = {}, []
-    for row in rows:
-        try:
-            rgb = tuple(int(v) for v in row[-3:])
-        except ValueError:
-            raise LabelMeError(f"{path}: row {row} is not name,r,g,b") from None
-        ordered.append(rgb)
-        if len(row) >= 4:
-            by_name[row[0].strip()] = rgb
+def _colors_for(path: Path, names: list[str]) -> list[tuple[int, int, int]]:
+    """Colours of ``names`` from a colors.csv: by name where rows are named, else by row order."""
+    try:
+        table = read_colors_csv(path)
+    except ColorTableError as exc:
+        raise LabelMeError(str(exc)) from None
+    by_name = {name: rgb for name, rgb in table if name is not None}
+    ordered = [rgb for _, rgb in table]
     colors = [
         by_name.get(n) or (ordered[i] if i < len(ordered) and not by_name else None)
         for i, n in enumerate(names)
     ]
-    missing = [n for n, c in zip(names, colors) if c is None and n != IGNORE]
+    missing = [n for n, c in zip(names, colors) if c is None]
     if missing:
         raise LabelMeError(f"{path}: no colour for {', '.join(missing)}")
-    return [c or (255, 255, 255) for c in colors]
-
-
-def default_colors(n: int) -> list[tuple[int, int, int]]:
-    """The PASCAL VOC palette (what LabelMe's own labelme2voc uses)."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
     return colors
+
+
+def _named_classes(path: Path) -> list[str] | None:
+    """The class names a colors.csv lists, if every row is named."""
+    try:
+        table = read_colors_csv(path)
+    except ColorTableError as exc:
+        raise LabelMeError(str(exc)) from None
+    names = [name for name, _ in table]
+    return names if names and None not in names else None
 
 
 def _shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
@@ -179,8 +160,8 @@ def convert_labelme(
         stems[f.stem] = f
     if classes_file:
         names = read_class_names(classes_file)
-    elif colors_file and color_table_names(colors_file):
-        names = color_table_names(colors_file)
+    elif colors_file and _named_classes(colors_file):
+        names = _named_classes(colors_file)
     else:
         labels = sorted(
             {str(s.get("label")) for d in documents.values() for s in d["shapes"]} - {BACKGROUND, IGNORE}
@@ -190,9 +171,7 @@ def convert_labelme(
     index_of = {n: i for i, n in enumerate(class_names)} | {IGNORE: IGNORE_INDEX}
     num_classes = len(class_names)
     dtype = np.uint8 if num_classes <= 255 else np.uint16
-    colors = read_colors(colors_file, class_names) if colors_file else default_colors(num_classes)
-    lut = np.zeros((max(num_classes, IGNORE_INDEX + 1), 3), np.uint8)
-    lut[:num_classes] = np.array(colors, np.uint8)[:, ::-1]  # RGB → BGR for OpenCV
+    colors = _colors_for(colors_file, class_names) if colors_file else voc_palette(num_classes)
     (dst / "images").mkdir(parents=True, exist_ok=True)
     (dst / "indexes").mkdir(parents=True, exist_ok=True)
     for f in progress(list(documents)):
@@ -220,8 +199,8 @@ def convert_labelme(
                 link_or_copy(image_path, target, copy)
             else:
                 cv2.imwrite(str(target), image) if embedded is None else target.write_bytes(embedded)
-            _write_png(dst / "indexes" / f"{stem}.png", index)
-            _write_png(dst / "indexes" / f"{stem}_color_mask.png", lut[np.minimum(index, len(lut) - 1)])
+            write_image_atomic(dst / "indexes" / f"{stem}.png", index)
+            write_image_atomic(dst / "indexes" / f"{stem}_color_mask.png", colorize(index, colors))
             for value, count in zip(*np.unique(index, return_counts=True)):
                 name = (
                     IGNORE
@@ -238,11 +217,3 @@ def convert_labelme(
         writer.writerow(["name", "r", "g", "b"])
         writer.writerows([n, *c] for n, c in zip(class_names, colors))
     return report, class_names
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    """Atomic: a temporary file beside it, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), array):
-        raise OSError(f"cannot write {path}")
-    tmp.replace(path)

@@ -8,8 +8,6 @@ not in it becomes 255, ignored by the loss and the metric). The colour table is 
 
 from __future__ import annotations
 
-import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +15,10 @@ import cv2
 import numpy as np
 import torch
 
-from training.labelme import default_colors
+from clients.image_sources import IMAGE_SUFFIXES
+from training.colors import ColorTableError, read_colors_csv, voc_palette
+from training.splits import val_indices
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 IGNORE_INDEX = 255
 
 
@@ -36,20 +35,17 @@ class ClassTable:
 def read_class_table(colors_csv: Path | None, num_classes: int) -> ClassTable:
     if colors_csv is None:
         return ClassTable(
-            [f"class_{i}" for i in range(num_classes)], [list(c) for c in default_colors(num_classes)]
+            [f"class_{i}" for i in range(num_classes)], [list(c) for c in voc_palette(num_classes)]
         )
-    with open(colors_csv, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if rows and not rows[0][-1].strip().isdigit():
-        rows = rows[1:]
     try:
-        names = [r[0].strip() if len(r) >= 4 else f"class_{i}" for i, r in enumerate(rows)]
-        colors = [[int(v) for v in r[-3:]] for r in rows]
-    except ValueError:
-        raise DataError(f"{colors_csv}: rows must be name,r,g,b") from None
-    if len(rows) != num_classes:
-        raise DataError(f"{colors_csv}: {len(rows)} classes, but --num-classes is {num_classes}")
-    return ClassTable(names, colors)
+        table = read_colors_csv(colors_csv)
+    except ColorTableError as exc:
+        raise DataError(str(exc)) from None
+    if len(table) != num_classes:
+        raise DataError(f"{colors_csv}: {len(table)} classes, but --num-classes is {num_classes}")
+    return ClassTable(
+        [name or f"class_{i}" for i, (name, _) in enumerate(table)], [list(rgb) for _, rgb in table]
+    )
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,9 @@ def find_samples(root: Path) -> list[Sample]:
 def split_samples(
     samples: list[Sample], val_fraction: float, seed: int = 0
 ) -> tuple[list[Sample], list[Sample]]:
-    """Deterministic partition (seeded hash of the file name); at least one image on each side."""
-    order = sorted(samples, key=lambda s: hashlib.sha256(f"{seed}:{s.image.name}".encode()).hexdigest())
-    n_val = min(max(round(len(order) * val_fraction), 1), len(order) - 1) if len(order) > 1 else 0
-    return order[n_val:], order[:n_val]
+    """Deterministic partition by file name (training.splits)."""
+    val = val_indices([s.image.name for s in samples], val_fraction, seed)
+    return [s for i, s in enumerate(samples) if i not in val], [s for i, s in enumerate(samples) if i in val]
 
 
 def colors_to_index(color_mask_bgr: np.ndarray, colors_rgb: list[list[int]]) -> np.ndarray:
