@@ -14,7 +14,8 @@ from builder import families, graph_surgery, repository, triton_config, verify
 from builder.errors import BuildError
 from builder.families import BuildSettings, LoadRequest
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
-from builder.runtimes import get_runtime, io_specs
+from builder.runtimes import ExportedNetwork, io_specs, make_runtime
+from builder.tensorrt.options import BatchProfile, EngineOptions
 
 log = logging.getLogger("build-repo")
 
@@ -41,6 +42,10 @@ class BuildOptions:
     encoder: str | None = None
     opset: int = DEFAULT_OPSET
     tolerance: verify.Tolerance = field(default_factory=verify.Tolerance)
+    engine: EngineOptions | None = (
+        None  # --fp16/--int8, batch profile, workspace...: tensorrt, --onnx-tensorrt
+    )
+    onnx_tensorrt: bool = False  # --runtime onnx with onnxruntime's TensorRT execution accelerator
 
 
 @dataclass
@@ -53,7 +58,19 @@ class BuildResult:
 
 def build_repository(opts: BuildOptions, progress=lambda message: None) -> BuildResult:
     start = time.monotonic()
-    runtime = get_runtime(opts.runtime)
+    if opts.engine is not None and opts.runtime != "tensorrt" and not opts.onnx_tensorrt:
+        raise BuildError(
+            "--fp16, --int8, --min-batch, --opt-batch, --workspace and the engine options apply to "
+            "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
+        )
+    engine = opts.engine
+    if opts.runtime == "tensorrt" or opts.onnx_tensorrt:
+        engine = engine or EngineOptions(profile=BatchProfile(1, opts.max_batch_size, opts.max_batch_size))
+        if engine.profile.max != opts.max_batch_size:
+            raise BuildError(
+                f"the engine's max batch {engine.profile.max} must be --max-batch-size {opts.max_batch_size}"
+            )
+    runtime = make_runtime(opts.runtime, engine, opts.onnx_tensorrt)
     runtime.check_available()
     too_big = [b for b in opts.preferred_batch_sizes if b > opts.max_batch_size]
     if too_big:
@@ -107,8 +124,16 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
             instances=settings.instances,
             parameters=runtime.thread_parameters(opts.threads),
         )
+        network = ExportedNetwork(
+            onnx_path,
+            {t.name: t.dims for t in model_io[0]},
+            family.input_spec(loaded),
+            samples,
+            Path(tmp),
+            progress,
+        )
         folders = [
-            runtime.model_folder(model_settings, onnx_path),
+            runtime.model_folder(model_settings, network),
             *family.server_models(loaded, model_io, settings),
         ]
         written = repository.write_models(opts.output, folders)

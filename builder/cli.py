@@ -10,6 +10,21 @@ import click
 
 from builder.errors import BuildError
 from builder.runtimes import RUNTIMES
+from builder.tensorrt.docker_hint import docker_run_line
+from builder.tensorrt.engine_build import TensorRTMissing, require_tensorrt
+from builder.tensorrt.options import DEFAULT_TOLERANCES, BatchProfile, EngineOptions, EngineTolerance
+
+ENGINE_PARAMETERS = (
+    "precision",
+    "min_batch",
+    "opt_batch",
+    "workspace",
+    "timing_cache",
+    "images",
+    "calibration_cache",
+    "engine_atol",
+    "engine_rtol",
+)
 
 
 def _batch_sizes(text: str) -> tuple[int, ...]:
@@ -60,9 +75,11 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 )
 @click.option(
     "--max-batch-size",
+    "--max-batch",
     type=click.IntRange(1, 1024),
     default=8,
-    help="max_batch_size of every model; the model step batches requests dynamically.",
+    help="max_batch_size of every model; the model step batches requests dynamically. For a TensorRT "
+    "engine also the optimization profile's max batch.",
 )
 @click.option("--name", default=None, help="Ensemble name clients use. Default: the --model value.")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, help="Default confidence threshold.")
@@ -114,8 +131,71 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     default=None,
     help="smp: override the encoder the checkpoint records.",
 )
+@click.option(
+    "--fp16", "precision", flag_value="fp16", help="TensorRT: build (or let --onnx-tensorrt run) in FP16."
+)
+@click.option(
+    "--int8",
+    "precision",
+    flag_value="int8",
+    help="TensorRT: INT8 with FP16 fallback, calibrated on --images (or a --calibration-cache).",
+)
+@click.option(
+    "--min-batch", type=click.IntRange(1, 1024), default=1, help="TensorRT profile: smallest batch served."
+)
+@click.option(
+    "--opt-batch",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="TensorRT profile: the batch the kernels are tuned for. Default: --max-batch-size.",
+)
+@click.option(
+    "--workspace",
+    type=click.FloatRange(min=0, min_open=True),
+    default=4.0,
+    metavar="GIB",
+    help="TensorRT: GPU memory the builder may use for tactics.",
+)
+@click.option(
+    "--timing-cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TensorRT: tactic timing cache, read and extended by every build (faster rebuilds). "
+    "Default: ~/.cache/segstack/tensorrt/timing-<TensorRT>-<GPU>.cache.",
+)
+@click.option(
+    "--images",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="TensorRT: representative images, pre-processed as the server does: --int8 calibrates on all "
+    "of them; the engine check runs on the first few (default: generated scenes).",
+)
+@click.option(
+    "--calibration-cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TensorRT --int8: reuse this calibration cache (build-repo keeps one in <name>_model/).",
+)
+@click.option(
+    "--engine-atol",
+    type=float,
+    default=None,
+    help="Engine vs onnxruntime check: absolute tolerance. Default by precision: fp32 1e-3 per "
+    "element; fp16 2e-2 and int8 0.1 on the mean error.",
+)
+@click.option(
+    "--engine-rtol", type=float, default=None, help="Engine vs onnxruntime check: relative tolerance."
+)
+@click.option(
+    "--onnx-tensorrt",
+    is_flag=True,
+    help="--runtime onnx: run on the GPU through onnxruntime's TensorRT execution accelerator "
+    "(engines built by the server at load, cached in /tmp); --fp16 sets its precision mode.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
+@click.pass_context
 def main(
+    ctx: click.Context,
     model,
     weights,
     output,
@@ -136,6 +216,16 @@ def main(
     nhwc,
     arch,
     encoder,
+    precision,
+    min_batch,
+    opt_batch,
+    workspace,
+    timing_cache,
+    images,
+    calibration_cache,
+    engine_atol,
+    engine_rtol,
+    onnx_tensorrt,
     quiet,
 ) -> None:
     """Build a Triton model repository from a segmentation checkpoint.
@@ -148,10 +238,37 @@ def main(
     Examples:
       build-repo --model yolov8n-seg --weights runs/segment/train/weights/best.pt
       build-repo --model smp --weights runs/semantic/roads/best.pth --name roads
+      build-repo --model yolov8x-seg --weights best.pt --runtime tensorrt --fp16 --max-batch 8
       seg-serve --model-repository model_repository
       seg-client infer --source images/ --model yolov8n-seg --out results/
+
+    `build-repo doctor [REPOSITORY]` checks that a repository's TensorRT engines match this
+    machine's GPU and TensorRT (see build-repo doctor --help).
     """
     os.environ.setdefault("YOLO_VERBOSE", "False")
+    try:
+        engine = _engine_options(
+            ctx,
+            runtime,
+            onnx_tensorrt,
+            precision,
+            min_batch,
+            opt_batch,
+            max_batch_size,
+            workspace,
+            timing_cache,
+            images,
+            calibration_cache,
+            engine_atol,
+            engine_rtol,
+        )
+        if runtime == "tensorrt":
+            require_tensorrt()  # before the slow imports: without TensorRT the build belongs elsewhere
+    except TensorRTMissing as exc:
+        _tensorrt_missing(exc)
+    except BuildError as exc:
+        click.echo(f"build-repo: error: {exc}", err=True)
+        sys.exit(2)
     from builder.build import BuildOptions, build_repository
     from builder.verify import Tolerance
 
@@ -176,9 +293,13 @@ def main(
         nhwc=nhwc,
         arch=arch,
         encoder=encoder,
+        engine=engine,
+        onnx_tensorrt=onnx_tensorrt,
     )
     try:
         result = build_repository(opts, progress=echo)
+    except TensorRTMissing as exc:
+        _tensorrt_missing(exc)
     except BuildError as exc:
         click.echo(f"build-repo: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
@@ -188,3 +309,70 @@ def main(
         sys.exit(2)
     click.echo(f"Built {opts.name or model} in {result.seconds:.1f} s: {result.repository.resolve()}")
     click.echo(f"Serve it: seg-serve --model-repository {result.repository}")
+
+
+def _tensorrt_missing(exc: TensorRTMissing) -> None:
+    """One line on stderr, then the docker run line (stdout, to copy or pipe) that does the same build."""
+    click.echo(f"build-repo: error: {' '.join(str(exc).split())}:", err=True)
+    click.echo(docker_run_line(sys.argv[1:]))
+    sys.exit(2)
+
+
+def _engine_options(
+    ctx: click.Context,
+    runtime: str,
+    onnx_tensorrt: bool,
+    precision: str | None,
+    min_batch: int,
+    opt_batch: int | None,
+    max_batch: int,
+    workspace: float,
+    timing_cache: Path | None,
+    images: Path | None,
+    calibration_cache: Path | None,
+    engine_atol: float | None,
+    engine_rtol: float | None,
+) -> EngineOptions | None:
+    """The engine options, or None when the runtime builds no TensorRT engine (then none may be given)."""
+    if runtime != "tensorrt" and not onnx_tensorrt:
+        given = [
+            f"--{precision}" if p == "precision" else "--" + p.replace("_", "-")
+            for p in ENGINE_PARAMETERS
+            if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise BuildError(
+                f"{', '.join(given)}: TensorRT options; use them with --runtime tensorrt "
+                "(or --runtime onnx --onnx-tensorrt)"
+            )
+        return None
+    precision = precision or "fp32"
+    if onnx_tensorrt and precision == "int8":
+        raise BuildError("--onnx-tensorrt runs fp32 or --fp16; for int8 build a plan with --runtime tensorrt")
+    tolerance = None
+    if engine_atol is not None or engine_rtol is not None:
+        default = DEFAULT_TOLERANCES[precision]
+        tolerance = EngineTolerance(
+            default.atol if engine_atol is None else engine_atol,
+            default.rtol if engine_rtol is None else engine_rtol,
+            default.stat,
+        )
+    return EngineOptions(
+        precision=precision,
+        profile=BatchProfile(min_batch, opt_batch or max_batch, max_batch),
+        workspace_gib=workspace,
+        timing_cache=timing_cache,
+        images=images,
+        calibration_cache=calibration_cache,
+        tolerance=tolerance,
+    )
+
+
+def entry() -> None:
+    """The ``build-repo`` console script: ``build-repo doctor ...`` or a build."""
+    if len(sys.argv) > 1 and sys.argv[1] == "doctor":
+        from builder import doctor
+
+        doctor.main.main(sys.argv[2:], prog_name="build-repo doctor")
+    else:
+        main()

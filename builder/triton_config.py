@@ -70,12 +70,31 @@ def python_model_config(settings: ModelSettings) -> mc.ModelConfig:
     return config
 
 
-def onnxruntime_model_config(settings: ModelSettings, gpu: bool = False) -> mc.ModelConfig:
-    """For the NGC tritonserver's onnxruntime backend (``platform: "onnxruntime_onnx"``)."""
+def onnxruntime_model_config(
+    settings: ModelSettings, gpu: bool = False, tensorrt_accelerator: Mapping[str, str] | None = None
+) -> mc.ModelConfig:
+    """For the NGC tritonserver's onnxruntime backend (``platform: "onnxruntime_onnx"``).
+    ``tensorrt_accelerator``: the parameters of onnxruntime's TensorRT execution accelerator, which
+    runs on the GPU (``optimization.execution_accelerators.gpu_execution_accelerator``)."""
     config = _base(settings)
     config.platform = "onnxruntime_onnx"
-    if gpu:
+    if gpu or tensorrt_accelerator is not None:
         config.instance_group[0].kind = mc.ModelInstanceGroup.Kind.KIND_GPU
+    if tensorrt_accelerator is not None:
+        accelerator = config.optimization.execution_accelerators.gpu_execution_accelerator.add(
+            name="tensorrt"
+        )
+        accelerator.parameters.update(tensorrt_accelerator)
+    return config
+
+
+def tensorrt_model_config(settings: ModelSettings) -> mc.ModelConfig:
+    """A prebuilt TensorRT engine: ``platform: "tensorrt_plan"``, ``1/model.plan``, on the GPU.
+    ``max_batch_size`` must be the engine profile's max batch (Triton checks it on load)."""
+    config = _base(settings)
+    config.platform = "tensorrt_plan"
+    config.default_model_filename = "model.plan"
+    config.instance_group[0].kind = mc.ModelInstanceGroup.Kind.KIND_GPU
     return config
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from serving.tritonserver import Ports, ServerError, TritonServer, free_port
+from serving.engine_compat import check_repository
+from serving.tritonserver import Ports, ServerError, ServerInstall, TritonServer, free_port
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -46,7 +47,14 @@ def main(
     behind your own proxy, or run the NGC image, to expose it.
     """
     ports = Ports(*(p or free_port() for p in (http_port, grpc_port, metrics_port)))
-    server = TritonServer(repository, ports=ports, log_path=log_file)
+    try:
+        install = ServerInstall.locate()
+    except ServerError as exc:
+        click.echo(f"seg-serve: error: {exc}", err=True)
+        sys.exit(1)
+    for warning in check_repository(repository, install.backend_dir):  # TensorRT engines vs this machine
+        click.echo(f"seg-serve: warning: {warning}", err=True)
+    server = TritonServer(repository, ports=ports, log_path=log_file, install=install)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -13,6 +13,7 @@ import torch
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder
 from builder.tensors import TensorSpec
+from serving.python_backend.segops.resize import InputSpec
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -73,6 +74,10 @@ class ModelFamily(ABC):
 
     @abstractmethod
     def load(self, request: LoadRequest) -> LoadedModel: ...
+
+    @abstractmethod
+    def input_spec(self, loaded: LoadedModel) -> InputSpec:
+        """How the server's preprocess model prepares an image for this network."""
 
     @abstractmethod
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:

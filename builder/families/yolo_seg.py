@@ -101,6 +101,9 @@ class YoloSegFamily(ModelFamily):
             metadata={"ultralytics_version": ultralytics_version, "stride": str(stride)},
         )
 
+    def input_spec(self, loaded: LoadedModel) -> InputSpec:
+        return InputSpec(*loaded.input_size, "letterbox")
+
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
         """Letterboxed synthetic scenes, as the server feeds the model: uniform noise is a poor probe
         (it drives box regression of an untrained net far outside its range and magnifies
@@ -112,7 +115,6 @@ class YoloSegFamily(ModelFamily):
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
-        h, w = loaded.input_size
         thresholds = {"conf": settings.conf, "iou": settings.iou, "max_det": settings.max_det}
         detections = [
             TensorSpec("boxes", "float32", (-1, 4)),
@@ -124,7 +126,7 @@ class YoloSegFamily(ModelFamily):
         return three_step_ensemble(
             settings,
             model_io,
-            InputSpec(h, w, "letterbox"),
+            self.input_spec(loaded),
             "yolo_seg_postprocess",
             detections,
             {**thresholds, "num_classes": len(loaded.class_names)},

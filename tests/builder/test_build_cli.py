@@ -17,23 +17,6 @@ def _one_line_error(proc, *fragments):
         assert fragment in lines[-1]
 
 
-def test_tensorrt_is_refused_for_now(tmp_path, yolo_checkpoint):
-    proc = run_cli(
-        "build-repo",
-        "--model",
-        MODEL,
-        "--weights",
-        str(yolo_checkpoint),
-        "--output",
-        str(tmp_path),
-        "--runtime",
-        "tensorrt",
-        check=False,
-    )
-    _one_line_error(proc, "--runtime tensorrt", "--runtime onnx")
-    assert not any(tmp_path.iterdir())
-
-
 def test_missing_weights_file(tmp_path):
     proc = run_cli(
         "build-repo",
