@@ -58,11 +58,6 @@ class BuildResult:
 
 def build_repository(opts: BuildOptions, progress=lambda message: None) -> BuildResult:
     start = time.monotonic()
-    if opts.engine is not None and opts.runtime != "tensorrt" and not opts.onnx_tensorrt:
-        raise BuildError(
-            "--fp16, --int8, --min-batch, --opt-batch, --workspace and the engine options apply to "
-            "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
-        )
     engine = opts.engine
     if opts.runtime == "tensorrt" or opts.onnx_tensorrt:
         engine = engine or EngineOptions(profile=BatchProfile(1, opts.max_batch_size, opts.max_batch_size))

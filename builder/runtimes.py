@@ -110,8 +110,8 @@ class TensorRTRuntime(Runtime):
     name = "tensorrt"
     help = "a TensorRT engine (model.plan, platform tensorrt_plan) built with Polygraphy on this GPU"
 
-    def __init__(self, options: EngineOptions | None = None):
-        self.options = options or EngineOptions()
+    def __init__(self, options: EngineOptions):
+        self.options = options
 
     def check_available(self) -> None:
         from builder.tensorrt.engine_build import require_tensorrt
@@ -134,10 +134,17 @@ def make_runtime(name: str, engine: EngineOptions | None = None, onnx_tensorrt: 
         raise BuildError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
     if onnx_tensorrt and name != "onnx":
         raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {name}")
+    builds_engine = name == "tensorrt" or onnx_tensorrt
+    if engine is not None and not builds_engine:
+        raise BuildError(
+            "--fp16, --int8, --min-batch, --opt-batch, --workspace and the engine options apply to "
+            "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
+        )
+    engine = engine or EngineOptions()
     if name == "tensorrt":
         return TensorRTRuntime(engine)
     if name == "onnx":
-        return OnnxRuntime((engine or EngineOptions()) if onnx_tensorrt else None)
+        return OnnxRuntime(engine if onnx_tensorrt else None)
     return PythonOnnxRuntime()
 
 

@@ -4,13 +4,13 @@ exactly as the server's ``<name>_preprocess`` model does (segops.decode + segops
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from builder.errors import BuildError
-from clients.image_sources import IMAGE_SUFFIXES
+from clients.image_sources import IMAGE_SUFFIXES, images_in_folder
 from serving.python_backend.segops.decode import ImageDecodeError, decode_image
 from serving.python_backend.segops.resize import InputSpec, prepare
 
@@ -18,10 +18,10 @@ log = logging.getLogger("build-repo")
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The images below ``folder``, sorted; a missing or image-less folder is a one-line error."""
+    """The images below ``folder`` (seg-client's own listing); missing or none: a one-line error."""
     if not folder.is_dir():
         raise BuildError(f"--images {folder}: no such folder; give a folder of representative images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = [item.path for item in images_in_folder(folder)]
     if not files:
         raise BuildError(
             f"--images {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it"
@@ -29,10 +29,23 @@ def image_files(folder: Path) -> list[Path]:
     return files
 
 
+def exact_batches(items: Iterable[np.ndarray], batch_size: int) -> Iterator[np.ndarray]:
+    """Stacks of exactly ``batch_size`` items; the last repeats its own items to fill up (TensorRT
+    calibrates at the profile's opt shape, and every check feed must lie inside the profile)."""
+    batch: list[np.ndarray] = []
+    for x in items:
+        batch.append(x)
+        if len(batch) == batch_size:
+            yield np.stack(batch)
+            batch = []
+    if batch:
+        yield np.stack([batch[i % len(batch)] for i in range(batch_size)])
+
+
 class ImageFeeds:
     """A Polygraphy data loader: yields ``{input_name: batch}`` feed dicts of exactly ``batch_size``
-    images (the last batch repeats its images to fill up: TensorRT calibrates at the profile's opt
-    shape), from at most ``limit`` decodable images. Undecodable files are logged and skipped."""
+    images (see exact_batches), from at most ``limit`` decodable images. Undecodable files are
+    logged and skipped."""
 
     def __init__(
         self,
@@ -65,22 +78,13 @@ class ImageFeeds:
             yield prepare(image, self.spec)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
-        batch: list[np.ndarray] = []
-        for x in self._prepared():
-            batch.append(x)
-            if len(batch) == self.batch_size:
-                yield {self.input_name: np.stack(batch)}
-                batch = []
-        if batch:
-            yield {self.input_name: np.stack([batch[i % len(batch)] for i in range(self.batch_size)])}
+        for batch in exact_batches(self._prepared(), self.batch_size):
+            yield {self.input_name: batch}
 
 
 def rebatch(arrays: Sequence[np.ndarray], input_name: str, batch_size: int) -> list[dict[str, np.ndarray]]:
-    """Batched arrays → feed dicts of exactly ``batch_size`` items (images repeated to fill the last),
-    so every feed lies inside the engine's profile."""
+    """Batched arrays → feed dicts of exactly ``batch_size`` items."""
     items = [x for a in arrays for x in a]
     if not items:
         raise ValueError("no inputs to rebatch")
-    count = -(-len(items) // batch_size) * batch_size
-    cycled = [items[i % len(items)] for i in range(count)]
-    return [{input_name: np.stack(cycled[i : i + batch_size])} for i in range(0, count, batch_size)]
+    return [{input_name: batch} for batch in exact_batches(items, batch_size)]

@@ -61,3 +61,19 @@ def test_plain_onnxruntime_config_has_no_accelerator():
 
 def test_record_round_trips_through_json():
     assert EngineRecord.from_json(RECORD.to_json()) == RECORD
+
+
+def test_engine_options_belong_to_runtimes_that_build_engines():
+    import pytest
+
+    from builder.errors import BuildError
+    from builder.runtimes import OnnxRuntime, TensorRTRuntime, make_runtime
+
+    with pytest.raises(BuildError, match="apply to --runtime tensorrt"):
+        make_runtime("python-onnx", EngineOptions("fp16"))
+    with pytest.raises(BuildError, match="option of --runtime onnx"):
+        make_runtime("tensorrt", EngineOptions(), onnx_tensorrt=True)
+    assert isinstance(make_runtime("tensorrt"), TensorRTRuntime)
+    assert make_runtime("onnx").accelerator is None
+    onnx_trt = make_runtime("onnx", EngineOptions("fp16"), onnx_tensorrt=True)
+    assert isinstance(onnx_trt, OnnxRuntime) and onnx_trt.accelerator.precision == "fp16"

@@ -56,7 +56,7 @@ def test_image_folder_errors(tmp_path):
 def test_rebatch_fills_exact_batches():
     arrays = [np.arange(2)[:, None] * np.ones((2, 3)), np.full((1, 3), 7.0)]
     feeds = rebatch(arrays, "x", 2)
-    assert [f["x"][:, 0].tolist() for f in feeds] == [[0, 1], [7, 0]]
+    assert [f["x"][:, 0].tolist() for f in feeds] == [[0, 1], [7, 7]]
 
 
 def test_check_and_calibration_feeds(sample_images, tmp_path):
