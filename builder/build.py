@@ -16,6 +16,7 @@ from builder.families import BuildSettings, LoadRequest
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.runtimes import ExportedNetwork, io_specs, make_runtime
 from builder.tensorrt.options import BatchProfile, EngineOptions
+from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("build-repo")
 
@@ -32,6 +33,7 @@ class BuildOptions:
     conf: float = 0.25
     iou: float = 0.7
     max_det: int = 300
+    max_pixels: int = DEFAULT_MAX_PIXELS
     instances: int = 1
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
@@ -77,6 +79,7 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
         conf=opts.conf,
         iou=opts.iou,
         max_det=opts.max_det,
+        max_pixels=opts.max_pixels,
         instances=opts.instances,
         max_queue_delay_us=opts.max_queue_delay_us,
     )

@@ -13,6 +13,7 @@ from builder.runtimes import RUNTIMES
 from builder.tensorrt.docker_hint import docker_run_line
 from builder.tensorrt.engine_build import TensorRTMissing, require_tensorrt
 from builder.tensorrt.options import DEFAULT_TOLERANCES, BatchProfile, EngineOptions, EngineTolerance
+from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
 
 ENGINE_PARAMETERS = (
     "precision",
@@ -85,7 +86,17 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, help="Default confidence threshold.")
 @click.option("--iou", type=click.FloatRange(0, 1), default=0.7, help="Default NMS IoU threshold.")
 @click.option(
-    "--max-det", type=click.IntRange(1, 10000), default=300, help="Default maximum detections per image."
+    "--max-det",
+    type=click.IntRange(1, 10000),
+    default=300,
+    help="Maximum detections per image: the default, and a ceiling no request can raise.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    help="Largest image (width × height) the server decodes; larger ones are refused from their "
+    "header with INVALID_ARGUMENT. The default holds a 61 MP camera's full frame.",
 )
 @click.option(
     "--instances",
@@ -206,6 +217,7 @@ def main(
     conf,
     iou,
     max_det,
+    max_pixels,
     instances,
     threads,
     preferred_batch_sizes,
@@ -284,6 +296,7 @@ def main(
         conf=conf,
         iou=iou,
         max_det=max_det,
+        max_pixels=max_pixels,
         instances=instances,
         threads=threads,
         preferred_batch_sizes=_batch_sizes(preferred_batch_sizes),

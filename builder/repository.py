@@ -1,4 +1,8 @@
-"""Write model folders into a Triton model repository, replacing each one atomically."""
+"""Write model folders into a Triton model repository, replacing each one atomically.
+
+Only folders build-repo wrote are ever replaced: each gets a marker file, and an existing folder
+without one (a model the user wrote by hand, say) is refused before anything changes.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,28 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from builder import triton_config
+from builder.errors import BuildError
 from builder.model_folder import ModelFolder
+
+MARKER = ".build-repo"
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse to replace ``target`` unless it is missing, empty, or build-repo's own output."""
+    if not target.exists() and not target.is_symlink():
+        return
+    real_folder = target.is_dir() and not target.is_symlink()
+    if real_folder and ((target / MARKER).is_file() or not any(target.iterdir())):
+        return
+    raise BuildError(
+        f"{target} exists and was not written by build-repo (no {MARKER} in it); nothing was changed: "
+        "move it out of the repository, or choose another --name or --output"
+    )
 
 
 def _materialize(folder: ModelFolder, target: Path) -> None:
     (target / "1").mkdir(parents=True)  # every model, ensembles too, needs a version folder
+    (target / MARKER).write_text("written by build-repo; a re-build replaces this folder whole\n")
     triton_config.write(folder.config, target)
     for rel, src in folder.dirs.items():
         shutil.copytree(src, target / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -39,6 +60,8 @@ def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]
     """Build every folder in a staging directory, then swap each into place by rename. Other models
     in the repository are left untouched; a failure puts back what was there."""
     repository = Path(repository)
+    for folder in folders:
+        _check_replaceable(repository / folder.name)
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}.build-", dir=_staging_parent(repository)))
     swapped: list[tuple[Path, Path | None]] = []  # (target, retired copy of what it replaced)
@@ -47,6 +70,7 @@ def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]
             _materialize(folder, staging / folder.name)
         for folder in folders:
             target = repository / folder.name
+            _check_replaceable(target)  # again: the build took a while
             retired = None
             if target.exists():
                 retired = staging / f"{folder.name}.old-{uuid.uuid4().hex[:8]}"

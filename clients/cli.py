@@ -9,8 +9,19 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clients.image_sources import DataLayout, images_in_folder, images_in_group
-from clients.triton import ClientError, SegmentationClient
+from clients.failure_log import FailureLog
+from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
+from clients.triton import DEFAULT_TIMEOUT_S, ClientError, SegmentationClient
+
+TIMEOUT_OPTION = click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT_S,
+    metavar="SECONDS",
+    help="The longest one request may take. A server that does not answer within it is checked; "
+    "a hung or dead one ends the run.",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -60,18 +71,21 @@ def main() -> None:
     help="Maximum detections per image (default: the model's).",
 )
 @click.option("--concurrency", "-j", type=click.IntRange(1, 256), default=4, help="Requests in flight.")
+@TIMEOUT_OPTION
 @click.option("--overlay", is_flag=True, help="Also write <out>/overlays/<image>.jpg for people to look at.")
 @click.option("--overwrite", is_flag=True, help="Redo images whose JSON already exists (default: skip them).")
 def infer(
-    source, group, data_root, model, url, out, conf, iou, max_det, concurrency, overlay, overwrite
+    source, group, data_root, model, url, out, conf, iou, max_det, concurrency, timeout_s, overlay, overwrite
 ) -> None:
     """Run a served model over a folder or a group; write one JSON per image.
 
     Instance models: <out>/<image stem>.json holds the boxes (original pixels), scores, classes and
     COCO RLE masks. Semantic models: <stem>.png (class index per pixel), <stem>_color.png and
     <stem>.json (pixel fraction per class). Failed images are reported (and listed in
-    <out>/failures.json); the rest go on. A re-run skips images already done.
+    <out>/failures.json); the rest go on. A re-run skips images already done. A server that
+    hangs or goes away stops the run within about two --timeout; so does Ctrl-C, at once.
     """
+    failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     try:
         if (source is None) == (group is None):
             raise click.UsageError("give exactly one of --source DIR or --group NAME")
@@ -80,9 +94,13 @@ def infer(
         items = (
             images_in_folder(source, exclude=out) if source is not None else images_in_group(group, layout)
         )
+        if not items:
+            if source is not None:
+                raise no_images_error(source)
+            raise ClientError(f"group {group!r} lists no images")
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
-        client = SegmentationClient(url)
+        client = SegmentationClient(url, timeout_s=timeout_s)
         info = client.model_info(model)
         from clients.infer_run import run_images
 
@@ -98,16 +116,17 @@ def infer(
                 overwrite=overwrite,
                 overlays=overlay,
                 on_progress=bar.update,
-                on_failure=lambda image, reason: tqdm.write(
-                    f"seg-client: failed: {image}: {reason}", file=sys.stderr
-                ),
+                on_failure=failures,
             )
     except ClientError as exc:
+        _echo_lines(failures.summary())
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
+        _echo_lines(failures.summary())
         click.echo("seg-client: interrupted; finished images are saved, a re-run resumes", err=True)
         sys.exit(130)
+    _echo_lines(failures.summary())
     elapsed = time.perf_counter() - started
     found = f"{summary.detections} detections" if info.task == "instance_segmentation" else "masks"
     per_image = f", {1000 * elapsed / summary.written:.1f} ms/image" if summary.written else ""
@@ -118,6 +137,11 @@ def infer(
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)
         sys.exit(1)
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
 
 
 @main.command()
@@ -164,6 +188,7 @@ def evaluate(annotations: Path, results: Path) -> None:
     help="Folder of images sent as the ensemble's IMAGE payloads (encoded files, as seg-client sends).",
 )
 @click.option("--concurrency", default="1:4", help="perf_analyzer --concurrency-range START:END[:STEP].")
+@TIMEOUT_OPTION
 @click.option(
     "--shared-memory",
     type=click.Choice(["none", "system"]),
@@ -194,28 +219,37 @@ def evaluate(annotations: Path, results: Path) -> None:
     default=Path("benchmarks/output/perf"),
     help="Where perf_analyzer's CSV, log and the parsed JSON go.",
 )
-def bench(model, url, images, concurrency, shared_memory, windows_of, stability, model_alone, out) -> None:
+def bench(
+    model, url, images, concurrency, timeout_s, shared_memory, windows_of, stability, model_alone, out
+) -> None:
     """Measure a served model with perf_analyzer: throughput, p50/p95/p99 and the server-side
     breakdown per composing model, over a concurrency sweep."""
     from clients.image_sources import images_in_folder
     from clients.perf import format_results, run_perf_analyzer, write_input_data
 
     try:
-        SegmentationClient(url).model_info(model)
-        paths = [i.path for i in images_in_folder(images)][:64]
+        client = SegmentationClient(url, timeout_s=timeout_s)
+        client.model_info(model)
+        paths = [i.path for i in images_in_folder(images) if i.path.is_file()][:64]
         if not paths:
-            raise ClientError(f"{images}: no images in it")
+            raise no_images_error(images)
         out.mkdir(parents=True, exist_ok=True)
         data = write_input_data(paths, out / "input_data.json")
         per_window = windows_of * len(paths)
-        results = run_perf_analyzer(model, url, out, data, concurrency, shared_memory, per_window, stability)
+        watch = {"health": client.health_problem, "check_every_s": timeout_s}
+        results = run_perf_analyzer(
+            model, url, out, data, concurrency, shared_memory, per_window, stability, **watch
+        )
         click.echo(format_results(model, results))
         if model_alone:
             alone = run_perf_analyzer(
-                f"{model}_model", url, out, None, concurrency, shared_memory, per_window
+                f"{model}_model", url, out, None, concurrency, shared_memory, per_window, **watch
             )
             click.echo(format_results(f"{model}_model", alone))
     except ClientError as exc:
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("seg-client: interrupted; perf_analyzer stopped", err=True)
+        sys.exit(130)
     click.echo(f"CSV, JSON and logs in {out}")

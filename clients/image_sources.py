@@ -14,7 +14,7 @@ from pathlib import Path
 
 from clients.triton import ClientError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
 
 
@@ -47,7 +47,8 @@ class DataLayout:
 
 def images_in_folder(folder: Path, exclude: Path | None = None) -> list[ImageItem]:
     """Images below ``folder``, except those below ``exclude`` (the output folder, whose overlays
-    would otherwise become inputs of the next run)."""
+    would otherwise become inputs of the next run). A symlink named like an image is listed even
+    when it leads nowhere: reading it then fails, and that is reported rather than skipped."""
     if not folder.is_dir():
         raise ClientError(f"{folder}: no such folder; --source takes a folder of images")
     skip = exclude.resolve() if exclude is not None else None
@@ -55,10 +56,27 @@ def images_in_folder(folder: Path, exclude: Path | None = None) -> list[ImageIte
         p
         for p in folder.rglob("*")
         if p.suffix.lower() in IMAGE_SUFFIXES
-        and p.is_file()
-        and not (skip is not None and p.resolve().is_relative_to(skip))
+        and (p.is_symlink() or p.is_file())
+        and not (skip is not None and _below(p, skip))
     )
     return [ImageItem(p, p.relative_to(folder)) for p in paths]
+
+
+def _below(path: Path, folder: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):  # a symlink loop: not below anything
+        return False
+
+
+def no_images_error(folder: Path) -> ClientError:
+    """What to say when ``folder`` holds nothing seg-client reads (rather than "0 written")."""
+    others = sum(1 for p in folder.rglob("*") if p.is_file())
+    held = f"it holds {others} other files" if others else "it is empty"
+    return ClientError(
+        f"{folder}: no images in it or below it ({held}); seg-client reads "
+        f"{', '.join(sorted(IMAGE_SUFFIXES))}"
+    )
 
 
 def _csv_paths(index: Path) -> list[str]:

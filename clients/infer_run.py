@@ -2,10 +2,13 @@
 
 Resumable: an image whose JSON exists is skipped (unless ``overwrite``). A failed image (unreadable
 file, rejected by the server) is reported and the others go on. Every file is written atomically.
+A server that stops answering or goes away ends the run at once (``ServerStopped``), as does
+Ctrl-C: the requests in flight are cancelled rather than waited for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -18,8 +21,20 @@ from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem, output_names
 from clients.overlays import blend, colorize, draw_instances
-from clients.records import instance_record, write_image_atomic, write_json_atomic
-from clients.triton import ClientError, ModelInfo, SegmentationClient
+from clients.records import (
+    instance_record,
+    remove_leftover_temps,
+    write_image_atomic,
+    write_json_atomic,
+)
+from clients.triton import (
+    DEADLINE_EXCEEDED,
+    INVALID_ARGUMENT,
+    ClientError,
+    ModelInfo,
+    SegmentationClient,
+    ServerStopped,
+)
 
 FAILURES_FILE = "failures.json"
 
@@ -103,6 +118,14 @@ class SemanticWriter:
 WRITERS = {w.task: w for w in (InstanceWriter, SemanticWriter)}
 
 
+class RequestError(ValueError):
+    """The server refused or did not answer one image's request; ``status`` is gRPC's code."""
+
+    def __init__(self, message: str, status: str | None):
+        super().__init__(message)
+        self.status = status
+
+
 def _decode(data: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
@@ -114,11 +137,25 @@ def _one(client, model, item: ImageItem, base: Path, overlay_path: Path | None, 
         raise ValueError(f"cannot read: {exc.strerror or exc}") from None
     if not data:
         raise ValueError("empty file (0 bytes)")
+    if item.path.suffix.lower() == ".gif" and (frames := _frame_count(item.path)) > 1:
+        raise ValueError(
+            f"an animated GIF ({frames} frames): seg-client sends one picture per file; "
+            "extract the frames first (e.g. ffmpeg -i in.gif frame_%04d.png)"
+        )
     try:
         return writer(client, model, item, data, base, overlay_path)
     except InferenceServerException as exc:
+        if exc.status() == DEADLINE_EXCEEDED:
+            raise RequestError(f"no reply within {client.timeout_s:g} s (--timeout)", exc.status()) from None
         message = (exc.message() or str(exc)).replace(f"in ensemble '{model.name}', ", "")
-        raise ValueError(message) from None
+        raise RequestError(message, exc.status()) from None
+
+
+def _frame_count(path: Path) -> int:
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:  # an OpenCV without GIF support: the server's decode says so
+        return 1
 
 
 def run_images(
@@ -139,6 +176,7 @@ def run_images(
         )
     writer = InstanceWriter(overrides) if model.task == InstanceWriter.task else SemanticWriter()
     summary = RunSummary()
+    remove_leftover_temps(out_dir)
     names = output_names(items)
     todo = []
     for item in items:
@@ -150,6 +188,7 @@ def run_images(
         overlay_path = out_dir / "overlays" / f"{names[item]}.jpg" if overlays else None
         todo.append((item, out_dir / names[item], overlay_path))
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    timed_out = 0  # requests in a row with no reply although the server answers health checks
     try:
         futures = {
             pool.submit(_one, client, model, item, base, overlay_path, writer): item
@@ -160,23 +199,62 @@ def run_images(
             try:
                 summary.detections += future.result()
                 summary.written += 1
+                timed_out = 0
+            except RequestError as exc:
+                if exc.status != INVALID_ARGUMENT:  # maybe not this image's fault: ask the server
+                    _stop_if_server_is_down(client, out_dir)
+                    timed_out = timed_out + 1 if exc.status == DEADLINE_EXCEEDED else 0
+                    if timed_out >= max(2, concurrency):
+                        raise ServerStopped(
+                            f"Triton at {client.url} answers health checks, but {timed_out} requests in a "
+                            f"row got no reply within {client.timeout_s:g} s: its model seems stuck (raise "
+                            f"--timeout if the images are just slow); results so far are in {out_dir}, "
+                            "a re-run resumes"
+                        ) from None
+                summary.failed[str(item.path)] = str(exc)
+                on_failure(str(item.path), str(exc))
             except ValueError as exc:
                 summary.failed[str(item.path)] = str(exc)
                 on_failure(str(item.path), str(exc))
             except OSError as exc:  # cannot write the output: every image would fail the same way
                 raise ClientError(f"cannot write results under {out_dir}: {exc.strerror or exc}") from None
             on_progress(1)
-    finally:
-        # on Ctrl-C or a fatal error, drop the queued images; finished ones are on disk (resumable)
+    except BaseException:
+        # Ctrl-C or a fatal error: end the requests in flight now (else each waits out its timeout)
+        # and drop the queued images; finished ones are on disk, a re-run resumes
+        client.close()
         pool.shutdown(wait=True, cancel_futures=True)
-    failures = out_dir / FAILURES_FILE
-    if summary.failed:
-        write_json_atomic(failures, summary.failed)
-    elif failures.exists():
-        failures.unlink()
+        with contextlib.suppress(OSError):  # e.g. the disk that is full: keep the first error
+            _save_failures(out_dir, summary.failed, complete=False)
+        raise
+    pool.shutdown(wait=True)
+    _save_failures(out_dir, summary.failed, complete=True)
     return summary
+
+
+def _stop_if_server_is_down(client: SegmentationClient, out_dir: Path) -> None:
+    problem = client.health_problem()
+    if problem is not None:
+        raise ServerStopped(
+            f"Triton at {client.url} {problem}; results so far are in {out_dir}, a re-run resumes"
+        )
+
+
+def _save_failures(out_dir: Path, failed: dict[str, str], complete: bool) -> None:
+    """A complete run's failures replace the list; a stopped run only adds to it (the images it
+    did not reach keep their earlier entries)."""
+    path = out_dir / FAILURES_FILE
+    if not complete:
+        failed = {**load_failures(out_dir), **failed} if failed else {}
+    if failed:
+        write_json_atomic(path, failed)
+    elif complete and path.exists():
+        path.unlink()
 
 
 def load_failures(out_dir: Path) -> dict[str, str]:
     path = out_dir / FAILURES_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        return json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, ValueError):
+        return {}

@@ -15,10 +15,11 @@ import os
 import re
 import struct
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from clients.triton import ClientError
+from clients.triton import ClientError, ServerStopped
 
 COMPOSING = re.compile(
     r"^\s+(?P<model>\S+), version: \S+\n(?:.*\n)*?\s+Avg request latency: (?P<total>\d+) usec "
@@ -60,7 +61,10 @@ def write_input_data(images: list[Path], path: Path, input_name: str = "IMAGE") 
     def element(data: bytes) -> str:
         return base64.b64encode(struct.pack("<I", len(data)) + data).decode()
 
-    steps = [{input_name: {"b64": element(p.read_bytes()), "shape": [1]}} for p in images]
+    try:
+        steps = [{input_name: {"b64": element(p.read_bytes()), "shape": [1]}} for p in images]
+    except OSError as exc:
+        raise ClientError(f"{exc.filename}: cannot read: {exc.strerror or exc}") from None
     path.write_text(json.dumps({"data": steps}))
     return path
 
@@ -95,11 +99,16 @@ def run_perf_analyzer(
     requests_per_window: int = 16,
     stability_percentage: int = 30,
     output_shm_bytes: int = 64 << 20,
+    health: Callable[[], str | None] | None = None,
+    check_every_s: float = 10.0,
 ) -> list[ConcurrencyResult]:
     """Real images differ in cost (a crowded image has more masks): windows of a fixed request count
     that is a multiple of the image count see every image equally often, and the stability criterion
     is looser than perf_analyzer's 10 % default. Outputs vary in size, so their shared-memory regions
-    are sized for the worst case rather than the 100 kB default."""
+    are sized for the worst case rather than the 100 kB default.
+
+    perf_analyzer has no request timeout: every ``check_every_s`` the server's ``health`` (a
+    phrase when something is wrong) is asked, and perf_analyzer is stopped when it is gone."""
     exe, env = perf_analyzer_command()
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"perf_{model}.csv"
@@ -131,7 +140,7 @@ def run_perf_analyzer(
         cmd += ["--output-shared-memory-size", str(output_shm_bytes)]
     if input_data is not None:
         cmd += ["--input-data", str(input_data)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = _run_watched(cmd, env, url, health, check_every_s)
     (out_dir / f"perf_{model}.log").write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
     if proc.returncode != 0 or not csv_path.exists():
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
@@ -171,6 +180,28 @@ def run_perf_analyzer(
         )
     (out_dir / f"perf_{model}.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     return results
+
+
+def _run_watched(
+    cmd: list[str],
+    env: dict[str, str],
+    url: str,
+    health: Callable[[], str | None] | None,
+    check_every_s: float,
+) -> subprocess.CompletedProcess:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            while True:
+                try:
+                    stdout, stderr = proc.communicate(timeout=check_every_s)
+                    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+                except subprocess.TimeoutExpired:
+                    problem = health() if health is not None else None
+                    if problem is not None:
+                        raise ServerStopped(f"Triton at {url} {problem}; perf_analyzer stopped") from None
+        except BaseException:  # Ctrl-C too: perf_analyzer must not outlive seg-client
+            proc.kill()
+            raise
 
 
 def format_results(model: str, results: list[ConcurrencyResult]) -> str:

@@ -9,9 +9,19 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
+DEFAULT_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 10.0  # the most a health probe waits: Triton answers it even while busy
+
+INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
+DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
+
 
 class ClientError(Exception):
     """A problem the user can fix (server unreachable, model missing...): printed as one line."""
+
+
+class ServerStopped(ClientError):
+    """The server stopped answering, or is going away, in the middle of a run."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,15 @@ SEMANTIC_OUTPUTS = ("mask", "image_size")
 
 
 class SegmentationClient:
-    def __init__(self, url: str, connect_timeout_s: float = 5.0):
+    """``timeout_s`` bounds every request: without it a server that stops answering (hung, or
+    SIGSTOP'ed) holds each request forever."""
+
+    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, connect_timeout_s: float = 5.0):
         self.url = url
+        self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
         try:
-            live = self._client.is_server_live(client_timeout=connect_timeout_s)
+            live = self._client.is_server_live(client_timeout=min(connect_timeout_s, timeout_s))
         except InferenceServerException as exc:
             raise ClientError(
                 f"cannot reach Triton at {url} ({exc.message().splitlines()[0] if exc.message() else exc}); "
@@ -71,8 +85,12 @@ class SegmentationClient:
 
     def model_info(self, model: str) -> ModelInfo:
         try:
-            config = self._client.get_model_config(model, as_json=True, client_timeout=10)["config"]
+            config = self._client.get_model_config(
+                model, as_json=True, client_timeout=min(self.timeout_s, PROBE_TIMEOUT_S)
+            )["config"]
         except InferenceServerException as exc:
+            if exc.status() != "StatusCode.NOT_FOUND" and (problem := self.health_problem()):
+                raise ServerStopped(f"Triton at {self.url} {problem}") from None
             served = ", ".join(self.served_models()) or "none"
             raise ClientError(
                 f"model {model!r} is not served at {self.url} ({exc.message()}); served: {served}"
@@ -91,15 +109,30 @@ class SegmentationClient:
         )
 
     def served_models(self) -> list[str]:
-        index = self._client.get_model_repository_index(as_json=True).get("models", [])
+        index = self._client.get_model_repository_index(
+            as_json=True, client_timeout=min(self.timeout_s, PROBE_TIMEOUT_S)
+        ).get("models", [])
         return sorted(m["name"] for m in index if m.get("state") == "READY")
+
+    def health_problem(self) -> str | None:
+        """None when the server answers that it is ready; else what is wrong, as a phrase."""
+        wait = min(self.timeout_s, PROBE_TIMEOUT_S)
+        try:
+            ready = self._client.is_server_ready(client_timeout=wait)
+        except InferenceServerException as exc:
+            if exc.status() == DEADLINE_EXCEEDED:
+                return f"stopped answering (no reply to a health check within {wait:g} s)"
+            return f"is gone or going away ({(exc.message() or str(exc)).splitlines()[0]})"
+        except ValueError:  # the channel was closed under us (Ctrl-C)
+            return "was disconnected"
+        return None if ready else "is no longer ready (stopping or reloading models)"
 
     def infer_instances(
         self,
         model: str,
         encoded_image: bytes,
         overrides: dict[str, float | int] | None = None,
-        timeout_s: float | None = 300,
+        timeout_s: float | None = None,
     ) -> InstanceResult:
         """One encoded image file → its detections. Raises InferenceServerException on a bad image."""
         image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
@@ -107,7 +140,11 @@ class SegmentationClient:
         outputs = [grpcclient.InferRequestedOutput(n) for n in INSTANCE_OUTPUTS]
         params = {k: str(v) for k, v in (overrides or {}).items() if v is not None}
         response = self._client.infer(
-            model, [image], outputs=outputs, parameters=params or None, client_timeout=timeout_s
+            model,
+            [image],
+            outputs=outputs,
+            parameters=params or None,
+            client_timeout=timeout_s or self.timeout_s,
         )
         n = int(response.as_numpy("num_detections")[0, 0])
         height, width = (int(v) for v in response.as_numpy("image_size")[0])
@@ -121,14 +158,18 @@ class SegmentationClient:
         )
 
     def infer_semantic(
-        self, model: str, encoded_image: bytes, timeout_s: float | None = 300
+        self, model: str, encoded_image: bytes, timeout_s: float | None = None
     ) -> SemanticResult:
         image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
         image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
         outputs = [grpcclient.InferRequestedOutput(n) for n in SEMANTIC_OUTPUTS]
-        response = self._client.infer(model, [image], outputs=outputs, client_timeout=timeout_s)
+        response = self._client.infer(
+            model, [image], outputs=outputs, client_timeout=timeout_s or self.timeout_s
+        )
         height, width = (int(v) for v in response.as_numpy("image_size")[0])
         return SemanticResult(height, width, response.as_numpy("mask")[0, :height, :width])
 
     def close(self) -> None:
+        """Also ends every request in flight at once (they raise CANCELLED): how a run stops
+        without waiting out its requests' timeouts."""
         self._client.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from serving.engine_compat import check_repository
-from serving.tritonserver import Ports, ServerError, ServerInstall, TritonServer, free_port
+from serving.tritonserver import PortInUse, Ports, ServerError, ServerInstall, TritonServer, free_port
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -45,6 +45,10 @@ def main(
     Uses a tritonserver on PATH (the NGC image) if there is one, else the one shipped in the
     nvidia-pytriton wheel (installed by `make setup`, or on first use). Loopback only: put it
     behind your own proxy, or run the NGC image, to expose it.
+
+    The server ends with seg-serve, however seg-serve ends (kill -9 included). A port already in
+    use is refused before starting; what a dead server left behind (Python-backend stub
+    processes, /dev/shm regions) is removed on the next start.
     """
     ports = Ports(*(p or free_port() for p in (http_port, grpc_port, metrics_port)))
     try:
@@ -60,9 +64,19 @@ def main(
         signal.signal(sig, lambda *_: stop.set())
     try:
         server.start(timeout_s=startup_timeout, cancel=stop)
+    except PortInUse as exc:
+        click.echo(
+            f"seg-serve: error: {exc}; stop that server, or pass --{exc.kind}-port with another port "
+            "(0 picks a free one)",
+            err=True,
+        )
+        sys.exit(1)
     except ServerError as exc:
         click.echo(f"seg-serve: error: {exc}", err=True)
         sys.exit(1)
+    finally:
+        if server.cleaned_leftovers:
+            click.echo(f"seg-serve: removed what dead servers left: {server.cleaned_leftovers}", err=True)
     click.echo(
         f"seg-serve: ready. gRPC {server.grpc_url}  HTTP http://{server.http_url}  "
         f"metrics http://{server.metrics_url}/metrics  (Ctrl-C stops)",
@@ -70,8 +84,11 @@ def main(
     )
     try:
         while not stop.wait(0.5):
-            if server.process is None or server.process.poll() is not None:
-                click.echo("seg-serve: error: tritonserver exited unexpectedly", err=True)
+            code = server.process.poll() if server.process is not None else None
+            if server.process is None or code is not None:
+                where = f"; see {log_file}" if log_file else ""
+                message = f"tritonserver exited unexpectedly (code {code}){where}"
+                click.echo(f"seg-serve: error: {message}", err=True)
                 sys.exit(1)
     finally:
         server.stop()

@@ -29,7 +29,8 @@ def main() -> None:
     "dst_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="Where to write the YOLO-seg dataset (replaced atomically if it exists).",
+    help="Where to write the YOLO-seg dataset: a new or empty folder, or a previous output of "
+    "coco2yolo (replaced whole). Any other folder is refused, never deleted.",
 )
 @click.option(
     "--classes",
@@ -48,6 +49,7 @@ def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
     split, and every skipped annotation with its reason; writes dst/data.yaml for training.
     """
     from training.coco2yolo import DatasetError, convert
+    from training.output_dir import OutputFolderError
 
     try:
         report = convert(
@@ -59,7 +61,7 @@ def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
             copy,
             progress=lambda xs: tqdm(xs, desc="coco2yolo", unit="img", file=sys.stderr),
         )
-    except DatasetError as exc:
+    except (DatasetError, OutputFolderError) as exc:
         click.echo(f"seg-train: error: {exc}", err=True)
         sys.exit(2)
     click.echo(report.format())
@@ -104,7 +106,8 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> N
     """Train YOLOv8-seg with ultralytics. Any ultralytics train argument may follow as KEY=VALUE.
 
     Precedence: --config file < the options above < KEY=VALUE. TensorBoard logs go to the run
-    folder (tensorboard --logdir runs/segment); Weights & Biases logs only when WANDB_API_KEY is set.
+    folder (tensorboard --logdir runs/segment); Weights & Biases logs only when WANDB_API_KEY is set
+    and WANDB_MODE is not disabled.
 
     \b
     Example:
@@ -152,7 +155,8 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> N
     "dst_dir",
     required=True,
     type=click.Path(path_type=Path),
-    help="Output: images/, indexes/<stem>.png, indexes/<stem>_color_mask.png, classes.txt, colors.csv.",
+    help="Output: images/, indexes/<stem>.png, indexes/<stem>_color_mask.png, classes.txt, colors.csv. "
+    "A new or empty folder, or a previous output of labelme (replaced whole); any other is refused.",
 )
 @click.option(
     "--classes",
@@ -170,6 +174,7 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> N
 def labelme(src_dir, dst_dir, classes, colors, copy) -> None:
     """Convert LabelMe annotations into class-index masks (and colour masks) for semantic training."""
     from training.labelme import LabelMeError, convert_labelme
+    from training.output_dir import OutputFolderError
 
     try:
         report, names = convert_labelme(
@@ -180,7 +185,7 @@ def labelme(src_dir, dst_dir, classes, colors, copy) -> None:
             copy,
             progress=lambda xs: tqdm(xs, desc="labelme", unit="img", file=sys.stderr),
         )
-    except LabelMeError as exc:
+    except (LabelMeError, OutputFolderError) as exc:
         click.echo(f"seg-train: error: {exc}", err=True)
         sys.exit(2)
     click.echo(report.format(names))

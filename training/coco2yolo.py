@@ -7,7 +7,9 @@ per instance (joined as ultralytics' own converter joins them), and RLE, uncompr
 (crowd regions included), all become one polygon per instance; RLE goes through OpenCV contours.
 
 The split is a deterministic partition of images (``val_fraction``, ``seed``). The output is built
-in a staging folder and swapped into place, so a failed run leaves the previous dataset intact::
+in a staging folder and swapped into place, so a failed run leaves the previous dataset intact; only
+a previous output of coco2yolo is ever replaced (see ``training.output_dir``). An image entry or
+category that cannot be used is a skip reason in the report, never an error::
 
     dst/images/{train,val}/<dataset>/<file_name>     hard links (or copies) of the source images
     dst/labels/{train,val}/<dataset>/<stem>.txt      "class x1 y1 x2 y2 ..." normalised; empty = background
@@ -19,9 +21,6 @@ in a staging folder and swapped into place, so a failed run leaves the previous 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import yaml
 from pycocotools import mask as mask_utils
 
 from training.files import link_or_copy
+from training.output_dir import check_destination, staged_output
 from training.polygons import mask_polygons
 from training.splits import val_indices
 
@@ -117,6 +117,7 @@ class SourceImage:
     width: int
     height: int
     annotations: list[dict] = field(default_factory=list)
+    source: Path | None = None  # the annotation file that lists it
 
 
 def find_datasets(src: Path) -> list[Path]:
@@ -210,8 +211,38 @@ def _split_of(images: list[SourceImage], val_fraction: float, seed: int) -> dict
     return {i: "val" if i in val else "train" for i in range(len(images))}
 
 
+def _image_entry(img: object) -> tuple[object, str, int, int] | str:
+    """(id, file_name, width, height) of a COCO image entry, or why it cannot be used."""
+    if not isinstance(img, dict):
+        return "image entry is not an object"
+    missing = [k for k in ("id", "file_name", "width", "height") if k not in img]
+    if missing:
+        return f"image entry without {', '.join(missing)}"
+    try:
+        width, height = int(img["width"]), int(img["height"])
+    except (TypeError, ValueError):
+        return f"invalid width/height {img['width']!r}/{img['height']!r}"
+    if width <= 0 or height <= 0:
+        return f"invalid width/height {width}/{height}"
+    file_name = str(img["file_name"])
+    if not file_name or Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+        return f"file_name {file_name!r} is not a path inside images/"
+    return img["id"], file_name, width, height
+
+
+def _sorted_ids(ids: Iterable[object]) -> list[object]:
+    """Category ids in order: numerically when they are numbers, as text otherwise."""
+    try:
+        return sorted(ids)  # type: ignore[type-var]
+    except TypeError:
+        return sorted(ids, key=str)
+
+
 def collect(
-    datasets: Iterable[Path], classes: list[str] | None, report_skip: Callable
+    datasets: Iterable[Path],
+    classes: list[str] | None,
+    report_skip: Callable[[Skipped], None],
+    report_image_skip: Callable[[str, str, str], None] = lambda dataset, image, reason: None,
 ) -> tuple[list[str], list[SourceImage]]:
     names: list[str] = list(classes or [])
     fixed = classes is not None
@@ -220,15 +251,30 @@ def collect(
         dataset = folder.name
         for ann_file in sorted((folder / "annotations").glob("*.json")):
             coco = load_json(ann_file)
-            cat_name = {c["id"]: str(c["name"]) for c in coco["categories"]}
-            for cid in sorted(cat_name):
-                if cat_name[cid] not in names and not fixed:
-                    names.append(cat_name[cid])
-            by_id: dict[object, SourceImage] = {}
+            cat_name: dict[object, str | None] = {}
+            for c in coco["categories"]:
+                if isinstance(c, dict) and "id" in c:
+                    cat_name[c["id"]] = str(c["name"]) if "name" in c else None
+            for cid in _sorted_ids(cat_name):
+                name = cat_name[cid]
+                if name is not None and name not in names and not fixed:
+                    names.append(name)
+            by_id: dict[object, SourceImage | str] = {}  # an unusable entry maps to why
             for img in coco["images"]:
-                path = folder / "images" / img["file_name"]
-                by_id[img["id"]] = SourceImage(
-                    dataset, img["file_name"], path, int(img["width"]), int(img["height"])
+                entry = _image_entry(img)
+                if isinstance(entry, str):
+                    img = img if isinstance(img, dict) else {}
+                    report_image_skip(
+                        dataset, str(img.get("file_name", f"image id {img.get('id', '?')}")), entry
+                    )
+                    if "id" in img:
+                        by_id[img["id"]] = entry
+                    continue
+                image_id, file_name, width, height = entry
+                if image_id in by_id:
+                    raise DatasetError(f"{ann_file}: image id {image_id} is listed twice; keep one entry")
+                by_id[image_id] = SourceImage(
+                    dataset, file_name, folder / "images" / file_name, width, height, source=ann_file
                 )
             for ann in coco["annotations"]:
                 image = by_id.get(ann.get("image_id"))
@@ -237,26 +283,21 @@ def collect(
                         Skipped(dataset, ann.get("id"), "?", f"unknown image id {ann.get('image_id')}")
                     )
                     continue
-                name = cat_name.get(ann.get("category_id"))
-                if name is None:
-                    report_skip(
-                        Skipped(
-                            dataset,
-                            ann.get("id"),
-                            image.file_name,
-                            f"unknown category id {ann.get('category_id')}",
-                        )
-                    )
+                if isinstance(image, str):
+                    report_skip(Skipped(dataset, ann.get("id"), f"image id {ann.get('image_id')}", image))
                     continue
-                if name not in names:
-                    report_skip(
-                        Skipped(
-                            dataset, ann.get("id"), image.file_name, f"category {name!r} is not in --classes"
-                        )
-                    )
+                cid = ann.get("category_id")
+                if cid not in cat_name:
+                    reason = f"unknown category id {cid}"
+                elif cat_name[cid] is None:
+                    reason = f"category id {cid} has no name"
+                elif cat_name[cid] not in names:
+                    reason = f"category {cat_name[cid]!r} is not in --classes"
+                else:
+                    image.annotations.append({**ann, "_class": names.index(cat_name[cid])})
                     continue
-                image.annotations.append({**ann, "_class": names.index(name)})
-            images.extend(by_id.values())
+                report_skip(Skipped(dataset, ann.get("id"), image.file_name, reason))
+            images.extend(im for im in by_id.values() if isinstance(im, SourceImage))
     return names, images
 
 
@@ -273,9 +314,11 @@ def convert(
         raise DatasetError(f"--val-fraction {val_fraction} must be in [0, 1)")
     classes = read_classes_file(classes_file) if classes_file else None
     datasets = find_datasets(src)
+    dst = check_destination(src, dst, "coco2yolo")  # before the work, not only before the swap
     skipped: list[Skipped] = []
-    names, images = collect(datasets, classes, skipped.append)
-    report = ConversionReport(names=names, skipped=skipped)
+    skipped_images: list[tuple[str, str, str]] = []
+    names, images = collect(datasets, classes, skipped.append, lambda *entry: skipped_images.append(entry))
+    report = ConversionReport(names=names, skipped=skipped, skipped_images=skipped_images)
     present = []
     for image in images:
         if image.path.is_file():
@@ -290,16 +333,18 @@ def convert(
     for image in present:
         key = (image.dataset, image.file_name)
         if key in seen:
+            first = seen[key].source
+            if first == image.source:
+                raise DatasetError(
+                    f"{image.source}: {image.file_name} has two image entries in this file; keep one"
+                )
             raise DatasetError(
-                f"{image.dataset}: {image.file_name} is listed in two annotation files; merge them"
+                f"{image.dataset}: {image.file_name} is listed in {first} and {image.source}; merge them"
             )
         seen[key] = image
     split = _split_of(present, val_fraction, seed)
 
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.converting-", dir=dst.parent))
-    try:
+    with staged_output(src, dst, "coco2yolo") as staging:
         gt = {
             s: {
                 "images": [],
@@ -364,9 +409,6 @@ def convert(
             )
         )
         (staging / "conversion_report.json").write_text(json.dumps(report.to_json(), indent=1))
-        _swap_into_place(staging, dst)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
@@ -381,13 +423,3 @@ def _bbox(polygon: np.ndarray) -> list[float]:
     x1, y1 = polygon.min(axis=0)
     x2, y2 = polygon.max(axis=0)
     return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-
-
-def _swap_into_place(staging: Path, dst: Path) -> None:
-    retired = None
-    if dst.exists():
-        retired = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        dst.rename(retired)
-    staging.rename(dst)
-    if retired is not None:
-        shutil.rmtree(retired, ignore_errors=True)

@@ -12,7 +12,8 @@ Classes: ``--classes`` (one per line; the first is the background, index 0; a fi
 else the names of ``--colors`` (seed 001's colors.csv), else background plus the labels found, sorted.
 Labels outside the class list are skipped with a reason. Shapes are painted in file order, so later shapes
 cover earlier ones. Polygons, rectangles and circles have area; lines and points are skipped with a
-reason. A file that cannot be read is reported and the others go on.
+reason. A file that cannot be read is reported and the others go on. The output is built aside and
+swapped in whole; only a previous output of labelme is ever replaced (see ``training.output_dir``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from clients.overlays import colorize
 from clients.records import write_image_atomic
 from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.files import link_or_copy
+from training.output_dir import check_destination, staged_output
 
 BACKGROUND = "_background_"
 IGNORE = "__ignore__"
@@ -141,6 +143,7 @@ def convert_labelme(
     files = sorted(src.rglob("*.json")) if src.is_dir() else []
     if not files:
         raise LabelMeError(f"{src}: no LabelMe .json files found")
+    dst = check_destination(src, dst, "labelme")  # before the work, not only before the swap
     documents: dict[Path, dict] = {}
     report = LabelMeReport()
     for f in files:
@@ -172,48 +175,49 @@ def convert_labelme(
     num_classes = len(class_names)
     dtype = np.uint8 if num_classes <= 255 else np.uint16
     colors = _colors_for(colors_file, class_names) if colors_file else voc_palette(num_classes)
-    (dst / "images").mkdir(parents=True, exist_ok=True)
-    (dst / "indexes").mkdir(parents=True, exist_ok=True)
-    for f in progress(list(documents)):
-        data = documents[f]
-        try:
-            image, image_path, embedded = _image_for(f, data)
-            if image is None:
-                raise ValueError(f"image {data.get('imagePath')!r} not found next to it and no imageData")
-            h, w = image.shape[:2]
-            index = np.zeros((h, w), dtype)
-            for shape in data["shapes"]:
-                label = str(shape.get("label"))
-                if label not in index_of:
-                    report.skipped_shapes.append((str(f), label, "label not in --classes"))
-                    continue
-                region, why = _shape_mask(shape, h, w)
-                if region is None:
-                    report.skipped_shapes.append((str(f), label, why))
-                    continue
-                index[region] = index_of[label]
-            stem = f.stem
-            suffix = image_path.suffix if image_path else ".png"
-            target = dst / "images" / f"{stem}{suffix}"
-            if image_path is not None:
-                link_or_copy(image_path, target, copy)
-            else:
-                cv2.imwrite(str(target), image) if embedded is None else target.write_bytes(embedded)
-            write_image_atomic(dst / "indexes" / f"{stem}.png", index)
-            write_image_atomic(dst / "indexes" / f"{stem}_color_mask.png", colorize(index, colors))
-            for value, count in zip(*np.unique(index, return_counts=True)):
-                name = (
-                    IGNORE
-                    if value == IGNORE_INDEX and num_classes <= IGNORE_INDEX
-                    else class_names[int(value)]
-                )
-                report.pixels[name] += int(count)
-            report.converted += 1
-        except (OSError, ValueError, cv2.error) as exc:
-            report.failed[str(f)] = str(exc)
-    (dst / "classes.txt").write_text("\n".join(class_names) + "\n")
-    with open(dst / "colors.csv", "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(["name", "r", "g", "b"])
-        writer.writerows([n, *c] for n, c in zip(class_names, colors))
+    with staged_output(src, dst, "labelme") as out:
+        (out / "images").mkdir()
+        (out / "indexes").mkdir()
+        for f in progress(list(documents)):
+            data = documents[f]
+            try:
+                image, image_path, embedded = _image_for(f, data)
+                if image is None:
+                    raise ValueError(f"image {data.get('imagePath')!r} not found next to it and no imageData")
+                h, w = image.shape[:2]
+                index = np.zeros((h, w), dtype)
+                for shape in data["shapes"]:
+                    label = str(shape.get("label"))
+                    if label not in index_of:
+                        report.skipped_shapes.append((str(f), label, "label not in --classes"))
+                        continue
+                    region, why = _shape_mask(shape, h, w)
+                    if region is None:
+                        report.skipped_shapes.append((str(f), label, why))
+                        continue
+                    index[region] = index_of[label]
+                stem = f.stem
+                suffix = image_path.suffix if image_path else ".png"
+                target = out / "images" / f"{stem}{suffix}"
+                if image_path is not None:
+                    link_or_copy(image_path, target, copy)
+                else:
+                    cv2.imwrite(str(target), image) if embedded is None else target.write_bytes(embedded)
+                write_image_atomic(out / "indexes" / f"{stem}.png", index)
+                write_image_atomic(out / "indexes" / f"{stem}_color_mask.png", colorize(index, colors))
+                for value, count in zip(*np.unique(index, return_counts=True)):
+                    name = (
+                        IGNORE
+                        if value == IGNORE_INDEX and num_classes <= IGNORE_INDEX
+                        else class_names[int(value)]
+                    )
+                    report.pixels[name] += int(count)
+                report.converted += 1
+            except (OSError, ValueError, cv2.error) as exc:
+                report.failed[str(f)] = str(exc)
+        (out / "classes.txt").write_text("\n".join(class_names) + "\n")
+        with open(out / "colors.csv", "w", newline="") as table:
+            writer = csv.writer(table)
+            writer.writerow(["name", "r", "g", "b"])
+            writer.writerows([n, *c] for n, c in zip(class_names, colors))
     return report, class_names

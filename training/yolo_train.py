@@ -1,6 +1,6 @@
 """Ultralytics YOLOv8-seg training with the seeds' flags, any ultralytics argument, and a YAML
 config shaped like seed 002's CONFIG. TensorBoard is on; Weights & Biases only when WANDB_API_KEY
-is in the environment (never prompted for)."""
+is in the environment and WANDB_MODE is not ``disabled`` (never prompted for)."""
 
 from __future__ import annotations
 
@@ -71,19 +71,31 @@ def load_model(model: str):
         ) from None
 
 
+def _wandb_off_reason() -> str | None:
+    """Why Weights & Biases stays off, or None when it logs."""
+    if not os.environ.get("WANDB_API_KEY"):
+        return "no WANDB_API_KEY"
+    if os.environ.get("WANDB_MODE", "").strip().lower() == "disabled":
+        return "WANDB_MODE=disabled"
+    try:
+        import wandb as _  # noqa: F401
+    except ImportError:
+        return "WANDB_API_KEY is set but the wandb package is not installed: pip install wandb"
+    return None
+
+
 def configure_loggers() -> str:
-    """TensorBoard on; W&B only with a key in the environment. Returns a line saying which."""
+    """TensorBoard on; W&B only with a key in the environment and W&B not disabled. Returns a line
+    saying which, with the reason."""
     from ultralytics import settings
 
-    wandb = bool(os.environ.get("WANDB_API_KEY"))
-    if wandb:
-        try:
-            import wandb as _  # noqa: F401
-        except ImportError:
-            wandb = False
-    settings.update({"tensorboard": True, "wandb": wandb})
-    return "TensorBoard on" + (
-        ", Weights & Biases on (WANDB_API_KEY set)" if wandb else "; W&B off (no WANDB_API_KEY)"
+    off = _wandb_off_reason()
+    settings.update({"tensorboard": True, "wandb": off is None})
+    if off is not None:
+        return f"TensorBoard on; W&B off ({off})"
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    return "TensorBoard on, Weights & Biases on (WANDB_API_KEY set" + (
+        ", offline: wandb sync uploads later)" if mode in {"offline", "dryrun"} else ")"
     )
 
 

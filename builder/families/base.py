@@ -13,6 +13,7 @@ import torch
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder
 from builder.tensors import TensorSpec
+from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
 from serving.python_backend.segops.resize import InputSpec
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -52,7 +53,8 @@ class BuildSettings:
     max_batch_size: int = 8
     conf: float = 0.25
     iou: float = 0.7
-    max_det: int = 300
+    max_det: int = 300  # the default and the ceiling of a request's max_det
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     instances: int = 1
     max_queue_delay_us: int = 0
 
@@ -61,6 +63,8 @@ class BuildSettings:
             raise BuildError(
                 f"--name {self.name!r}: use letters, digits, '_', '-' and '.' (it is a folder name)"
             )
+        if self.max_pixels < 1:
+            raise BuildError(f"--max-pixels {self.max_pixels}: must be at least 1")
 
 
 class ModelFamily(ABC):

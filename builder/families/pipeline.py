@@ -35,7 +35,11 @@ def three_step_ensemble(
             [IMAGE],
             [*model_inputs, IMAGE_SIZE],
             settings.max_batch_size,
-            {**input_spec.to_parameters(), "output_name": model_inputs[0].name},
+            {
+                **input_spec.to_parameters(),
+                "output_name": model_inputs[0].name,
+                "max_pixels": settings.max_pixels,
+            },
             batching,
             settings.instances,
         )

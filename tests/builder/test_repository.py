@@ -66,3 +66,19 @@ def test_model_names_must_be_folder_names():
     with pytest.raises(BuildError, match="--name 'a/b'"):
         BuildSettings(name="a/b")
     assert BuildSettings(name="yolov8n-seg.v2").name == "yolov8n-seg.v2"
+
+
+def test_a_folder_build_repo_did_not_write_is_never_replaced(tmp_path):
+    from builder.errors import BuildError
+
+    repo = tmp_path / "repo"
+    mine = repo / "mine"
+    (mine / "1").mkdir(parents=True)
+    (mine / "config.pbtxt").write_text('name: "mine"  # written by hand\n')
+    with pytest.raises(BuildError, match=r"mine exists and was not written by build-repo"):
+        repository.write_models(repo, [_folder("other", "v1", tmp_path), _folder("mine", "v1", tmp_path)])
+    assert (mine / "config.pbtxt").read_text() == 'name: "mine"  # written by hand\n'
+    assert sorted(p.name for p in repo.iterdir()) == ["mine"]  # nothing changed, not even "other"
+    (repo / "empty").mkdir()  # an empty folder holds nothing to lose
+    repository.write_models(repo, [_folder("empty", "v1", tmp_path)])
+    assert (repo / "empty" / "1" / "marker.txt").read_text() == "v1"

@@ -134,3 +134,11 @@ def test_python_onnx_threads_and_batch_size_checks(tmp_path, yolo_checkpoint):
         check=False,
     )
     assert proc.returncode == 2 and "exceed --max-batch-size 8" in proc.stderr
+
+
+def test_preprocess_carries_the_pixel_limit_and_postprocess_the_max_det_ceiling(built_repository):
+    configs = _configs(built_repository)
+    pre = {k: v.string_value for k, v in configs[f"{MODEL}_preprocess"].parameters.items()}
+    post = {k: v.string_value for k, v in configs[f"{MODEL}_postprocess"].parameters.items()}
+    assert pre["max_pixels"] == "64000000"  # build-repo --max-pixels default
+    assert post["max_det"] == "300"

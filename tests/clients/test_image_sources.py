@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from clients.image_sources import DataLayout, ImageItem, images_in_folder, images_in_group, output_names
+from clients.image_sources import (
+    DataLayout,
+    ImageItem,
+    images_in_folder,
+    images_in_group,
+    no_images_error,
+    output_names,
+)
 from clients.triton import ClientError
 
 
@@ -61,3 +68,19 @@ def test_the_output_folder_is_not_an_input(tmp_path):
     assert [i.relative.as_posix() for i in images_in_folder(tmp_path, exclude=tmp_path / "results")] == [
         "a.jpg"
     ]
+
+
+def test_dangling_symlinks_and_gifs_are_listed_so_that_they_are_reported(tmp_path):
+    _touch(tmp_path / "a.jpg")
+    _touch(tmp_path / "b.gif")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    listed = [i.relative.as_posix() for i in images_in_folder(tmp_path, exclude=tmp_path / "out")]
+    assert listed == ["a.jpg", "b.gif", "gone.png", "loop.jpg"]
+
+
+def test_a_folder_without_images_is_an_error_that_says_what_it_holds(tmp_path):
+    _touch(tmp_path / "notes.txt")
+    assert "it holds 1 other files" in str(no_images_error(tmp_path))
+    (tmp_path / "empty").mkdir()
+    assert "it is empty" in str(no_images_error(tmp_path / "empty"))

@@ -1,14 +1,20 @@
 """Bad files through the whole path: each fails alone with a clear reason, or gives a correct result."""
 
 import json
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import pytest
+from tritonclient.utils import InferenceServerException
 from ultralytics import YOLO
 
 from clients.parity import Dets, compare
+from clients.triton import SegmentationClient
 from tests.conftest import IMGSZ, MODEL, run_cli
+from tests.serving.images import constant_png
 from training.synthetic import make_scene
 
 
@@ -79,3 +85,45 @@ def test_each_bad_file_fails_alone_and_the_run_completes(triton, bad_folder, tmp
 
     # the server is still healthy after the bad requests
     assert triton.is_ready()
+
+
+def test_a_request_cannot_ask_for_more_detections_than_the_build_allows(triton, sample_images):
+    """conf=0 and a huge max_det would otherwise mean a mask for every anchor."""
+    client = SegmentationClient(triton.grpc_url)
+    ceiling = int(client.model_info(MODEL).parameters["max_det"])
+    data = (sample_images / "scene0.jpg").read_bytes()
+    start = time.monotonic()
+    result = client.infer_instances(MODEL, data, {"conf": 0, "iou": 1, "max_det": 10**9})
+    assert 0 < len(result.scores) <= ceiling
+    assert time.monotonic() - start < 30
+    assert len(client.infer_instances(MODEL, data, {"conf": 0, "max_det": 2}).scores) <= 2
+
+
+def _peak_rss(process: psutil.Process) -> int:
+    """The process's high-water mark of resident memory (VmHWM), in bytes."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {process.pid}")
+
+
+def test_an_image_over_max_pixels_is_refused_from_its_header(triton, sample_images):
+    """A 20000×20000 PNG is a few hundred KB on the wire and 1.2 GB decoded: refused undecoded."""
+    stubs = [
+        p
+        for p in psutil.Process(triton.process.pid).children(recursive=True)
+        if any(f"{MODEL}_preprocess" in arg for arg in p.cmdline())
+    ]
+    assert stubs, "no Python-backend stub of the preprocess model"
+    peaks = [_peak_rss(p) for p in stubs]
+    client = SegmentationClient(triton.grpc_url)
+    with pytest.raises(InferenceServerException) as caught:
+        client.infer_instances(MODEL, constant_png(20000, 20000))
+    assert caught.value.status() == "StatusCode.INVALID_ARGUMENT"
+    message = caught.value.message()
+    assert "image is 20000x20000 (400.0 megapixels), over this server's limit of 64.0 megapixels" in message
+    assert "build-repo --max-pixels" in message
+    grown = max(_peak_rss(p) - peak for p, peak in zip(stubs, peaks))
+    assert grown < 64 * 2**20, f"preprocess peak memory grew by {grown / 2**20:.0f} MiB"
+    assert triton.is_ready()
+    assert client.infer_instances(MODEL, (sample_images / "scene0.jpg").read_bytes()).width == 640

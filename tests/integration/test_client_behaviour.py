@@ -1,9 +1,17 @@
-"""seg-client: resume, overwrite, overlays, per-request thresholds, unreachable server."""
+"""seg-client: resume, overwrite, overlays, per-request thresholds, unreachable server, inputs
+that are not images, leftovers of a killed client."""
 
 import json
+import os
+import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
+import numpy as np
+from PIL import Image
 
 from clients.triton import SegmentationClient
 from tests.conftest import MODEL, free_port_url, run_cli
@@ -138,3 +146,79 @@ def test_corrupt_image_is_invalid_argument_and_the_server_keeps_serving(triton, 
         client.infer_instances(MODEL, (sample_images / "scene0.jpg").read_bytes(), {"conf": 2})
     assert info.value.status() == "StatusCode.INVALID_ARGUMENT" and "conf" in info.value.message()
     assert client.infer_instances(MODEL, (sample_images / "scene0.jpg").read_bytes()).height == 480
+
+
+def _infer(source, url, out, *extra, check=False):
+    args = ["infer", "--source", str(source), "--model", MODEL, "--url", url, "--out", str(out)]
+    return run_cli("seg-client", *args, *extra, check=check)
+
+
+def test_an_animated_gif_and_a_dangling_symlink_are_reported_not_skipped(triton, sample_images, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "scene0.jpg").write_bytes((sample_images / "scene0.jpg").read_bytes())
+    (source / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    frames = [Image.fromarray(np.full((40, 50, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(source / "anim.gif", save_all=True, append_images=frames[1:])
+    proc = _infer(source, triton.grpc_url, tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr
+    assert "1 written, 0 skipped (done before), 2 failed" in proc.stdout
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    reasons = {Path(k).name: v for k, v in failures.items()}
+    assert reasons["gone.jpg"] == "cannot read: No such file or directory"
+    assert reasons["anim.gif"].startswith("an animated GIF (3 frames)")
+    assert f"failed: {source / 'anim.gif'}: an animated GIF" in proc.stderr
+
+
+def test_a_folder_without_images_says_so(triton, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "notes.txt").write_text("not an image\n")
+    proc = _infer(source, triton.grpc_url, tmp_path / "out")
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"seg-client: error: {source}: no images in it or below it (it holds 1 other files)")
+    )
+    assert "written" not in proc.stdout
+
+
+def test_repeated_identical_failures_are_summarised(triton, sample_images, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "good.jpg").write_bytes((sample_images / "scene0.jpg").read_bytes())
+    for i in range(12):
+        (source / f"empty{i:02d}.jpg").write_bytes(b"")
+    proc = _infer(source, triton.grpc_url, tmp_path / "out")
+    assert proc.returncode == 1
+    assert "1 written, 0 skipped (done before), 12 failed" in proc.stdout
+    failed_lines = [line for line in proc.stderr.splitlines() if line.startswith("seg-client: failed:")]
+    assert len(failed_lines) == 4, proc.stderr
+    assert failed_lines[-1] == "seg-client: failed: 9 more images: empty file"
+    assert len(json.loads((tmp_path / "out" / "failures.json").read_text())) == 12  # all listed
+
+
+def test_a_killed_clients_temp_file_is_removed_by_the_next_run(triton, sample_images, tmp_path):
+    """A SIGKILL between writing a result and renaming it into place leaves the temporary file."""
+    out = tmp_path / "out"
+    killed_mid_write = (
+        "import os, signal, sys; from pathlib import Path; "
+        "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
+        "from clients.records import write_atomic; write_atomic(Path(sys.argv[1]), b'{}')"
+    )
+    subprocess.run([sys.executable, "-c", killed_mid_write, str(out / "scene0.json")], check=False)
+    assert [p.name.startswith(".scene0.json.") for p in out.iterdir()] == [True]
+    proc = _infer(sample_images, triton.grpc_url, out, check=True)
+    assert "0 skipped" in proc.stdout
+    assert not list(out.glob(".*"))
+
+
+def test_results_follow_the_users_umask(triton, sample_images, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        _infer(sample_images, triton.grpc_url, tmp_path, "--overlay", check=True)
+    finally:
+        os.umask(previous)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
+    assert modes == {0o640}

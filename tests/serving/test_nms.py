@@ -42,3 +42,18 @@ def test_suppresses_overlap_above_iou_only():
     scores = np.array([0.9, 0.8, 0.7], np.float32)
     assert nms_indices(boxes, scores, 0.7).tolist() == [0, 2]
     assert nms_indices(boxes, scores, 0.9).tolist() == [0, 1, 2]
+
+
+def test_conf_zero_with_a_huge_max_det_stops_after_max_det_boxes():
+    """conf=0 sends every anchor into NMS; the greedy loop stops at max_det kept boxes, and the boxes
+    kept are the first max_det of the full NMS."""
+    pred = _raw_prediction(np.random.default_rng(7), 3, 8400)
+    everything = non_max_suppression(pred, 3, 0.0, 1.0, 10**9)  # IoU > 1 never: nothing suppressed
+    assert len(everything) == 8400
+    capped = non_max_suppression(pred, 3, 0.0, 1.0, 300)
+    assert len(capped) == 300
+    np.testing.assert_array_equal(capped.boxes, everything.boxes[:300])
+    boxes, scores = everything.boxes, everything.scores
+    assert (
+        nms_indices(boxes, scores, 0.5, max_keep=7).tolist() == nms_indices(boxes, scores, 0.5)[:7].tolist()
+    )

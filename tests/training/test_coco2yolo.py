@@ -1,6 +1,8 @@
 """seg-train coco2yolo on generated COCO exports covering every case of the issue."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import cv2
@@ -194,10 +196,120 @@ def test_missing_annotations_folder_is_named(tmp_path):
 def test_rerun_replaces_the_dataset(exports, tmp_path):
     dst = tmp_path / "yolo"
     convert(exports, dst)
-    (dst / "stale.txt").write_text("from an older run")
+    (dst / "labels" / "stale.txt").write_text("from an older run")
     convert(exports, dst)
-    assert not (dst / "stale.txt").exists() and (dst / "data.yaml").exists()
+    assert not (dst / "labels" / "stale.txt").exists() and (dst / "data.yaml").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".yolo.")]
+
+
+def _coco2yolo(src, dst):
+    return run_cli("seg-train", "coco2yolo", "--src-dir", str(src), "--dst-dir", str(dst), check=False)
+
+
+def _refused(proc, *words):
+    """Exit 2, one line on stderr (no traceback), holding ``words``."""
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("seg-train: error: ") and all(w in line for w in words), line
+
+
+def test_a_folder_it_did_not_write_is_refused_untouched(exports, tmp_path):
+    dst = tmp_path / "notes"
+    dst.mkdir()
+    (dst / "todo.txt").write_text("my notes")
+    _refused(
+        _coco2yolo(exports, dst), f"{dst}: not empty and not written by seg-train coco2yolo", "--dst-dir"
+    )
+    assert (dst / "todo.txt").read_text() == "my notes" and sorted(dst.iterdir()) == [dst / "todo.txt"]
+
+    out = tmp_path / "yolo"  # a previous output with the user's file added to it
+    convert(exports, out)
+    (out / "notes.txt").write_text("mine")
+    _refused(_coco2yolo(exports, out), "holds notes.txt", "did not write", "move it out")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "data.yaml").is_file()
+
+
+def test_a_destination_overlapping_the_source_is_refused(exports, tmp_path):
+    project = tmp_path / "p"  # the issue's case: the exports and a script inside the destination
+    project.mkdir()
+    exports.rename(project / "exports")
+    (project / "train.py").write_text("print('mine')")
+    src = project / "exports"
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    _refused(_coco2yolo(src, project), f"--dst-dir {project} contains --src-dir {src}")
+    _refused(_coco2yolo(src, src), f"--dst-dir {src} is the --src-dir")
+    _refused(_coco2yolo(src, src / "yolo"), f"--dst-dir {src / 'yolo'} is inside --src-dir {src}")
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def test_dst_dir_dot_is_refused_cleanly(exports, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    _refused(_coco2yolo(exports, "."), "--dst-dir . is or contains the current folder", "--dst-dir dataset")
+    assert not any(work.iterdir()) and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    proc = _coco2yolo(exports, "dataset")  # what the message suggests works
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "dataset" / "data.yaml").is_file()
+
+
+def test_output_gets_the_users_umask(exports, tmp_path):
+    old = os.umask(0o002)
+    try:
+        proc = _coco2yolo(exports, tmp_path / "yolo")
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr
+    modes = {
+        p: stat.S_IMODE(p.stat().st_mode)
+        for p in [tmp_path / "yolo", tmp_path / "yolo" / "labels", tmp_path / "yolo" / "data.yaml"]
+    }
+    assert list(modes.values()) == [0o775, 0o775, 0o664], {str(p): oct(m) for p, m in modes.items()}
+
+
+def test_incomplete_image_and_category_entries_are_skip_reasons(tmp_path):
+    root = _edge_case_export(tmp_path / "src" / "cvat")
+    ann_file = root / "annotations" / "instances_default.json"
+    coco = json.loads(ann_file.read_text())
+    del coco["images"][0]["width"]  # a.jpg: annotations 1, 2 and 8
+    del coco["images"][2]["file_name"]  # background.jpg, no annotations
+    coco["categories"][1].pop("name")  # "blob": annotations 2 and 3
+    ann_file.write_text(json.dumps(coco))
+    proc = run_cli(
+        "seg-train", "coco2yolo", "--src-dir", str(tmp_path / "src"), "--dst-dir", str(tmp_path / "y")
+    )
+    assert "Traceback" not in proc.stderr
+    report = json.loads((tmp_path / "y" / "conversion_report.json").read_text())
+    assert report["names"] == ["circle"]
+    assert {(s["image"], s["reason"]) for s in report["skipped_images"]} >= {
+        ("a.jpg", "image entry without width"),
+        ("image id 3", "image entry without file_name"),
+    }
+    reasons = {s["annotation_id"]: s["reason"] for s in report["skipped_annotations"]}
+    assert reasons[1] == reasons[2] == reasons[8] == "image entry without width"
+    assert reasons[3] == "category id 7 has no name"
+    assert "image entry without width" in proc.stdout and "category id 7 has no name" in proc.stdout
+    assert report["images"]["train"] + report["images"]["val"] == 1  # sub/b.jpg
+
+
+def test_an_image_listed_twice_says_where(tmp_path):
+    root = _edge_case_export(tmp_path / "src" / "cvat")
+    ann_file = root / "annotations" / "instances_default.json"
+    coco = json.loads(ann_file.read_text())
+    coco["images"].append({**coco["images"][0], "id": 99})
+    ann_file.write_text(json.dumps(coco))
+    with pytest.raises(
+        DatasetError, match=rf"^{ann_file}: a.jpg has two image entries in this file; keep one$"
+    ):
+        convert(tmp_path / "src", tmp_path / "y")
+
+    coco["images"].pop()
+    ann_file.write_text(json.dumps(coco))
+    other = root / "annotations" / "more.json"
+    other.write_text(json.dumps({**coco, "annotations": []}))
+    with pytest.raises(DatasetError, match=rf"a.jpg is listed in {ann_file} and {other}; merge them"):
+        convert(tmp_path / "src", tmp_path / "y")
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.parametrize("shape", ["disc", "thin", "pixel"])

@@ -131,3 +131,40 @@ def test_ignore_label_anywhere_and_duplicate_names(tmp_path):
         "seg-train", "labelme", "--src-dir", str(src), "--dst-dir", str(tmp_path / "dst2"), check=False
     )
     assert proc.returncode == 2 and "share the name 'x'" in proc.stderr
+
+
+def _one_image_source(src):
+    src.mkdir(parents=True)
+    cv2.imwrite(str(src / "a.png"), np.zeros((20, 20, 3), np.uint8))
+    _labelme(
+        src / "a.json", [_shape("cat", "rectangle", [[10, 10], [19, 19]])], image_path="a.png", h=20, w=20
+    )
+
+
+def _refused(proc, *words):
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("seg-train: error: ") and all(w in line for w in words), line
+
+
+def test_labelme_never_writes_into_a_folder_it_did_not_write(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _one_image_source(src)
+    dst.mkdir()
+    (dst / "classes.txt").write_text("my own class list\n")
+    labelme = ("seg-train", "labelme", "--src-dir", str(src), "--dst-dir")
+    _refused(
+        run_cli(*labelme, str(dst), check=False), f"{dst}: not empty and not written by seg-train labelme"
+    )
+    assert (dst / "classes.txt").read_text() == "my own class list\n" and len(list(dst.iterdir())) == 1
+    _refused(run_cli(*labelme, str(src), check=False), f"--dst-dir {src} is the --src-dir")
+    _refused(run_cli(*labelme, str(tmp_path), check=False), f"--dst-dir {tmp_path} contains --src-dir")
+    assert sorted(p.name for p in src.iterdir()) == ["a.json", "a.png"]
+    assert cv2.imread(str(src / "a.png")) is not None
+
+    out = tmp_path / "out"  # a previous output is replaced whole: no stale files of the old run
+    run_cli(*labelme, str(out))
+    (src / "a.json").rename(src / "b.json")
+    run_cli(*labelme, str(out))
+    assert sorted(p.name for p in (out / "indexes").iterdir()) == ["b.png", "b_color_mask.png"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,5 +1,7 @@
 """seg-train yolo: argument handling, and a 1-epoch smoke training whose checkpoint is served."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 import yaml
@@ -128,3 +130,15 @@ def test_wandb_only_with_a_key(monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     assert "W&B off" in configure_loggers()
     assert settings["wandb"] is False and settings["tensorboard"] is True
+
+
+def test_wandb_off_names_the_real_reason(monkeypatch):
+    from ultralytics import settings
+
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert configure_loggers() == "TensorBoard on; W&B off (WANDB_MODE=disabled)"
+    assert settings["wandb"] is False
+    monkeypatch.delenv("WANDB_MODE")
+    if importlib.util.find_spec("wandb") is None:
+        assert "WANDB_API_KEY is set but the wandb package is not installed" in configure_loggers()

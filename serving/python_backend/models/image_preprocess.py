@@ -4,21 +4,28 @@ Input ``IMAGE`` (TYPE_STRING, one encoded file per batch item). Outputs the mode
 the ``output_name`` parameter; resize mode, normalisation and layout from the other parameters, see
 segops/resize.py) and ``image_size`` (original height, width). A file that does not decode fails
 its request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
+So does a file whose header claims more than the ``max_pixels`` parameter (build-repo --max-pixels):
+it is refused before decoding, so no request makes this process decode more pixels than that.
 """
 
-import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from segops.decode import ImageDecodeError, decode_image
-from segops.resize import InputSpec, prepare
+from segops.image_header import DEFAULT_MAX_PIXELS, limit_opencv_pixels
 from segops.triton_params import config_parameters
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
         params = config_parameters(args["model_config"])
-        self.spec = InputSpec.from_parameters(params)
+        self.max_pixels = int(params.get("max_pixels", DEFAULT_MAX_PIXELS))  # older repositories: none
+        # OpenCV reads its own pixel limit (for formats segops cannot size) once, when it loads
+        limit_opencv_pixels(self.max_pixels)
+        import cv2
+        from segops import decode, resize
+
+        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
+        self.decode, self.resize = decode, resize
+        self.spec = resize.InputSpec.from_parameters(params)
         self.output_name = params.get("output_name", "images")
 
     def execute(self, requests):
@@ -40,13 +47,13 @@ class TritonPythonModel:
         sizes = np.empty((len(items), 2), dtype=np.int32)
         for i, item in enumerate(items):
             try:
-                image = decode_image(item)
-            except ImageDecodeError as exc:
+                image = self.decode.decode_image(item, self.max_pixels)
+            except self.decode.ImageDecodeError as exc:
                 where = f"batch item {i}: " if len(items) > 1 else ""
                 return pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
                 )
-            inputs[i] = prepare(image, self.spec)
+            inputs[i] = self.resize.prepare(image, self.spec)
             sizes[i] = image.shape[:2]
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(self.output_name, inputs), pb_utils.Tensor("image_size", sizes)]

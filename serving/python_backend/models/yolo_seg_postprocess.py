@@ -4,7 +4,8 @@ Inputs ``output0`` (4 + classes + 32, anchors), ``output1`` (32, H/4, W/4) and `
 Outputs per image, padded to the longest in the batch: ``boxes`` (K×4 xyxy, original pixels),
 ``scores``, ``classes``, ``masks`` (COCO compressed RLE counts, one string per detection) and
 ``num_detections``. conf / iou / max_det default to this model's config parameters and can be
-overridden per request (request parameters are forwarded through the ensemble).
+overridden per request (request parameters are forwarded through the ensemble); the configured
+max_det is also a ceiling: a request asking for more gets at most that many.
 """
 
 import cv2
@@ -33,7 +34,9 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                options = request_overrides(request.parameters(), self.defaults)
+                options = request_overrides(
+                    request.parameters(), self.defaults, {"max_det": self.defaults["max_det"]}
+                )
             except ValueError as exc:
                 responses.append(
                     pb_utils.InferenceResponse(

@@ -34,13 +34,17 @@ def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     return np.concatenate([xy - half_wh, xy + half_wh], axis=1)
 
 
-def nms_indices(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy NMS (torchvision's semantics: suppress when IoU > threshold), highest score first."""
+def nms_indices(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None
+) -> np.ndarray:
+    """Greedy NMS (torchvision's semantics: suppress when IoU > threshold), highest score first.
+    Stops once ``max_keep`` boxes are kept: the first ones kept do not depend on the rest, so this
+    is ``[:max_keep]`` of the full result, in at most ``max_keep`` passes."""
     x1, y1, x2, y2 = boxes.T
     areas = (x2 - x1) * (y2 - y1)
     order = np.argsort(-scores, kind="stable")
     keep = []
-    while order.size:
+    while order.size and (max_keep is None or len(keep) < max_keep):
         i = order[0]
         keep.append(i)
         rest = order[1:]
@@ -75,4 +79,4 @@ def non_max_suppression(
     if not len(dets):
         return dets
     offset = best[:, None].astype(np.float32) * MAX_WH
-    return dets.take(nms_indices(boxes + offset, score, iou)[:max_det])
+    return dets.take(nms_indices(boxes + offset, score, iou, max_det))

@@ -4,6 +4,7 @@ config.pbtxt (defaults, set by build-repo) and per-request parameters (client ov
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -12,8 +13,12 @@ def config_parameters(model_config_json: str) -> dict[str, str]:
     return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
 
 
-def request_overrides(parameters_json: str, defaults: dict[str, Any]) -> dict[str, Any]:
+def request_overrides(
+    parameters_json: str, defaults: dict[str, Any], ceilings: Mapping[str, float] | None = None
+) -> dict[str, Any]:
     """Values of ``defaults``' keys overridden by the request's parameters, cast to the default's type.
+    A value above its ``ceilings`` entry is lowered to it: the server's limit, not the client's, bounds
+    the work one request can ask for.
 
     Raises ValueError naming the parameter when a value does not parse or is out of range."""
     given = json.loads(parameters_json or "{}")
@@ -23,12 +28,13 @@ def request_overrides(parameters_json: str, defaults: dict[str, Any]) -> dict[st
             try:
                 values[key] = type(default)(given[key])
             except (TypeError, ValueError):
-                raise ValueError(
-                    f"request parameter {key}={given[key]!r} is not a {type(default).__name__}"
-                ) from None
+                kind = {int: "an integer", float: "a number"}.get(type(default), type(default).__name__)
+                raise ValueError(f"request parameter {key}={given[key]!r} is not {kind}") from None
     for key in ("conf", "iou"):
         if key in values and not 0.0 <= values[key] <= 1.0:
             raise ValueError(f"request parameter {key}={values[key]} must be between 0 and 1")
     if values.get("max_det", 1) < 1:
         raise ValueError(f"request parameter max_det={values['max_det']} must be at least 1")
+    for key, ceiling in (ceilings or {}).items():
+        values[key] = min(values[key], type(values[key])(ceiling))
     return values

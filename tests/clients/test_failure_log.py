@@ -1,0 +1,20 @@
+from clients.failure_log import FailureLog, failure_kind
+
+
+def test_the_first_failures_of_a_kind_are_shown_then_counted():
+    lines: list[str] = []
+    log = FailureLog(lines.append, shown_per_kind=2)
+    for i in range(5):
+        log(f"/x/{i}.jpg", f"not a decodable image ({100 + i} bytes, starts with b'abc')")
+    log("/x/z.jpg", "empty file (0 bytes)")
+    assert lines == [
+        "seg-client: failed: /x/0.jpg: not a decodable image (100 bytes, starts with b'abc')",
+        "seg-client: failed: /x/1.jpg: not a decodable image (101 bytes, starts with b'abc')",
+        "seg-client: failed: /x/z.jpg: empty file (0 bytes)",
+    ]
+    assert log.summary() == ["seg-client: failed: 3 more images: not a decodable image"]
+
+
+def test_kinds_ignore_per_image_details():
+    assert failure_kind("empty file (0 bytes)") == "empty file"
+    assert failure_kind("cannot read: Permission denied") == "cannot read: Permission denied"
