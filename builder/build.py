@@ -42,6 +42,7 @@ class BuildOptions:
     nhwc: bool = False
     arch: str | None = None
     encoder: str | None = None
+    trust_checkpoint: bool = False
     opset: int = DEFAULT_OPSET
     tolerance: verify.Tolerance = field(default_factory=verify.Tolerance)
     engine: EngineOptions | None = (
@@ -85,7 +86,16 @@ def build_repository(opts: BuildOptions, progress=lambda message: None) -> Build
     )
     progress(f"loading {opts.weights or opts.model} ({family.name})")
     loaded = family.load(
-        LoadRequest(opts.model, opts.weights, opts.imgsz, opts.size, opts.nhwc, opts.arch, opts.encoder)
+        LoadRequest(
+            opts.model,
+            opts.weights,
+            opts.imgsz,
+            opts.size,
+            opts.nhwc,
+            opts.arch,
+            opts.encoder,
+            opts.trust_checkpoint,
+        )
     )
     samples = family.sample_inputs(loaded)
     with tempfile.TemporaryDirectory(prefix="build-repo-") as tmp:

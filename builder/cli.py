@@ -143,6 +143,12 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     help="smp: override the encoder the checkpoint records.",
 )
 @click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Load --weights with the full unpickler, which runs any code the file holds. Without it, "
+    "a checkpoint naming anything but the model classes a genuine checkpoint holds is refused.",
+)
+@click.option(
     "--fp16", "precision", flag_value="fp16", help="TensorRT: build (or let --onnx-tensorrt run) in FP16."
 )
 @click.option(
@@ -228,6 +234,7 @@ def main(
     nhwc,
     arch,
     encoder,
+    trust_checkpoint,
     precision,
     min_batch,
     opt_batch,
@@ -306,6 +313,7 @@ def main(
         nhwc=nhwc,
         arch=arch,
         encoder=encoder,
+        trust_checkpoint=trust_checkpoint,
         engine=engine,
         onnx_tensorrt=onnx_tensorrt,
     )

@@ -101,8 +101,14 @@ def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
     default=None,
     help="YAML of training arguments shaped like seed 002's CONFIG (model, data, epochs, lr0, ...).",
 )
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Let ultralytics load a .pt --model without checking it first; its full unpickler runs any "
+    "code the file holds. Without it, a .pt naming anything but genuine model classes is refused.",
+)
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
-def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> None:
+def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoint, overrides) -> None:
     """Train YOLOv8-seg with ultralytics. Any ultralytics train argument may follow as KEY=VALUE.
 
     Precedence: --config file < the options above < KEY=VALUE. TensorBoard logs go to the run
@@ -129,7 +135,9 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, overrides) -> N
         args.update({k: v for k, v in named.items() if v is not None})
         args.update(parse_overrides(list(overrides)))
         click.echo(f"seg-train: {configure_loggers()}", err=True)
-        best = train(args)
+        if trust_checkpoint:
+            click.echo(f"seg-train: warning: {model}: loaded without checks (--trust-checkpoint)", err=True)
+        best = train(args, trust_checkpoint)
     except TrainingError as exc:
         click.echo(f"seg-train: error: {exc}", err=True)
         sys.exit(2)

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from training import ultralytics_checkpoint
+
 FORMAT = "segstack.smp/1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -99,6 +101,11 @@ def load_checkpoint(path: Path) -> tuple[SemanticModelInfo, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
+        if ultralytics_checkpoint.is_ultralytics(path):
+            name = ultralytics_checkpoint.model_name_of(path) or "yolov8n-seg"
+            raise CheckpointError(
+                f"{path}: an ultralytics YOLO checkpoint, not a seg-train semantic one; use --model {name}"
+            ) from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: not a loadable checkpoint ({reason[:200]})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from training import ultralytics_checkpoint
+
 
 class TrainingError(Exception):
     """A user mistake (unknown argument, missing file, no weights offline): one line."""
@@ -51,7 +53,10 @@ def validate_arguments(args: dict[str, Any]) -> None:
             raise TrainingError(f"unknown training argument {key!r}{hint}")
 
 
-def load_model(model: str):
+def load_model(model: str, trust: bool = False):
+    """A YOLO object for a .yaml (random weights) or a .pt. A .pt is first loaded here with
+    ``weights_only=True`` and the allowlist of :mod:`training.ultralytics_checkpoint`, and refused if
+    it names anything else, before ultralytics (whose loader unpickles fully) reads it."""
     from ultralytics import YOLO
 
     path = Path(model)
@@ -62,13 +67,28 @@ def load_model(model: str):
             f"{model}: no such file; give a local .pt, a hub name like yolov8n-seg.pt, or a .yaml"
         )
     try:
-        return YOLO(model)
+        local = path if path.is_file() else _download(model)
+        if not trust:
+            ultralytics_checkpoint.load(local)
+        return YOLO(str(local))
+    except (ultralytics_checkpoint.UnsafeCheckpoint, ultralytics_checkpoint.UnreadableCheckpoint) as exc:
+        raise TrainingError(str(exc)) from None
     except Exception as exc:  # ultralytics raises many kinds when the download fails
         stem = path.stem
         raise TrainingError(
             f"could not load {model} ({type(exc).__name__}; offline?): use --model {stem}.yaml to start from "
             f"random weights, or --model PATH/TO/{path.name} for a local checkpoint"
         ) from None
+
+
+def _download(model: str) -> Path:
+    """ultralytics' pretrained weights by name (its own cache and download)."""
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    local = Path(attempt_download_asset(model))
+    if not local.is_file():
+        raise FileNotFoundError(model)
+    return local
 
 
 def _wandb_off_reason() -> str | None:
@@ -99,8 +119,8 @@ def configure_loggers() -> str:
     )
 
 
-def train(arguments: dict[str, Any]) -> Path:
-    """Train; return the path of best.pt."""
+def train(arguments: dict[str, Any], trust_checkpoint: bool = False) -> Path:
+    """Train; return the path of best.pt. ``trust_checkpoint``: load a .pt --model unchecked."""
     arguments = dict(arguments)
     model_name = str(arguments.pop("model", None) or "")
     if not model_name:
@@ -111,7 +131,7 @@ def train(arguments: dict[str, Any]) -> Path:
     if not Path(str(data)).is_file():
         raise TrainingError(f"{data}: no such file; --data takes a data.yaml")
     validate_arguments(arguments)
-    model = load_model(model_name)
+    model = load_model(model_name, trust_checkpoint)
     if model.task != "segment":
         raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
     model.train(**arguments)

@@ -30,6 +30,7 @@ class LoadRequest:
     nhwc: bool = False  # NHWC input named input_1, as the seeds' TensorRT commands expect
     arch: str | None = None  # overrides of what a checkpoint records
     encoder: str | None = None
+    trust_checkpoint: bool = False  # load with the full unpickler (runs code the file holds)
 
 
 @dataclass

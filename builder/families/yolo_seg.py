@@ -17,31 +17,63 @@ from builder.model_folder import ModelFolder
 from builder.tensors import TensorSpec
 from serving.python_backend.segops.letterbox import letterbox, to_model_input
 from serving.python_backend.segops.resize import InputSpec
+from training import ultralytics_checkpoint
+from training.smp_checkpoint import FORMAT as SEMANTIC_FORMAT
 from training.synthetic import make_scene
 
 NAME_PATTERN = re.compile(r"^yolo(v8|11)[nsmlx]-seg$")
 
 
-def _load_ultralytics(model_name: str, weights: Path | None):
-    """ultralytics' own loader: its .pt files pickle the model class, so torch.load runs with
-    weights_only=False there; load only checkpoints you trust."""
-    from ultralytics import YOLO
-
+def _checkpoint_path(model_name: str, weights: Path | None) -> Path:
+    """The local file to load: ``--weights``, else ultralytics' pretrained weights (downloaded)."""
     if weights is not None:
         if not Path(weights).is_file():
             raise BuildError(f"{weights}: no such file; --weights takes a YOLOv8-seg .pt checkpoint")
-        try:
-            return YOLO(str(weights))
-        except Exception as exc:  # ultralytics raises many kinds for a bad file
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BuildError(f"{weights}: not a loadable ultralytics checkpoint ({reason})") from None
+        return Path(weights)
+    from ultralytics.utils.downloads import attempt_download_asset
+
     try:
-        return YOLO(f"{model_name}.pt")  # pretrained weights, downloaded by ultralytics
-    except Exception as exc:
+        path = Path(attempt_download_asset(f"{model_name}.pt"))
+    except Exception:
+        path = Path(f"{model_name}.pt")
+    if not path.is_file():
         raise BuildError(
-            f"could not get pretrained {model_name}.pt ({type(exc).__name__}: no internet?); "
+            f"could not get pretrained {model_name}.pt (no internet?); "
             "pass --weights PATH to a local checkpoint"
-        ) from None
+        )
+    return path
+
+
+def _load_ultralytics(
+    model_name: str, weights: Path | None, trust: bool
+) -> tuple[torch.nn.Module, str, dict]:
+    """(model, task, class names) of an ultralytics checkpoint, loaded without running code from it
+    unless ``trust`` (see :mod:`training.ultralytics_checkpoint`)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.nn.tasks import guess_model_task
+
+    path = _checkpoint_path(model_name, weights)
+    try:
+        ckpt = ultralytics_checkpoint.load(path, trust=trust)
+    except (ultralytics_checkpoint.UnsafeCheckpoint, ultralytics_checkpoint.UnreadableCheckpoint) as exc:
+        raise BuildError(str(exc)) from None
+    except Exception as exc:  # --trust-checkpoint: the full unpickler raises anything
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BuildError(f"{path}: not a loadable ultralytics checkpoint ({reason[:200]})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == SEMANTIC_FORMAT:
+        raise BuildError(f"{path}: a seg-train semantic (smp) checkpoint; use --model smp")
+    net = ultralytics_checkpoint.model_of(ckpt)
+    if net is None:
+        raise BuildError(f"{path}: not an ultralytics checkpoint (no model in it); --weights takes YOLO .pt")
+    # what ultralytics' own loader does after unpickling: training arguments, old-torch fix-ups
+    net.args = {**DEFAULT_CFG_DICT, **(ckpt.get("train_args") or {})}
+    if not hasattr(net, "stride"):
+        net.stride = torch.tensor([32.0])
+    for m in net.modules():
+        if isinstance(m, torch.nn.Upsample) and not hasattr(m, "recompute_scale_factor"):
+            m.recompute_scale_factor = None
+    task = getattr(net, "task", None) or guess_model_task(net)
+    return net, task, net.names
 
 
 class _ExportHead(torch.nn.Module):
@@ -69,12 +101,10 @@ class YoloSegFamily(ModelFamily):
         from ultralytics import __version__ as ultralytics_version
         from ultralytics.nn.modules import C2f, Detect
 
-        yolo = _load_ultralytics(model_name, weights)
-        if yolo.task != "segment":
-            raise BuildError(
-                f"{weights or model_name}: a {yolo.task} model, not segment; use a -seg checkpoint"
-            )
-        net = copy.deepcopy(yolo.model).float().eval()
+        net, task, names = _load_ultralytics(model_name, weights, request.trust_checkpoint)
+        if task != "segment":
+            raise BuildError(f"{weights or model_name}: a {task} model, not segment; use a -seg checkpoint")
+        net = copy.deepcopy(net).float().eval()
         if getattr(net, "end2end", False):
             raise BuildError(f"{weights or model_name}: end-to-end (NMS-free) heads are not supported yet")
         for p in net.parameters():
@@ -89,7 +119,6 @@ class YoloSegFamily(ModelFamily):
                 m.export, m.format, m.dynamic, m.shape = True, "onnx", False, None
             elif isinstance(m, C2f):
                 m.forward = m.forward_split  # ONNX-friendlier, as ultralytics' exporter does
-        names = yolo.names
         class_names = [str(names[i]) for i in range(len(names))]
         return LoadedModel(
             module=_ExportHead(net).eval(),
