@@ -71,7 +71,7 @@ def checkpoint_globals(path: Path) -> list[str]:
         return list(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception as exc:  # a damaged archive surfaces as several exception types
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnreadableCheckpoint(f"{path}: not a readable PyTorch checkpoint ({reason[:200]})") from None
+        raise UnreadableCheckpoint(f"{path}: not a loadable PyTorch checkpoint ({reason[:200]})") from None
 
 
 def is_ultralytics(path: Path) -> bool:
