@@ -156,7 +156,7 @@ def trained_checkpoint(work: Path) -> Path:
 
 
 def make_images(folder: Path, count: int) -> list[Path]:
-    from training.synthetic import make_scene
+    from tests.fixtures.synthetic import make_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(11)
@@ -247,7 +247,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from serving.python_backend.segops.resize import InputSpec, prepare
+    from segops.resize import InputSpec, prepare
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     spec = InputSpec(args.imgsz, args.imgsz, "letterbox")

@@ -16,7 +16,7 @@ from builder.families import BuildSettings, LoadRequest
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.runtimes import ExportedNetwork, io_specs, make_runtime
 from builder.tensorrt.options import BatchProfile, EngineOptions
-from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
+from segcontract.limits import DEFAULT_MAX_PIXELS
 
 log = logging.getLogger("build-repo")
 

@@ -13,7 +13,7 @@ from builder.runtimes import RUNTIMES
 from builder.tensorrt.docker_hint import docker_run_line
 from builder.tensorrt.engine_build import TensorRTMissing, require_tensorrt
 from builder.tensorrt.options import DEFAULT_TOLERANCES, BatchProfile, EngineOptions, EngineTolerance
-from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
+from segcontract.limits import DEFAULT_MAX_PIXELS
 
 ENGINE_PARAMETERS = (
     "precision",

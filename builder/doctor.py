@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from builder.tensorrt.ngc import TENSORRT_VERSION, TRITON_IMAGE
-from serving import engine_compat
+from segcontract import engines as engine_compat
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tritonclient.grpc import model_config_pb2 as mc
 
-from serving.python_backend import MODELS_DIR, SEGOPS_DIR
+import python_backend_models
 
 
 @dataclass
@@ -27,9 +27,8 @@ class ModelFolder:
 def python_backend_folder(
     config: mc.ModelConfig, model_source: str, extra_files: dict[str, Path] | None = None
 ) -> ModelFolder:
-    """A Python-backend model: ``models/<model_source>.py`` as ``1/model.py``, with ``segops``."""
-    source = MODELS_DIR / f"{model_source}.py"
-    if not source.is_file():
-        raise FileNotFoundError(source)
-    files = {"1/model.py": source, **(extra_files or {})}
-    return ModelFolder(config.name, config, files=files, dirs={"1/segops": SEGOPS_DIR})
+    """A Python-backend model: ``python_backend_models/<model_source>.py`` as ``1/model.py``, with
+    the packages it imports beside it."""
+    files = {"1/model.py": python_backend_models.model_source(model_source), **(extra_files or {})}
+    dirs = {f"1/{name}": folder for name, folder in python_backend_models.SHARED_PACKAGES.items()}
+    return ModelFolder(config.name, config, files=files, dirs=dirs)

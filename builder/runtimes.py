@@ -13,8 +13,8 @@ from builder import triton_config
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.tensorrt.options import EngineOptions
-from builder.tensors import TensorSpec
-from serving.python_backend.segops.resize import InputSpec
+from segcontract.tensors import TensorSpec
+from segops.resize import InputSpec
 
 
 @dataclass

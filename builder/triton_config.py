@@ -9,7 +9,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from builder.tensors import TensorSpec
+from segcontract.tensors import TensorSpec
 
 
 def _io(cls, spec: TensorSpec, optional: bool = False):

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clients.triton import ClientError
+from segcontract.image_files import IMAGE_SUFFIXES, image_paths, is_image_name
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
 
 
@@ -46,27 +46,10 @@ class DataLayout:
 
 
 def images_in_folder(folder: Path, exclude: Path | None = None) -> list[ImageItem]:
-    """Images below ``folder``, except those below ``exclude`` (the output folder, whose overlays
-    would otherwise become inputs of the next run). A symlink named like an image is listed even
-    when it leads nowhere: reading it then fails, and that is reported rather than skipped."""
+    """Images below ``folder``, except those below ``exclude`` (see :func:`image_paths`)."""
     if not folder.is_dir():
         raise ClientError(f"{folder}: no such folder; --source takes a folder of images")
-    skip = exclude.resolve() if exclude is not None else None
-    paths = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and (p.is_symlink() or p.is_file())
-        and not (skip is not None and _below(p, skip))
-    )
-    return [ImageItem(p, p.relative_to(folder)) for p in paths]
-
-
-def _below(path: Path, folder: Path) -> bool:
-    try:
-        return path.resolve().is_relative_to(folder)
-    except (OSError, RuntimeError):  # a symlink loop: not below anything
-        return False
+    return [ImageItem(p, p.relative_to(folder)) for p in image_paths(folder, exclude)]
 
 
 def no_images_error(folder: Path) -> ClientError:
@@ -87,7 +70,7 @@ def _csv_paths(index: Path) -> list[str]:
     header = [h.strip().lower() for h in rows[0]]
     column = next((header.index(c) for c in CSV_PATH_COLUMNS if c in header), None)
     if column is None:  # no header we know: the first column, header row included if it is a path
-        return [r[0] for r in rows if r and Path(r[0]).suffix.lower() in IMAGE_SUFFIXES]
+        return [r[0] for r in rows if r and is_image_name(Path(r[0]))]
     return [r[column] for r in rows[1:] if len(r) > column and r[column]]
 
 

@@ -20,13 +20,8 @@ import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem, output_names
-from clients.overlays import blend, colorize, draw_instances
-from clients.records import (
-    instance_record,
-    remove_leftover_temps,
-    write_image_atomic,
-    write_json_atomic,
-)
+from clients.overlays import draw_instances
+from clients.records import instance_record
 from clients.triton import (
     DEADLINE_EXCEEDED,
     INVALID_ARGUMENT,
@@ -35,6 +30,9 @@ from clients.triton import (
     SegmentationClient,
     ServerStopped,
 )
+from segcontract.files import remove_leftover_temps, write_json_atomic
+from segops.colors import blend, colorize
+from segops.image_write import write_image_atomic
 
 FAILURES_FILE = "failures.json"
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from clients.triton import ClientError, ServerStopped
+from segcontract import tool_locations
 
 COMPOSING = re.compile(
     r"^\s+(?P<model>\S+), version: \S+\n(?:.*\n)*?\s+Avg request latency: (?P<total>\d+) usec "
@@ -43,16 +44,14 @@ class ConcurrencyResult:
 
 
 def perf_analyzer_command() -> tuple[Path, dict[str, str]]:
-    from serving import perf_analyzer_install
-
-    exe = perf_analyzer_install.binary()
-    if not perf_analyzer_install.is_installed():
+    exe = tool_locations.perf_analyzer_binary()
+    if not tool_locations.perf_analyzer_installed():
         raise ClientError(
             f"perf_analyzer is not installed ({exe}); run `python -m serving.perf_analyzer_install`"
         )
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
-        p for p in (str(perf_analyzer_install.lib_dir()), env.get("LD_LIBRARY_PATH", "")) if p
+        p for p in (str(tool_locations.perf_analyzer_lib_dir()), env.get("LD_LIBRARY_PATH", "")) if p
     )
     return exe, env
 

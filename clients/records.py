@@ -1,13 +1,6 @@
-"""Per-image result records (DESIGN.md's JSON schema) and atomic writes."""
+"""Per-image result records (DESIGN.md's JSON schema)."""
 
 from __future__ import annotations
-
-import json
-import os
-import re
-import secrets
-import time
-from pathlib import Path
 
 from clients.triton import InstanceResult, ModelInfo
 
@@ -34,82 +27,3 @@ def instance_record(image: str, model: ModelInfo, result: InstanceResult) -> dic
         "model": model.name,
         "detections": detections,
     }
-
-
-# ``.<name>.<pid>.<random>.tmp``: the pid tells a dead writer's leftover from a live one's
-_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-# what versions that used tempfile.mkstemp left: ``.<name>.<8 random characters>``
-_OLD_TEMP_NAME = re.compile(r"^\..+\.(json|png|jpg)\.[a-z0-9_]{8}$")
-_OLD_TEMP_AGE_S = 600
-
-
-def _open_temp(path: Path) -> tuple[int, Path]:
-    """A new file next to ``path``, created with mode 0666 so that the user's umask applies
-    (``tempfile.mkstemp`` would make every result 0600)."""
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
-        except FileExistsError:
-            continue
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _open_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())  # a power cut must not leave an empty file that counts as done
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
-def remove_leftover_temps(folder: Path) -> int:
-    """Remove the temporary files that killed writers left below ``folder`` (a SIGKILL skips the
-    cleanup in write_atomic); those of writers still running are kept. Returns how many."""
-    removed = 0
-    if not folder.is_dir():
-        return removed
-    now = time.time()
-    for path in folder.rglob(".*"):
-        match = _TEMP_NAME.match(path.name)
-        try:
-            if match:
-                stale = int(match["pid"]) != os.getpid() and not _alive(int(match["pid"]))
-            else:
-                stale = bool(_OLD_TEMP_NAME.match(path.name)) and now - path.stat().st_mtime > _OLD_TEMP_AGE_S
-            if stale and path.is_file():
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-def write_json_atomic(path: Path, record: dict) -> None:
-    write_atomic(path, json.dumps(record, indent=1).encode())
-
-
-def write_image_atomic(path: Path, image) -> None:
-    """Encode by the file's suffix (PNG keeps uint16) and write atomically."""
-    import cv2
-
-    ok, encoded = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise OSError(f"cannot encode {path.name}")
-    write_atomic(path, encoded.tobytes())

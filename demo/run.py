@@ -53,7 +53,7 @@ def run(*args: str) -> str:
 
 def make_exports(root: Path, images_per_dataset: int) -> None:
     """Two CVAT exports whose categories carry different ids, as happens between projects."""
-    from training.synthetic import write_coco_dataset
+    from tests.fixtures.synthetic import write_coco_dataset
 
     rng = np.random.default_rng(0)
     write_coco_dataset(

@@ -24,7 +24,7 @@ RUN python3 -m venv --system-site-packages /opt/venv \
     && chmod 1777 /cache
 
 # ONNX export runs on the CPU: the CPU build of torch keeps the image gigabytes smaller.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.2,<2.16" "torchvision<0.31"
+RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.5,<2.16" "torchvision<0.31"
 
 WORKDIR /opt/segstack
 COPY pyproject.toml README.md ./
@@ -32,6 +32,10 @@ COPY builder builder
 COPY clients clients
 COPY serving serving
 COPY training training
+COPY segcontract segcontract
+COPY segops segops
+COPY python_backend_models python_backend_models
+COPY model_checkpoints model_checkpoints
 COPY tests tests
 # the project itself: its dependencies are the ranges pyproject.toml gives (tests included: pytest runs here)
 # hadolint ignore=DL3013

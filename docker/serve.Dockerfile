@@ -5,7 +5,7 @@
 ARG NGC_RELEASE=24.10
 FROM nvcr.io/nvidia/tritonserver:${NGC_RELEASE}-py3
 
-COPY serving/python_backend/requirements.txt /opt/segstack/python_backend-requirements.txt
+COPY python_backend_models/requirements.txt /opt/segstack/python_backend-requirements.txt
 RUN pip install --no-cache-dir -r /opt/segstack/python_backend-requirements.txt
 
 EXPOSE 8000 8001 8002

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from serving.engine_compat import check_repository
+from serving.engine_check import check_repository
 from serving.tritonserver import PortInUse, Ports, ServerError, ServerInstall, TritonServer, free_port
 
 

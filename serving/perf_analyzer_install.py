@@ -18,28 +18,18 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from serving.tritonserver_install import default_install_dir, download_wheel
+from segcontract import tool_locations
+from serving.tritonserver_install import download_wheel
 
 TRITONCLIENT_WHEEL = "tritonclient==2.51.0"
 CUDART_WHEEL = "nvidia-cuda-runtime-cu12"
 LIBB64_DEB = "libb64-0d"
 
 
-def install_dir() -> Path:
-    return default_install_dir() / "perf_analyzer"
-
-
-def binary(root: Path | None = None) -> Path:
-    return (root or install_dir()) / "bin" / "perf_analyzer"
-
-
-def lib_dir(root: Path | None = None) -> Path:
-    return (root or install_dir()) / "lib"
-
-
-def is_installed(root: Path | None = None) -> bool:
-    lib = lib_dir(root)
-    return binary(root).is_file() and (lib / "libcudart.so.12").is_file() and (lib / "libb64.so.0d").is_file()
+install_dir = tool_locations.perf_analyzer_home
+binary = tool_locations.perf_analyzer_binary
+lib_dir = tool_locations.perf_analyzer_lib_dir
+is_installed = tool_locations.perf_analyzer_installed
 
 
 def _extract(wheel: Path, member_suffix: str, target: Path) -> None:

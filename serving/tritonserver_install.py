@@ -8,7 +8,7 @@ stub that matches this interpreter into ``<prefix>/tritonserver``:
     bin/tritonserver
     lib/                    (nvidia_pytriton.libs: LD_LIBRARY_PATH)
     backends/python/        (libtriton_python.so, utils, and the stub for this Python)
-    python/                 (a virtual environment with python_backend/requirements.txt)
+    python/                 (a virtual environment with python_backend_models/requirements.txt)
 
 The stub imports packages from the first ``python3`` on PATH, so the launcher puts
 ``python/bin`` first: the models then run with exactly the serving dependencies, as in the NGC
@@ -17,7 +17,6 @@ serving image, whatever the user's own environment holds (numpy 2, torch, ...).
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import subprocess
@@ -26,15 +25,17 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from python_backend_models import REQUIREMENTS_FILE as REQUIREMENTS
+from segcontract import tool_locations
+
 PYTRITON_WHEEL = "nvidia-pytriton==0.7.0"
 SERVER_PREFIX = "pytriton/tritonserver/"
 LIBS_PREFIX = "nvidia_pytriton.libs/"
-REQUIREMENTS = Path(__file__).parent / "python_backend" / "requirements.txt"
 
 
 def default_install_dir() -> Path:
     """Where `make setup` puts the server: inside the active environment."""
-    return Path(os.environ.get("SEG_TRITONSERVER_HOME", Path(sys.prefix) / "tritonserver"))
+    return tool_locations.tritonserver_home()
 
 
 def python_tag() -> str:

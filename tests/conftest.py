@@ -53,7 +53,7 @@ def run_cli(
 
 @pytest.fixture(scope="session")
 def yolo_checkpoint(tmp_path_factory) -> Path:
-    from training.random_checkpoint import make_random_yolo_seg
+    from tests.fixtures.random_checkpoints import make_random_yolo_seg
 
     return make_random_yolo_seg(tmp_path_factory.mktemp("weights") / "yolov8n-seg-random.pt", imgsz=IMGSZ)
 
@@ -64,7 +64,7 @@ def sample_images(tmp_path_factory) -> Path:
     import cv2
     import numpy as np
 
-    from training.synthetic import make_scene
+    from tests.fixtures.synthetic import make_scene
 
     folder = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(5)

@@ -327,9 +327,9 @@ def semantic(**kwargs) -> None:
 )
 def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -> None:
     """Colour visualisations of a checkpoint's predictions (seed 001's color_mask.py)."""
+    from model_checkpoints.smp import CheckpointError
     from training.semantic_data import DataError
     from training.semantic_predict import color_masks
-    from training.smp_checkpoint import CheckpointError
 
     try:
         written, failed = color_masks(

@@ -29,15 +29,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clients.overlays import colorize
-from clients.records import write_image_atomic
+from segcontract.masks import IGNORE_INDEX, index_dtype
+from segops.colors import colorize
+from segops.image_write import write_image_atomic
 from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.files import link_or_copy
 from training.output_dir import check_destination, staged_output
 
 BACKGROUND = "_background_"
 IGNORE = "__ignore__"
-IGNORE_INDEX = 255
 
 
 class LabelMeError(Exception):
@@ -173,7 +173,7 @@ def convert_labelme(
     class_names = [n for n in names if n != IGNORE]  # __ignore__ is a label, never a class
     index_of = {n: i for i, n in enumerate(class_names)} | {IGNORE: IGNORE_INDEX}
     num_classes = len(class_names)
-    dtype = np.uint8 if num_classes <= 255 else np.uint16
+    dtype = index_dtype(max(num_classes - 1, IGNORE_INDEX))
     colors = _colors_for(colors_file, class_names) if colors_file else voc_palette(num_classes)
     with staged_output(src, dst, "labelme") as out:
         (out / "images").mkdir()

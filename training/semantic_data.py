@@ -15,11 +15,10 @@ import cv2
 import numpy as np
 import torch
 
-from clients.image_sources import IMAGE_SUFFIXES
+from segcontract.image_files import IMAGE_SUFFIXES
+from segcontract.masks import IGNORE_INDEX
 from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.splits import val_indices
-
-IGNORE_INDEX = 255
 
 
 class DataError(Exception):

@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import torch
 
-from clients.image_sources import IMAGE_SUFFIXES
-from clients.overlays import blend, colorize
-from serving.python_backend.segops.resize import InputSpec, prepare
-from serving.python_backend.segops.semantic import class_index_mask
+from model_checkpoints.smp import SemanticModelInfo, build_model, load_checkpoint
+from segcontract.image_files import IMAGE_SUFFIXES
+from segops.colors import blend, colorize
+from segops.resize import InputSpec, prepare
+from segops.semantic import class_index_mask
 from training.semantic_data import DataError, read_class_table
-from training.smp_checkpoint import SemanticModelInfo, build_model, load_checkpoint
 
 
 class SemanticPredictor:

@@ -14,6 +14,14 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
+from model_checkpoints.smp import (
+    CheckpointError,
+    SemanticModelInfo,
+    TrainingState,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.semantic_data import (
     IGNORE_INDEX,
     DataError,
@@ -22,14 +30,6 @@ from training.semantic_data import (
     read_class_table,
     split_samples,
     transforms,
-)
-from training.smp_checkpoint import (
-    CheckpointError,
-    SemanticModelInfo,
-    TrainingState,
-    build_model,
-    load_checkpoint,
-    save_checkpoint,
 )
 
 log = logging.getLogger("seg-train")

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from training import ultralytics_checkpoint
+from model_checkpoints import ultralytics as ultralytics_checkpoint
 
 
 class TrainingError(Exception):
@@ -55,7 +55,7 @@ def validate_arguments(args: dict[str, Any]) -> None:
 
 def load_model(model: str, trust: bool = False):
     """A YOLO object for a .yaml (random weights) or a .pt. A .pt is first loaded here with
-    ``weights_only=True`` and the allowlist of :mod:`training.ultralytics_checkpoint`, and refused if
+    ``weights_only=True`` and the allowlist of :mod:`model_checkpoints.ultralytics`, and refused if
     it names anything else, before ultralytics (whose loader unpickles fully) reads it."""
     from ultralytics import YOLO
 

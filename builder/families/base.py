@@ -12,9 +12,9 @@ import torch
 
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder
-from builder.tensors import TensorSpec
-from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS
-from serving.python_backend.segops.resize import InputSpec
+from segcontract.limits import DEFAULT_MAX_PIXELS
+from segcontract.tensors import TensorSpec
+from segops.resize import InputSpec
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from builder import triton_config
 from builder.families.base import BuildSettings
 from builder.model_folder import ModelFolder, python_backend_folder
-from builder.tensors import TensorSpec
-from serving.python_backend.segops.resize import InputSpec
+from segcontract.tensors import TensorSpec
+from segops.resize import InputSpec
 
 IMAGE = TensorSpec("IMAGE", "bytes", (1,))
 IMAGE_SIZE = TensorSpec("image_size", "int32", (2,))

@@ -12,11 +12,11 @@ from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
 from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
-from builder.tensors import TensorSpec
-from serving.python_backend.segops.resize import InputSpec, prepare
-from serving.python_backend.segops.semantic import index_dtype
-from training.smp_checkpoint import CheckpointError, build_model, load_checkpoint
-from training.synthetic import make_scene
+from builder.probe_images import probe_images
+from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
+from segcontract.masks import index_dtype
+from segcontract.tensors import TensorSpec
+from segops.resize import InputSpec, prepare
 
 
 class _Logits(torch.nn.Module):
@@ -90,15 +90,14 @@ class SmpSemanticFamily(ModelFamily):
         return InputSpec(*loaded.input_size, "stretch", mean, std, loaded.metadata["layout"])
 
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
-        rng, spec = np.random.default_rng(0), self.input_spec(loaded)
+        spec = self.input_spec(loaded)
         h, w = loaded.input_size
-        scenes = [make_scene(sh, sw, rng)[0] for sh, sw in [(h, w), (h // 2, w), (h, w // 2)]]
-        batch = [prepare(s, spec) for s in scenes]
+        batch = [prepare(image, spec) for image in probe_images([(h, w), (h // 2, w), (h, w // 2)])]
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         num_classes = len(loaded.class_names)
-        mask = TensorSpec("mask", str(index_dtype(num_classes)), (-1, -1))
+        mask = TensorSpec("mask", index_dtype(num_classes - 1), (-1, -1))
         return three_step_ensemble(
             settings,
             model_io,

@@ -14,12 +14,12 @@ from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
 from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
-from builder.tensors import TensorSpec
-from serving.python_backend.segops.letterbox import letterbox, to_model_input
-from serving.python_backend.segops.resize import InputSpec
-from training import ultralytics_checkpoint
-from training.smp_checkpoint import FORMAT as SEMANTIC_FORMAT
-from training.synthetic import make_scene
+from builder.probe_images import probe_images
+from model_checkpoints import ultralytics as ultralytics_checkpoint
+from segcontract.checkpoint_formats import SMP_FORMAT as SEMANTIC_FORMAT
+from segcontract.tensors import TensorSpec
+from segops.letterbox import letterbox, to_model_input
+from segops.resize import InputSpec
 
 NAME_PATTERN = re.compile(r"^yolo(v8|11)[nsmlx]-seg$")
 
@@ -48,7 +48,7 @@ def _load_ultralytics(
     model_name: str, weights: Path | None, trust: bool
 ) -> tuple[torch.nn.Module, str, dict]:
     """(model, task, class names) of an ultralytics checkpoint, loaded without running code from it
-    unless ``trust`` (see :mod:`training.ultralytics_checkpoint`)."""
+    unless ``trust`` (see :mod:`model_checkpoints.ultralytics`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.nn.tasks import guess_model_task
 
@@ -134,13 +134,10 @@ class YoloSegFamily(ModelFamily):
         return InputSpec(*loaded.input_size, "letterbox")
 
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
-        """Letterboxed synthetic scenes, as the server feeds the model: uniform noise is a poor probe
-        (it drives box regression of an untrained net far outside its range and magnifies
-        float-order differences that real images never show)."""
-        rng = np.random.default_rng(0)
+        """Probe images letterboxed as the server feeds the model (see :mod:`builder.probe_images`)."""
         h, w = loaded.input_size
-        shapes = [(h * 3 // 4, w), (h, w * 2 // 3), (h // 2, w // 2)]
-        batch = [to_model_input(letterbox(make_scene(sh, sw, rng)[0], (h, w))[0]) for sh, sw in shapes]
+        images = probe_images([(h * 3 // 4, w), (h, w * 2 // 3), (h // 2, w // 2)])
+        batch = [to_model_input(letterbox(image, (h, w))[0]) for image in images]
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:

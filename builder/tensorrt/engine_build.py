@@ -16,7 +16,7 @@ from builder.errors import BuildError
 from builder.tensorrt.compare import OutputError, compare_runners, onnxruntime_reference
 from builder.tensorrt.loaders import engine_loaders
 from builder.tensorrt.options import EngineOptions, default_timing_cache
-from serving.engine_compat import EngineRecord, local_gpus
+from segcontract.engines import EngineRecord, local_gpus
 
 
 class TensorRTMissing(BuildError):

@@ -10,18 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from builder.errors import BuildError
-from clients.image_sources import IMAGE_SUFFIXES, images_in_folder
-from serving.python_backend.segops.decode import ImageDecodeError, decode_image
-from serving.python_backend.segops.resize import InputSpec, prepare
+from segcontract.image_files import IMAGE_SUFFIXES, image_paths
+from segops.decode import ImageDecodeError, decode_image
+from segops.resize import InputSpec, prepare
 
 log = logging.getLogger("build-repo")
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The images below ``folder`` (seg-client's own listing); missing or none: a one-line error."""
+    """The images below ``folder`` (the listing seg-client uses); missing or none: a one-line error."""
     if not folder.is_dir():
         raise BuildError(f"--images {folder}: no such folder; give a folder of representative images")
-    files = [item.path for item in images_in_folder(folder)]
+    files = image_paths(folder)
     if not files:
         raise BuildError(
             f"--images {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in it or below it"

@@ -9,7 +9,7 @@ from builder.runtimes import ExportedNetwork
 from builder.tensorrt.engine_build import build_engine
 from builder.tensorrt.image_feeds import ImageFeeds, image_files, rebatch
 from builder.tensorrt.options import EngineOptions
-from serving.engine_compat import RECORD_FILE
+from segcontract.engines import RECORD_FILE
 
 
 def check_and_calibration_feeds(

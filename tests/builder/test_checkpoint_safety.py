@@ -67,7 +67,7 @@ def test_seg_train_yolo_refuses_a_hostile_checkpoint(hostile_checkpoint, tmp_pat
 
 
 def test_a_genuine_checkpoint_needs_only_allowlisted_classes(yolo_checkpoint):
-    from training import ultralytics_checkpoint
+    from model_checkpoints import ultralytics as ultralytics_checkpoint
 
     allowed = ultralytics_checkpoint.check_safe(yolo_checkpoint)
     assert allowed, "an ultralytics checkpoint names its model classes"
@@ -77,7 +77,7 @@ def test_a_genuine_checkpoint_needs_only_allowlisted_classes(yolo_checkpoint):
 
 
 def test_each_family_names_the_other_for_its_checkpoint(yolo_checkpoint, tmp_path):
-    from training.smp_checkpoint import SemanticModelInfo, TrainingState, build_model, save_checkpoint
+    from model_checkpoints.smp import SemanticModelInfo, TrainingState, build_model, save_checkpoint
 
     info = SemanticModelInfo("Unet", "resnet18", 2, ["bg", "fg"], [[0, 0, 0], [255, 255, 255]], (64, 64))
     smp_path = save_checkpoint(tmp_path / "semantic.pth", info, build_model(info).eval(), TrainingState())

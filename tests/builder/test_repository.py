@@ -4,7 +4,7 @@ import pytest
 
 from builder import repository, triton_config
 from builder.model_folder import ModelFolder
-from builder.tensors import TensorSpec
+from segcontract.tensors import TensorSpec
 
 
 def _folder(name, marker, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from tritonclient.grpc import model_config_pb2 as mc
 
 from builder import triton_config
-from builder.tensors import TensorSpec
+from segcontract.tensors import TensorSpec
 from tests.conftest import MODEL, run_cli
 
 

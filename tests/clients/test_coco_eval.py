@@ -6,8 +6,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from clients.coco_eval import evaluate
+from tests.fixtures.synthetic import write_coco_dataset
 from training.coco2yolo import convert
-from training.synthetic import write_coco_dataset
 
 
 def test_perfect_and_partial_records(tmp_path):

@@ -4,7 +4,7 @@ import stat
 import subprocess
 import sys
 
-from clients.records import remove_leftover_temps, write_atomic
+from segcontract.files import remove_leftover_temps, write_atomic
 
 
 def test_results_get_the_users_umask(tmp_path):

@@ -77,5 +77,5 @@ def test_one_ngc_release_everywhere(compose_config):
 
 def test_serving_image_installs_the_python_backend_requirements():
     text = (REPO_ROOT / "docker" / "serve.Dockerfile").read_text()
-    assert "COPY serving/python_backend/requirements.txt" in text
-    assert Path(REPO_ROOT / "serving" / "python_backend" / "requirements.txt").is_file()
+    assert "COPY python_backend_models/requirements.txt" in text
+    assert Path(REPO_ROOT / "python_backend_models" / "requirements.txt").is_file()

@@ -14,8 +14,8 @@ from ultralytics import YOLO
 from clients.parity import Dets, compare
 from clients.triton import SegmentationClient
 from tests.conftest import IMGSZ, MODEL, run_cli
+from tests.fixtures.synthetic import make_scene
 from tests.serving.images import constant_png
-from training.synthetic import make_scene
 
 
 @pytest.fixture(scope="module")

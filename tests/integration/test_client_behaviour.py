@@ -205,7 +205,7 @@ def test_a_killed_clients_temp_file_is_removed_by_the_next_run(triton, sample_im
     killed_mid_write = (
         "import os, signal, sys; from pathlib import Path; "
         "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
-        "from clients.records import write_atomic; write_atomic(Path(sys.argv[1]), b'{}')"
+        "from segcontract.files import write_atomic; write_atomic(Path(sys.argv[1]), b'{}')"
     )
     subprocess.run([sys.executable, "-c", killed_mid_write, str(out / "scene0.json")], check=False)
     assert [p.name.startswith(".scene0.json.") for p in out.iterdir()] == [True]

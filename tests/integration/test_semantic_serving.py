@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from builder import triton_config
+from model_checkpoints.smp import SemanticModelInfo, TrainingState, build_model, save_checkpoint
 from serving.tritonserver import TritonServer
 from tests.conftest import run_cli
+from tests.fixtures.synthetic import make_scene
 from training.semantic_predict import SemanticPredictor
-from training.smp_checkpoint import SemanticModelInfo, TrainingState, build_model, save_checkpoint
-from training.synthetic import make_scene
 
 COLORS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]]
 

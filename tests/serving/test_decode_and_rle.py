@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from serving.python_backend.segops import rle
-from serving.python_backend.segops.decode import ImageDecodeError, decode_image
+from segops import rle
+from segops.decode import ImageDecodeError, decode_image
 
 
 def _encode(image, ext):
@@ -51,7 +51,7 @@ def test_rle_round_trip_and_pycocotools_compatibility():
     [(0, 0, 7, 5), (3, 2, 9, 30), (0, 0, 53, 37), (52, 36, 53, 37), (10, 10, 10, 20), (40, 0, 53, 37)],
 )
 def test_window_rle_equals_rle_of_the_pasted_mask(window):
-    from serving.python_backend.segops.masks import paste
+    from segops.masks import paste
 
     rng = np.random.default_rng(sum(window))
     x0, y0, x1, y1 = window

@@ -7,9 +7,9 @@ import stat
 import pytest
 
 from builder import triton_config
-from builder.tensors import TensorSpec
-from serving import engine_compat
-from serving.engine_compat import EngineModel, EngineRecord, GpuInfo
+from segcontract import engines as engine_compat
+from segcontract.engines import EngineModel, EngineRecord, GpuInfo
+from segcontract.tensors import TensorSpec
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
 H200 = GpuInfo("NVIDIA H200", "9.0")

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from serving.python_backend.segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
-from serving.python_backend.segops.image_header import DEFAULT_MAX_PIXELS, image_dimensions
+from segcontract.limits import DEFAULT_MAX_PIXELS
+from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
+from segops.image_header import image_dimensions
 from tests.conftest import REPO_ROOT
 from tests.serving.images import constant_png
 
@@ -81,10 +82,10 @@ def test_opencv_refuses_formats_without_a_parsed_header_when_limited_before_load
     """Radiance HDR is sized by no parser here: OpenCV's own limit, set before cv2 loads, stops it."""
     script = textwrap.dedent(
         """
-        from serving.python_backend.segops.image_header import limit_opencv_pixels
+        from segops.image_header import limit_opencv_pixels
         limit_opencv_pixels(1000)
         import cv2, numpy as np
-        from serving.python_backend.segops.decode import ImageTooLargeError, decode_image
+        from segops.decode import ImageTooLargeError, decode_image
         ok, hdr = cv2.imencode(".hdr", np.ones((40, 40, 3), np.float32))
         try:
             decode_image(hdr.tobytes(), max_pixels=1000)

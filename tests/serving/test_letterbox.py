@@ -6,7 +6,7 @@ import torch
 from ultralytics.data.augment import LetterBox
 from ultralytics.utils import ops
 
-from serving.python_backend.segops.letterbox import (
+from segops.letterbox import (
     letterbox,
     letterbox_params,
     scale_boxes_to_original,

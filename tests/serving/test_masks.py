@@ -5,8 +5,8 @@ import pytest
 import torch
 from ultralytics.utils import ops
 
-from serving.python_backend.segops.letterbox import letterbox_params, scale_boxes_to_original
-from serving.python_backend.segops.masks import box_window, masks_in_boxes, paste
+from segops.letterbox import letterbox_params, scale_boxes_to_original
+from segops.masks import box_window, masks_in_boxes, paste
 
 
 def _iou(a, b):

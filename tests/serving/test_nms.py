@@ -5,7 +5,7 @@ import pytest
 import torch
 from ultralytics.utils.nms import non_max_suppression as ultralytics_nms
 
-from serving.python_backend.segops.nms import nms_indices, non_max_suppression
+from segops.nms import nms_indices, non_max_suppression
 
 
 def _raw_prediction(rng, num_classes, anchors, coefficients=32):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from serving.python_backend.segops.triton_params import request_overrides
+from segops.triton_params import request_overrides
 
 DEFAULTS = {"conf": 0.25, "iou": 0.7, "max_det": 300}
 

@@ -13,9 +13,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from tests.conftest import run_cli
+from tests.fixtures.synthetic import _uncompressed_rle, make_scene, write_coco_dataset
 from training.coco2yolo import DatasetError, convert
 from training.polygons import mask_polygons
-from training.synthetic import _uncompressed_rle, make_scene, write_coco_dataset
 
 
 def _disc(h, w, cx, cy, r):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from model_checkpoints.smp import FORMAT, load_checkpoint
 from tests.conftest import run_cli
-from training.smp_checkpoint import FORMAT, load_checkpoint
-from training.synthetic import write_semantic_dataset
+from tests.fixtures.synthetic import write_semantic_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import yaml
 
 from serving.tritonserver import TritonServer
 from tests.conftest import run_cli
+from tests.fixtures.synthetic import write_coco_dataset
 from training.coco2yolo import convert
-from training.synthetic import write_coco_dataset
 from training.yolo_train import TrainingError, configure_loggers, parse_overrides, validate_arguments
 
 

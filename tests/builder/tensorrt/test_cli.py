@@ -7,7 +7,7 @@ import pytest
 
 from builder.tensorrt.docker_hint import docker_run_line
 from builder.tensorrt.ngc import BUILD_IMAGE
-from serving.engine_compat import EngineRecord, GpuInfo
+from segcontract.engines import EngineRecord, GpuInfo
 from tests.conftest import MODEL, run_cli
 from tests.serving.test_engine_compat import write_engine_model
 

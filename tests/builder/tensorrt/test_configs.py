@@ -3,8 +3,8 @@
 from builder import triton_config
 from builder.runtimes import ort_tensorrt_parameters
 from builder.tensorrt.options import BatchProfile, EngineOptions
-from builder.tensors import TensorSpec
-from serving.engine_compat import EngineRecord, GpuInfo
+from segcontract.engines import EngineRecord, GpuInfo
+from segcontract.tensors import TensorSpec
 
 SETTINGS = dict(
     name="seg_model",

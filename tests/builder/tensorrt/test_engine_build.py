@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.engine_compat import RECORD_FILE, local_gpus
+from segcontract.engines import RECORD_FILE, local_gpus
 from tests.conftest import MODEL, run_cli
 
 tensorrt = pytest.importorskip(

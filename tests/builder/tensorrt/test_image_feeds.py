@@ -10,7 +10,7 @@ from builder.runtimes import ExportedNetwork
 from builder.tensorrt.image_feeds import ImageFeeds, image_files, rebatch
 from builder.tensorrt.options import BatchProfile, EngineOptions
 from builder.tensorrt.runtime_folder import check_and_calibration_feeds
-from serving.python_backend.segops.resize import InputSpec
+from segops.resize import InputSpec
 from tests.conftest import IMGSZ, MODEL
 
 SPEC = InputSpec(IMGSZ, IMGSZ, "letterbox")

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
 from segops.triton_params import config_parameters
 
 

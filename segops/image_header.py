@@ -13,11 +13,6 @@ from __future__ import annotations
 import os
 import struct
 
-# 64 MP holds every mainstream camera at full resolution (61 MP full frame is 9504×6336, 48/50 MP
-# phone sensors, the 24 MP of a 6000×4000 DSLR) and refuses panoramas, scans and decompression
-# bombs; a decoded image costs 3 bytes a pixel, so one at the limit takes about 0.2 GB.
-DEFAULT_MAX_PIXELS = 64_000_000
-
 _PNG = b"\x89PNG\r\n\x1a\n"
 # SOF0-3, 5-7, 9-11, 13-15: the frame header with the image size (C4 DHT, C8 JPG, CC DAC are not)
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

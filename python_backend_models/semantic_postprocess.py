@@ -8,7 +8,9 @@ Inputs the network's ``logits`` (C×h×w, or h×w×C for NHWC models) and ``imag
 import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from segops.semantic import class_index_mask, index_dtype
+
+from segcontract.masks import index_dtype
+from segops.semantic import class_index_mask
 from segops.triton_params import config_parameters
 
 
@@ -18,7 +20,7 @@ class TritonPythonModel:
         params = config_parameters(args["model_config"])
         self.layout = params.get("logits_layout", "CHW")
         self.logits_name = params.get("logits_name", "logits")
-        self.dtype = index_dtype(int(params["num_classes"]))
+        self.dtype = np.dtype(index_dtype(int(params["num_classes"]) - 1))
 
     def execute(self, requests):
         responses = []

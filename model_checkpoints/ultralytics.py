@@ -18,27 +18,11 @@ from typing import Any
 
 import torch
 
+from segcontract.checkpoint_formats import TRUST_OPTION
+from segcontract.checkpoint_formats import ULTRALYTICS_MODULE_PREFIXES as _MODULE_PREFIXES
+from segcontract.checkpoint_formats import ULTRALYTICS_VALUE_TYPES as _VALUE_TYPES
+
 log = logging.getLogger(__name__)
-
-TRUST_OPTION = "--trust-checkpoint"
-
-# Module prefixes whose nn.Module subclasses a checkpoint may name (models, layers, heads).
-_MODULE_PREFIXES = ("torch.nn.modules.", "ultralytics.nn.")
-# Plain value types ultralytics stores next to the model (arguments, metrics, numpy scalars).
-_VALUE_TYPES = frozenset(
-    {
-        "types.SimpleNamespace",
-        "ultralytics.utils.IterableSimpleNamespace",
-        "ultralytics.cfg.IterableSimpleNamespace",
-        "pathlib.PosixPath",
-        "numpy.dtype",
-        "numpy.core.multiarray.scalar",
-        "numpy._core.multiarray.scalar",
-        "numpy.core.multiarray._reconstruct",
-        "numpy._core.multiarray._reconstruct",
-        "numpy.ndarray",
-    }
-)
 
 
 class UnsafeCheckpoint(Exception):

@@ -10,7 +10,9 @@ it is refused before decoding, so no request makes this process decode more pixe
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from segops.image_header import DEFAULT_MAX_PIXELS, limit_opencv_pixels
+
+from segcontract.limits import DEFAULT_MAX_PIXELS
+from segops.image_header import limit_opencv_pixels
 from segops.triton_params import config_parameters
 
 
@@ -21,6 +23,7 @@ class TritonPythonModel:
         # OpenCV reads its own pixel limit (for formats segops cannot size) once, when it loads
         limit_opencv_pixels(self.max_pixels)
         import cv2
+
         from segops import decode, resize
 
         cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV

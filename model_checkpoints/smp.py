@@ -1,49 +1,19 @@
-"""The checkpoint `seg-train semantic` writes and `build-repo --model smp` reads.
-
-A plain dict of tensors, numbers and strings, so it loads with ``torch.load(weights_only=True)``:
-it records everything the builder and the server need (architecture, encoder, classes, colours,
-input size, normalisation) beside the weights, plus the optimizer state for resuming.
-"""
+"""Writing and reading the checkpoint `seg-train semantic` writes and `build-repo --model smp` reads
+(its contents: :mod:`segcontract.checkpoint_formats`), and building its network."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from training import ultralytics_checkpoint
-
-FORMAT = "segstack.smp/1"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class CheckpointError(Exception):
-    """The file is not a checkpoint of this format: one line naming it."""
-
-
-@dataclass
-class SemanticModelInfo:
-    arch: str
-    encoder: str
-    num_classes: int
-    class_names: list[str]
-    colors: list[list[int]]  # RGB per class
-    input_size: tuple[int, int]  # (width, height)
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-
-    def __post_init__(self) -> None:
-        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
-        self.mean, self.std = tuple(self.mean), tuple(self.std)
-        if len(self.class_names) != self.num_classes or len(self.colors) != self.num_classes:
-            raise CheckpointError(
-                f"{self.num_classes} classes but {len(self.class_names)} names and {len(self.colors)} colours"
-            )
+from model_checkpoints import ultralytics as ultralytics_checkpoint
+from segcontract.checkpoint_formats import SMP_FORMAT as FORMAT
+from segcontract.checkpoint_formats import CheckpointError, SemanticModelInfo
+from segcontract.files import write_atomic
 
 
 @dataclass
@@ -83,13 +53,9 @@ def save_checkpoint(
         "best_miou": state.best_miou,
         "optimizer": state.optimizer,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_atomic(path, buffer.getvalue())
     return path
 
 

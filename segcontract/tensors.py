@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 # numpy dtype name → Triton TYPE_* name
 TRITON_DTYPES = {
     "float32": "TYPE_FP32",
@@ -35,5 +33,6 @@ class TensorSpec:
         return TRITON_DTYPES[self.dtype]
 
     @classmethod
-    def from_numpy(cls, name: str, array: np.ndarray) -> TensorSpec:
+    def from_numpy(cls, name: str, array) -> TensorSpec:
+        """The spec of a batched array (anything with ``dtype`` and ``shape``, e.g. numpy's)."""
         return cls(name, str(array.dtype), tuple(array.shape[1:]))

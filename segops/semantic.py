@@ -5,16 +5,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def index_dtype(num_classes: int) -> np.dtype:
-    return np.dtype(np.uint8) if num_classes <= 256 else np.dtype(np.uint16)
+from segcontract.masks import index_dtype
 
 
 def class_index_mask(logits: np.ndarray, orig_hw: tuple[int, int], layout: str = "CHW") -> np.ndarray:
     """(C, h, w) logits (or (h, w, C) for HWC) → (H, W) class indices at the original size."""
     axis = 0 if layout == "CHW" else -1
     num_classes = logits.shape[axis]
-    index = logits.argmax(axis=axis).astype(index_dtype(num_classes))
+    index = logits.argmax(axis=axis).astype(index_dtype(num_classes - 1))
     h, w = orig_hw
     if index.shape != (h, w):
         index = cv2.resize(index, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -11,6 +11,7 @@ max_det is also a ceiling: a request asking for more gets at most that many.
 import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
+
 from segops import rle
 from segops.letterbox import letterbox_params, scale_boxes_to_original
 from segops.masks import masks_in_boxes

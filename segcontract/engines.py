@@ -2,7 +2,8 @@
 
 build-repo records both next to ``model.plan`` (``engine.json``) and in the config parameters;
 ``seg-serve`` and ``build-repo doctor`` compare that record with what is here, so that a mismatch
-reads as one clear line instead of Triton's deserialisation error.
+reads as one clear line instead of Triton's deserialisation error. Reading a repository's configs
+needs tritonclient's protobuf classes; nothing here needs torch or TensorRT.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 RECORD_FILE = "engine.json"
-DEFAULT_BACKENDS_DIR = Path("/opt/tritonserver/backends")  # the NGC tritonserver image
 _LIB_DIRS = (
     Path("/usr/lib/x86_64-linux-gnu"),
     Path("/usr/lib/aarch64-linux-gnu"),
@@ -202,20 +202,3 @@ def notes(model: EngineModel, gpus: Iterable[GpuInfo]) -> list[str]:
             "architecture: it loads, but its kernels were timed on the other GPU)"
         ]
     return []
-
-
-def server_backends(backend_dir: Path | None) -> set[str] | None:
-    """Backends a tritonserver has (folder names); None when unknown."""
-    folder = backend_dir or DEFAULT_BACKENDS_DIR
-    if not folder.is_dir():
-        return None
-    return {p.name for p in folder.iterdir() if p.is_dir()}
-
-
-def check_repository(repository: Path, backend_dir: Path | None = None) -> list[str]:
-    """What seg-serve warns about before it starts a server on ``repository``."""
-    models = engine_models(repository)
-    if not models:
-        return []
-    gpus, version, backends = local_gpus(), local_tensorrt_version(), server_backends(backend_dir)
-    return [line for m in models for line in (*mismatches(m, gpus, version, backends), *notes(m, gpus))]
