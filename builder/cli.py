@@ -1,19 +1,45 @@
-"""``build-repo``: a checkpoint in, a Triton model repository out."""
+"""``build-repo``: a checkpoint in, a Triton model repository out; ``build-repo doctor`` checks one."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from builder.doctor import doctor
 from builder.errors import BuildError
+from builder.families import LoadRequest
+from builder.options import (
+    DEFAULT_ONNX_TOLERANCE,
+    BatchingOptions,
+    BuildOptions,
+    ModelOptions,
+    RuntimeOptions,
+)
 from builder.runtimes import RUNTIMES
 from builder.tensorrt.docker_hint import docker_run_line
-from builder.tensorrt.engine_build import TensorRTMissing, require_tensorrt
-from builder.tensorrt.options import DEFAULT_TOLERANCES, BatchProfile, EngineOptions, EngineTolerance
-from segcontract.limits import DEFAULT_MAX_PIXELS
+from builder.tensorrt.engine_build import TensorRTMissing
+from builder.tensorrt.options import (
+    DEFAULT_WORKSPACE_GIB,
+    PRECISIONS,
+    BatchProfile,
+    EngineOptions,
+    engine_tolerance,
+)
+from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS, MAX_DET_CEILING
+
+if TYPE_CHECKING:
+    from builder.build import BuildResult
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+T = TypeVar("T")
 
 ENGINE_PARAMETERS = (
     "precision",
@@ -28,7 +54,7 @@ ENGINE_PARAMETERS = (
 )
 
 
-def _batch_sizes(text: str) -> tuple[int, ...]:
+def _batch_sizes(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -40,213 +66,302 @@ def _batch_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option(
-    "--model",
-    "model",
-    required=True,
-    help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg), or smp for a seg-train semantic "
-    "checkpoint. Picks the family, and YOLO's pretrained weights when --weights is not given.",
+MODEL_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--model",
+        "model",
+        default=None,
+        help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg), or smp for a seg-train semantic "
+        "checkpoint. Picks the family, and YOLO's pretrained weights when --weights is not given. "
+        "Required for a build.",
+    ),
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Checkpoint to build from (.pt). Default: ultralytics' pretrained weights for --model "
+        "(needs internet).",
+    ),
+    click.option("--name", default=None, help="Ensemble name clients use. Default: the --model value."),
+    click.option(
+        "--imgsz",
+        type=click.IntRange(min=32),
+        default=None,
+        help="Square input size of the served model. Default: the checkpoint's training imgsz.",
+    ),
+    click.option(
+        "--size",
+        type=(click.IntRange(32), click.IntRange(32)),
+        default=None,
+        metavar="W H",
+        help="smp: input width and height (multiples of the encoder's output stride). "
+        "Default: the checkpoint's.",
+    ),
+    click.option(
+        "--nhwc", is_flag=True, help="smp: NHWC input named input_1, as the seeds' trtexec commands expect."
+    ),
+    click.option("--arch", default=None, help="smp: override the architecture the checkpoint records."),
+    click.option(
+        "--encoder",
+        "--backend",
+        "encoder",
+        default=None,
+        help="smp: override the encoder the checkpoint records.",
+    ),
+    click.option(
+        "--trust-checkpoint",
+        is_flag=True,
+        help="Load --weights with the full unpickler, which runs any code the file holds. Without it, "
+        "a checkpoint naming anything but the model classes a genuine checkpoint holds is refused.",
+    ),
+    click.option(
+        "--conf", type=click.FloatRange(0, 1), default=DEFAULT_CONF, help="Default confidence threshold."
+    ),
+    click.option(
+        "--iou", type=click.FloatRange(0, 1), default=DEFAULT_IOU, help="Default NMS IoU threshold."
+    ),
+    click.option(
+        "--max-det",
+        type=click.IntRange(1, MAX_DET_CEILING),
+        default=DEFAULT_MAX_DET,
+        help="Maximum detections per image: the default, and a ceiling no request can raise.",
+    ),
+    click.option(
+        "--max-pixels",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_PIXELS,
+        help="Largest image (width × height) the server decodes; larger ones are refused from their "
+        "header with INVALID_ARGUMENT. The default holds a 61 MP camera's full frame.",
+    ),
+    click.option(
+        "--atol",
+        type=float,
+        default=DEFAULT_ONNX_TOLERANCE,
+        help="Absolute tolerance of the ONNX vs PyTorch check.",
+    ),
+    click.option(
+        "--rtol",
+        type=float,
+        default=DEFAULT_ONNX_TOLERANCE,
+        help="Relative tolerance of the ONNX vs PyTorch check.",
+    ),
 )
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Checkpoint to build from (.pt). Default: ultralytics' pretrained weights for --model "
-    "(needs internet).",
+
+BATCHING_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--max-batch-size",
+        "--max-batch",
+        type=click.IntRange(1, 1024),
+        default=BatchingOptions.max_batch_size,
+        help="max_batch_size of every model; the model step batches requests dynamically. For a TensorRT "
+        "engine also the optimization profile's max batch.",
+    ),
+    click.option(
+        "--preferred-batch-sizes",
+        default="",
+        callback=_batch_sizes,
+        help="Dynamic batching: comma-separated batch sizes the scheduler prefers to form (e.g. 2,4).",
+    ),
+    click.option(
+        "--max-queue-delay-us",
+        type=click.IntRange(0),
+        default=BatchingOptions.max_queue_delay_us,
+        help="Dynamic batching: how long a request may wait for others to form a batch.",
+    ),
+    click.option(
+        "--instances",
+        type=click.IntRange(1, 64),
+        default=BatchingOptions.instances,
+        help="Instances of each model (instance_group count). On a 2-core CPU: --instances 2 --threads 1.",
+    ),
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(path_type=Path),
-    default=Path("model_repository"),
-    help="Model repository to write into; other models in it are left alone.",
+
+RUNTIME_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--runtime",
+        type=click.Choice(list(RUNTIMES)),
+        default=RuntimeOptions.name,
+        help="How the network is served: " + "; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values()),
+    ),
+    click.option(
+        "--threads",
+        type=click.IntRange(0, 256),
+        default=RuntimeOptions.threads,
+        help="Intra-op threads of each network instance (0: all cores). Instances × threads ≈ cores is the "
+        "throughput setting; one instance with all cores the latency setting.",
+    ),
+    click.option(
+        "--onnx-tensorrt",
+        is_flag=True,
+        help="--runtime onnx: run on the GPU through onnxruntime's TensorRT execution accelerator "
+        "(engines built by the server at load, cached in /tmp); --fp16 sets its precision mode.",
+    ),
 )
-@click.option(
-    "--runtime",
-    type=click.Choice(list(RUNTIMES)),
-    default="python-onnx",
-    help="How the network is served: " + "; ".join(f"{r.name}: {r.help}" for r in RUNTIMES.values()),
+
+ENGINE_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--fp16", "precision", flag_value="fp16", help="TensorRT: build (or let --onnx-tensorrt run) in FP16."
+    ),
+    click.option(
+        "--int8",
+        "precision",
+        flag_value="int8",
+        help="TensorRT: INT8 with FP16 fallback, calibrated on --images (or a --calibration-cache).",
+    ),
+    click.option(
+        "--min-batch",
+        type=click.IntRange(1, 1024),
+        default=BatchProfile.min,
+        help="TensorRT profile: smallest batch served.",
+    ),
+    click.option(
+        "--opt-batch",
+        type=click.IntRange(1, 1024),
+        default=None,
+        help="TensorRT profile: the batch the kernels are tuned for. Default: --max-batch-size.",
+    ),
+    click.option(
+        "--workspace",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_WORKSPACE_GIB,
+        metavar="GIB",
+        help="TensorRT: GPU memory the builder may use for tactics.",
+    ),
+    click.option(
+        "--timing-cache",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TensorRT: tactic timing cache, read and extended by every build (faster rebuilds). "
+        "Default: ~/.cache/segstack/tensorrt/timing-<TensorRT>-<GPU>.cache.",
+    ),
+    click.option(
+        "--images",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="TensorRT: representative images, pre-processed as the server does: --int8 calibrates on all "
+        "of them; the engine check runs on the first few (default: generated scenes).",
+    ),
+    click.option(
+        "--calibration-cache",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TensorRT --int8: reuse this calibration cache (build-repo keeps one in <name>_model/).",
+    ),
+    click.option(
+        "--engine-atol",
+        type=float,
+        default=None,
+        help="Engine vs onnxruntime check: absolute tolerance. Default by precision: fp32 1e-3 per "
+        "element; fp16 2e-2 and int8 0.1 on the mean error.",
+    ),
+    click.option(
+        "--engine-rtol", type=float, default=None, help="Engine vs onnxruntime check: relative tolerance."
+    ),
 )
-@click.option(
-    "--imgsz",
-    type=click.IntRange(min=32),
-    default=None,
-    help="Square input size of the served model. Default: the checkpoint's training imgsz.",
+
+OUTPUT_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--output",
+        "-o",
+        type=click.Path(path_type=Path),
+        default=BuildOptions.output,
+        help="Model repository to write into; other models in it are left alone.",
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line."),
 )
-@click.option(
-    "--max-batch-size",
-    "--max-batch",
-    type=click.IntRange(1, 1024),
-    default=8,
-    help="max_batch_size of every model; the model step batches requests dynamically. For a TensorRT "
-    "engine also the optimization profile's max batch.",
+
+OPTION_GROUPS = (MODEL_OPTIONS, OUTPUT_OPTIONS, RUNTIME_OPTIONS, BATCHING_OPTIONS, ENGINE_OPTIONS)
+
+
+def _parse(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
+    """The command line's options, each into its group: the one place the groups are made."""
+    if params["model"] is None:
+        raise click.MissingParameter(ctx=ctx, param=_parameter(ctx, "model"))
+    runtime = RuntimeOptions(params["runtime"], params["threads"], params["onnx_tensorrt"])
+    engine = _engine(ctx, runtime, params)  # before the other groups: its errors come first
+    model = _group(ModelOptions, params, request=_group(LoadRequest, params))
+    batching = _group(BatchingOptions, params)
+    return BuildOptions(model, params["output"], batching=batching, runtime=runtime, engine=engine)
+
+
+def _group(cls: type[T], params: dict[str, Any], **given: Any) -> T:
+    """A group from the command-line parameters named as its fields (and ``given``)."""
+    names = {f.name for f in dataclasses.fields(cls)} - set(given)
+    return cls(**{name: params[name] for name in names}, **given)
+
+
+def _engine(ctx: click.Context, runtime: RuntimeOptions, params: dict[str, Any]) -> EngineOptions | None:
+    """The engine options, or None when the runtime builds no TensorRT engine (then none may be given)."""
+    given = _given(ctx, ENGINE_PARAMETERS)
+    if given:
+        runtime.refuse_engine_options(given)
+    if not runtime.builds_engine:
+        return None
+    precision = params["precision"] or PRECISIONS[0]
+    runtime.check_precision(precision)
+    max_batch = params["max_batch_size"]
+    return EngineOptions(
+        precision=precision,
+        profile=BatchProfile(params["min_batch"], params["opt_batch"] or max_batch, max_batch),
+        workspace_gib=params["workspace"],
+        timing_cache=params["timing_cache"],
+        images=params["images"],
+        calibration_cache=params["calibration_cache"],
+        tolerance=engine_tolerance(precision, params["engine_atol"], params["engine_rtol"]),
+    )
+
+
+def _parameter(ctx: click.Context, name: str) -> click.Parameter:
+    return next(p for p in ctx.command.params if p.name == name)
+
+
+def _given(ctx: click.Context, names: Iterable[str]) -> list[str]:
+    """The flags of the parameters ``names`` that the command line gave (--fp16/--int8 set precision)."""
+    return [
+        f"--{ctx.params[name]}" if name == "precision" else "--" + name.replace("_", "-")
+        for name in names
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+
+
+def _refuse_build_options(ctx: click.Context) -> None:
+    """``build-repo --fp16 doctor``: build options mean nothing to a subcommand."""
+    given = _given(ctx, dict.fromkeys(p.name for p in ctx.command.params if p.name))
+    if given:
+        raise click.UsageError(
+            f"{', '.join(given)}: build options; give them without a subcommand "
+            f"(build-repo {ctx.invoked_subcommand} takes its own)"
+        )
+
+
+def build_options(command: Callable[[BuildOptions, bool], None]) -> Callable[..., None]:
+    """Declare every build option, and call ``command`` with them parsed into one BuildOptions and
+    --quiet. When a subcommand (doctor) runs instead of a build, ``command`` is not called."""
+
+    @functools.wraps(command)
+    def callback(**params: Any) -> None:
+        ctx = click.get_current_context()
+        if ctx.invoked_subcommand is not None:
+            _refuse_build_options(ctx)
+            return
+        quiet = params.pop("quiet")
+        with _user_errors():
+            options = _parse(ctx, params)
+        command(options, quiet)
+
+    for group in reversed(OPTION_GROUPS):
+        for option in reversed(group):
+            callback = option(callback)
+    return callback
+
+
+@click.group(
+    invoke_without_command=True,
+    subcommand_metavar="[COMMAND [ARGS]...]",
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
 )
-@click.option("--name", default=None, help="Ensemble name clients use. Default: the --model value.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, help="Default confidence threshold.")
-@click.option("--iou", type=click.FloatRange(0, 1), default=0.7, help="Default NMS IoU threshold.")
-@click.option(
-    "--max-det",
-    type=click.IntRange(1, 10000),
-    default=300,
-    help="Maximum detections per image: the default, and a ceiling no request can raise.",
-)
-@click.option(
-    "--max-pixels",
-    type=click.IntRange(min=1),
-    default=DEFAULT_MAX_PIXELS,
-    help="Largest image (width × height) the server decodes; larger ones are refused from their "
-    "header with INVALID_ARGUMENT. The default holds a 61 MP camera's full frame.",
-)
-@click.option(
-    "--instances",
-    type=click.IntRange(1, 64),
-    default=1,
-    help="Instances of each model (instance_group count). On a 2-core CPU: --instances 2 --threads 1.",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(0, 256),
-    default=0,
-    help="Intra-op threads of each network instance (0: all cores). Instances × threads ≈ cores is the "
-    "throughput setting; one instance with all cores the latency setting.",
-)
-@click.option(
-    "--preferred-batch-sizes",
-    default="",
-    help="Dynamic batching: comma-separated batch sizes the scheduler prefers to form (e.g. 2,4).",
-)
-@click.option(
-    "--max-queue-delay-us",
-    type=click.IntRange(0),
-    default=0,
-    help="Dynamic batching: how long a request may wait for others to form a batch.",
-)
-@click.option("--atol", type=float, default=1e-3, help="Absolute tolerance of the ONNX vs PyTorch check.")
-@click.option("--rtol", type=float, default=1e-3, help="Relative tolerance of the ONNX vs PyTorch check.")
-@click.option(
-    "--size",
-    type=(click.IntRange(32), click.IntRange(32)),
-    default=None,
-    metavar="W H",
-    help="smp: input width and height (multiples of the encoder's output stride). Default: the checkpoint's.",
-)
-@click.option(
-    "--nhwc", is_flag=True, help="smp: NHWC input named input_1, as the seeds' trtexec commands expect."
-)
-@click.option("--arch", default=None, help="smp: override the architecture the checkpoint records.")
-@click.option(
-    "--encoder",
-    "--backend",
-    "encoder",
-    default=None,
-    help="smp: override the encoder the checkpoint records.",
-)
-@click.option(
-    "--trust-checkpoint",
-    is_flag=True,
-    help="Load --weights with the full unpickler, which runs any code the file holds. Without it, "
-    "a checkpoint naming anything but the model classes a genuine checkpoint holds is refused.",
-)
-@click.option(
-    "--fp16", "precision", flag_value="fp16", help="TensorRT: build (or let --onnx-tensorrt run) in FP16."
-)
-@click.option(
-    "--int8",
-    "precision",
-    flag_value="int8",
-    help="TensorRT: INT8 with FP16 fallback, calibrated on --images (or a --calibration-cache).",
-)
-@click.option(
-    "--min-batch", type=click.IntRange(1, 1024), default=1, help="TensorRT profile: smallest batch served."
-)
-@click.option(
-    "--opt-batch",
-    type=click.IntRange(1, 1024),
-    default=None,
-    help="TensorRT profile: the batch the kernels are tuned for. Default: --max-batch-size.",
-)
-@click.option(
-    "--workspace",
-    type=click.FloatRange(min=0, min_open=True),
-    default=4.0,
-    metavar="GIB",
-    help="TensorRT: GPU memory the builder may use for tactics.",
-)
-@click.option(
-    "--timing-cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TensorRT: tactic timing cache, read and extended by every build (faster rebuilds). "
-    "Default: ~/.cache/segstack/tensorrt/timing-<TensorRT>-<GPU>.cache.",
-)
-@click.option(
-    "--images",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="TensorRT: representative images, pre-processed as the server does: --int8 calibrates on all "
-    "of them; the engine check runs on the first few (default: generated scenes).",
-)
-@click.option(
-    "--calibration-cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TensorRT --int8: reuse this calibration cache (build-repo keeps one in <name>_model/).",
-)
-@click.option(
-    "--engine-atol",
-    type=float,
-    default=None,
-    help="Engine vs onnxruntime check: absolute tolerance. Default by precision: fp32 1e-3 per "
-    "element; fp16 2e-2 and int8 0.1 on the mean error.",
-)
-@click.option(
-    "--engine-rtol", type=float, default=None, help="Engine vs onnxruntime check: relative tolerance."
-)
-@click.option(
-    "--onnx-tensorrt",
-    is_flag=True,
-    help="--runtime onnx: run on the GPU through onnxruntime's TensorRT execution accelerator "
-    "(engines built by the server at load, cached in /tmp); --fp16 sets its precision mode.",
-)
-@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line.")
-@click.pass_context
-def main(
-    ctx: click.Context,
-    model,
-    weights,
-    output,
-    runtime,
-    imgsz,
-    max_batch_size,
-    name,
-    conf,
-    iou,
-    max_det,
-    max_pixels,
-    instances,
-    threads,
-    preferred_batch_sizes,
-    max_queue_delay_us,
-    atol,
-    rtol,
-    size,
-    nhwc,
-    arch,
-    encoder,
-    trust_checkpoint,
-    precision,
-    min_batch,
-    opt_batch,
-    workspace,
-    timing_cache,
-    images,
-    calibration_cache,
-    engine_atol,
-    engine_rtol,
-    onnx_tensorrt,
-    quiet,
-) -> None:
+@build_options
+def main(options: BuildOptions, quiet: bool) -> None:
     """Build a Triton model repository from a segmentation checkpoint.
 
     Exports ONNX with a dynamic batch axis, folds and cleans the graph with onnx-graphsurgeon,
@@ -265,71 +380,38 @@ def main(
     machine's GPU and TensorRT (see build-repo doctor --help).
     """
     os.environ.setdefault("YOLO_VERBOSE", "False")
-    try:
-        engine = _engine_options(
-            ctx,
-            runtime,
-            onnx_tensorrt,
-            precision,
-            min_batch,
-            opt_batch,
-            max_batch_size,
-            workspace,
-            timing_cache,
-            images,
-            calibration_cache,
-            engine_atol,
-            engine_rtol,
-        )
-        if runtime == "tensorrt":
-            require_tensorrt()  # before the slow imports: without TensorRT the build belongs elsewhere
-    except TensorRTMissing as exc:
-        _tensorrt_missing(exc)
-    except BuildError as exc:
-        click.echo(f"build-repo: error: {exc}", err=True)
-        sys.exit(2)
-    from builder.build import BuildOptions, build_repository
-    from builder.verify import Tolerance
+    with _user_errors():
+        options.runtime.check_available()  # before the slow imports: else the build belongs elsewhere
+        result = _build(options, quiet)
+    click.echo(f"Built {options.model.served_name} in {result.seconds:.1f} s: {result.repository.resolve()}")
+    click.echo(f"Serve it: seg-serve --model-repository {result.repository}")
+
+
+main.add_command(doctor)
+
+
+def _build(options: BuildOptions, quiet: bool) -> BuildResult:
+    """The build itself, behind the slow imports (torch, ultralytics)."""
+    from builder.build import build_repository
 
     echo = (lambda m: None) if quiet else (lambda m: click.echo(f"build-repo: {m}", err=True))
-    opts = BuildOptions(
-        model=model,
-        weights=weights,
-        output=output,
-        runtime=runtime,
-        imgsz=imgsz,
-        name=name,
-        max_batch_size=max_batch_size,
-        conf=conf,
-        iou=iou,
-        max_det=max_det,
-        max_pixels=max_pixels,
-        instances=instances,
-        threads=threads,
-        preferred_batch_sizes=_batch_sizes(preferred_batch_sizes),
-        max_queue_delay_us=max_queue_delay_us,
-        tolerance=Tolerance(atol, rtol),
-        size=size,
-        nhwc=nhwc,
-        arch=arch,
-        encoder=encoder,
-        trust_checkpoint=trust_checkpoint,
-        engine=engine,
-        onnx_tensorrt=onnx_tensorrt,
-    )
     try:
-        result = build_repository(opts, progress=echo)
+        return build_repository(options, progress=echo)
+    except OSError as exc:  # the output cannot be written: a file in the way, permissions, disk full
+        where = f" {exc.filename}" if exc.filename else ""
+        raise BuildError(f"cannot write{where}: {exc.strerror or exc}; check --output") from None
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """A mistake the user can fix: one line on stderr and exit 2, no traceback."""
+    try:
+        yield
     except TensorRTMissing as exc:
         _tensorrt_missing(exc)
     except BuildError as exc:
         click.echo(f"build-repo: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(2)
-    except OSError as exc:  # the output cannot be written: a file in the way, permissions, disk full
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"build-repo: error: cannot write{where}: {exc.strerror or exc}; check --output", err=True)
-        sys.exit(2)
-    click.echo(f"Built {opts.name or model} in {result.seconds:.1f} s: {result.repository.resolve()}")
-    click.echo(f"Serve it: seg-serve --model-repository {result.repository}")
 
 
 def _tensorrt_missing(exc: TensorRTMissing) -> None:
@@ -339,61 +421,6 @@ def _tensorrt_missing(exc: TensorRTMissing) -> None:
     sys.exit(2)
 
 
-def _engine_options(
-    ctx: click.Context,
-    runtime: str,
-    onnx_tensorrt: bool,
-    precision: str | None,
-    min_batch: int,
-    opt_batch: int | None,
-    max_batch: int,
-    workspace: float,
-    timing_cache: Path | None,
-    images: Path | None,
-    calibration_cache: Path | None,
-    engine_atol: float | None,
-    engine_rtol: float | None,
-) -> EngineOptions | None:
-    """The engine options, or None when the runtime builds no TensorRT engine (then none may be given)."""
-    if runtime != "tensorrt" and not onnx_tensorrt:
-        given = [
-            f"--{precision}" if p == "precision" else "--" + p.replace("_", "-")
-            for p in ENGINE_PARAMETERS
-            if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE
-        ]
-        if given:
-            raise BuildError(
-                f"{', '.join(given)}: TensorRT options; use them with --runtime tensorrt "
-                "(or --runtime onnx --onnx-tensorrt)"
-            )
-        return None
-    precision = precision or "fp32"
-    if onnx_tensorrt and precision == "int8":
-        raise BuildError("--onnx-tensorrt runs fp32 or --fp16; for int8 build a plan with --runtime tensorrt")
-    tolerance = None
-    if engine_atol is not None or engine_rtol is not None:
-        default = DEFAULT_TOLERANCES[precision]
-        tolerance = EngineTolerance(
-            default.atol if engine_atol is None else engine_atol,
-            default.rtol if engine_rtol is None else engine_rtol,
-            default.stat,
-        )
-    return EngineOptions(
-        precision=precision,
-        profile=BatchProfile(min_batch, opt_batch or max_batch, max_batch),
-        workspace_gib=workspace,
-        timing_cache=timing_cache,
-        images=images,
-        calibration_cache=calibration_cache,
-        tolerance=tolerance,
-    )
-
-
 def entry() -> None:
-    """The ``build-repo`` console script: ``build-repo doctor ...`` or a build."""
-    if len(sys.argv) > 1 and sys.argv[1] == "doctor":
-        from builder import doctor
-
-        doctor.main.main(sys.argv[2:], prog_name="build-repo doctor")
-    else:
-        main()
+    """The ``build-repo`` console script: a build, or ``build-repo doctor``."""
+    main()

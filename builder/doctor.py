@@ -11,7 +11,11 @@ from builder.tensorrt.ngc import TENSORRT_VERSION, TRITON_IMAGE
 from segcontract import engines as engine_compat
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.command(
+    "doctor",
+    short_help="Check that a repository's TensorRT engines will load on this machine.",
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.argument(
     "repository",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -23,7 +27,7 @@ from segcontract import engines as engine_compat
     help="The TensorRT of the server that will load the engines. Default: the one found here (Python "
     f"package, TRT_VERSION, or libnvinfer); {TRITON_IMAGE} has {TENSORRT_VERSION}.",
 )
-def main(repository: Path, tensorrt_version: str | None) -> None:
+def doctor(repository: Path, tensorrt_version: str | None) -> None:
     """Compare each TensorRT engine's record (engine.json: GPU and TensorRT it was built with)
     with this machine. Exits 1 when an engine would not load here, 0 otherwise."""
     models = engine_compat.engine_models(repository)

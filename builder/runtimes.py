@@ -13,6 +13,7 @@ from builder import triton_config
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.tensorrt.options import EngineOptions
+from segcontract.registry import Registry
 from segcontract.tensors import TensorSpec
 from segops.resize import InputSpec
 
@@ -30,8 +31,15 @@ class ExportedNetwork:
 
 
 class Runtime(ABC):
+    """One ``--runtime``. Every runtime is made from the build's engine options (None unless the
+    runtime builds a TensorRT engine), so that the registry can make any of them the same way."""
+
     name: str
     help: str
+    builds_engine: bool = False  # always builds a TensorRT engine (onnx does only with its accelerator)
+
+    def __init__(self, engine: EngineOptions | None = None):
+        self.engine = engine
 
     @abstractmethod
     def model_folder(
@@ -42,11 +50,16 @@ class Runtime(ABC):
         """Config parameters that set the network session's intra-op threads (0: runtime default)."""
         return {}
 
-    def check_available(self) -> None:
+    @classmethod
+    def check_available(cls) -> None:
         """Raise BuildError, before any work, when this runtime cannot be built here."""
         return None  # most runtimes can always be built
 
 
+RUNTIMES: Registry[type[Runtime]] = Registry("runtime", error=BuildError)
+
+
+@RUNTIMES.register
 class PythonOnnxRuntime(Runtime):
     name = "python-onnx"
     help = "ONNX run by onnxruntime inside Triton's Python backend (pip-only, CPU; what seg-serve runs)"
@@ -59,6 +72,7 @@ class PythonOnnxRuntime(Runtime):
         return python_backend_folder(config, "onnx_model", {"1/model.onnx": network.onnx_path})
 
 
+@RUNTIMES.register
 class OnnxRuntime(Runtime):
     name = "onnx"
     help = (
@@ -66,8 +80,10 @@ class OnnxRuntime(Runtime):
         "on the CPU, or on the GPU through onnxruntime's TensorRT accelerator with --onnx-tensorrt"
     )
 
-    def __init__(self, accelerator: EngineOptions | None = None):
-        self.accelerator = accelerator  # the TensorRT execution accelerator's precision/profile/workspace
+    @property
+    def accelerator(self) -> EngineOptions | None:
+        """The TensorRT execution accelerator's precision, profile and workspace (--onnx-tensorrt)."""
+        return self.engine
 
     def thread_parameters(self, threads: int) -> dict[str, int]:
         return {"intra_op_thread_count": threads} if threads else {}  # the onnxruntime backend's own key
@@ -84,11 +100,8 @@ def ort_tensorrt_parameters(
     model_name: str, inputs: dict[str, tuple[int, ...]], options: EngineOptions
 ) -> dict[str, str]:
     """The onnxruntime backend's TensorRT accelerator keys: precision, workspace, the same batch
-    profile as a prebuilt engine, and an engine cache so a reload does not rebuild."""
-    if options.precision == "int8":
-        raise BuildError(
-            "--onnx-tensorrt supports fp32 and --fp16; for int8 build a plan with --runtime tensorrt"
-        )
+    profile as a prebuilt engine, and an engine cache so a reload does not rebuild (int8 is
+    refused by RuntimeOptions before a build starts)."""
 
     def shapes(which: int) -> str:
         return ",".join(
@@ -106,14 +119,22 @@ def ort_tensorrt_parameters(
     }
 
 
+@RUNTIMES.register
 class TensorRTRuntime(Runtime):
     name = "tensorrt"
     help = "a TensorRT engine (model.plan, platform tensorrt_plan) built with Polygraphy on this GPU"
+    builds_engine = True
+    engine: EngineOptions
 
-    def __init__(self, options: EngineOptions):
-        self.options = options
+    def __init__(self, engine: EngineOptions | None = None):
+        super().__init__(engine or EngineOptions())
 
-    def check_available(self) -> None:
+    @property
+    def options(self) -> EngineOptions:
+        return self.engine
+
+    @classmethod
+    def check_available(cls) -> None:
         from builder.tensorrt.engine_build import require_tensorrt
 
         require_tensorrt()
@@ -122,30 +143,6 @@ class TensorRTRuntime(Runtime):
         from builder.tensorrt.runtime_folder import engine_model_folder
 
         return engine_model_folder(settings, network, self.options)
-
-
-RUNTIMES: dict[str, type[Runtime]] = {r.name: r for r in (PythonOnnxRuntime, OnnxRuntime, TensorRTRuntime)}
-
-
-def make_runtime(name: str, engine: EngineOptions | None = None, onnx_tensorrt: bool = False) -> Runtime:
-    """``engine`` carries --fp16/--int8, the batch profile and the workspace; it is used by
-    ``tensorrt`` and, with ``onnx_tensorrt``, by ``onnx``'s accelerator."""
-    if name not in RUNTIMES:
-        raise BuildError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
-    if onnx_tensorrt and name != "onnx":
-        raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {name}")
-    builds_engine = name == "tensorrt" or onnx_tensorrt
-    if engine is not None and not builds_engine:
-        raise BuildError(
-            "--fp16, --int8, --min-batch, --opt-batch, --workspace and the engine options apply to "
-            "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
-        )
-    engine = engine or EngineOptions()
-    if name == "tensorrt":
-        return TensorRTRuntime(engine)
-    if name == "onnx":
-        return OnnxRuntime(engine if onnx_tensorrt else None)
-    return PythonOnnxRuntime()
 
 
 def io_specs(names: Sequence[str], arrays: Sequence) -> list[TensorSpec]:

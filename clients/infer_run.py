@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from clients.triton import (
     ServerStopped,
 )
 from segcontract.files import remove_leftover_temps, write_json_atomic
+from segcontract.registry import Registry
 from segops.colors import blend, colorize
 from segops.image_write import write_image_atomic
 
@@ -45,13 +47,36 @@ class RunSummary:
     detections: int = 0
 
 
-class InstanceWriter:
-    """Instance segmentation: ``<name>.json`` (DESIGN.md's schema) and, on request, an overlay."""
+class Writer(ABC):
+    """Sends one image to a model of its ``task`` and writes what comes back. Every writer is made
+    from the run's threshold overrides, so that the registry can make any of them the same way."""
 
-    task = "instance_segmentation"
+    task: str
 
     def __init__(self, overrides: dict | None = None):
         self.overrides = overrides or {}
+
+    @abstractmethod
+    def __call__(
+        self,
+        client: SegmentationClient,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        """Write the outputs of ``item`` next to ``base``; returns what it found (detections, classes)."""
+
+
+WRITERS: Registry[type[Writer]] = Registry("task", key="task")
+
+
+@WRITERS.register
+class InstanceWriter(Writer):
+    """Instance segmentation: ``<name>.json`` (DESIGN.md's schema) and, on request, an overlay."""
+
+    task = "instance_segmentation"
 
     def __call__(
         self,
@@ -70,9 +95,11 @@ class InstanceWriter:
         return len(record["detections"])
 
 
-class SemanticWriter:
+@WRITERS.register
+class SemanticWriter(Writer):
     """Semantic segmentation: ``<name>.png`` (class indices), ``<name>_color.png`` (the server's
-    colours), ``<name>.json`` (pixel fraction per class) and, on request, an overlay."""
+    colours), ``<name>.json`` (pixel fraction per class) and, on request, an overlay. The model
+    takes no thresholds: the overrides are not sent."""
 
     task = "semantic_segmentation"
 
@@ -111,9 +138,6 @@ class SemanticWriter:
         }
         write_json_atomic(base.with_name(base.name + ".json"), record)
         return len(ids)
-
-
-WRITERS = {w.task: w for w in (InstanceWriter, SemanticWriter)}
 
 
 class RequestError(ValueError):
@@ -172,7 +196,7 @@ def run_images(
         raise ClientError(
             f"model {model.name!r} serves {model.task!r}; seg-client knows {', '.join(WRITERS)}"
         )
-    writer = InstanceWriter(overrides) if model.task == InstanceWriter.task else SemanticWriter()
+    writer = WRITERS[model.task](overrides)
     summary = RunSummary()
     remove_leftover_temps(out_dir)
     names = output_names(items)

@@ -1,4 +1,5 @@
-"""Per-image result records (DESIGN.md's JSON schema)."""
+"""Per-image result records: their JSON Schema is segcontract/schemas/image_record.schema.json
+(``segcontract.schemas.load("image_record")``), which the tests validate every written record against."""
 
 from __future__ import annotations
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
+
+from segcontract import tasks
+from segcontract.model_metadata import METADATA_KEY, ConfigKeys, MetadataError, ModelMetadata
+from segcontract.tasks import IMAGE, IMAGE_SIZE, NUM_DETECTIONS, SEMANTIC_MASK_NAME, Task
 
 DEFAULT_TIMEOUT_S = 60.0
 PROBE_TIMEOUT_S = 10.0  # the most a health probe waits: Triton answers it even while busy
@@ -26,15 +29,27 @@ class ServerStopped(ClientError):
 
 @dataclass(frozen=True)
 class ModelInfo:
+    """A served model as its record (segcontract.model_metadata) describes it."""
+
     name: str
-    task: str
-    class_names: list[str]
-    input_size: tuple[int, int]
-    parameters: dict[str, str]
+    metadata: ModelMetadata
+    parameters: dict[str, str]  # every config parameter, as an operator sees them
+
+    @property
+    def task(self) -> str:
+        return self.metadata.task.value
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata.class_names)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.metadata.input.height, self.metadata.input.width)
 
     @property
     def colors(self) -> list[list[int]]:
-        return json.loads(self.parameters.get("colors", "[]"))
+        return [list(c) for c in self.metadata.colors]
 
     def class_name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else str(class_id)
@@ -61,8 +76,8 @@ class SemanticResult:
     mask: np.ndarray  # (height, width) uint8 or uint16
 
 
-INSTANCE_OUTPUTS = ("boxes", "scores", "classes", "masks", "num_detections", "image_size")
-SEMANTIC_OUTPUTS = ("mask", "image_size")
+INSTANCE_OUTPUTS = tasks.output_names(Task.INSTANCE)
+SEMANTIC_OUTPUTS = tasks.output_names(Task.SEMANTIC)
 
 
 class SegmentationClient:
@@ -96,17 +111,16 @@ class SegmentationClient:
                 f"model {model!r} is not served at {self.url} ({exc.message()}); served: {served}"
             ) from None
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        if "task" not in params:
+        if METADATA_KEY not in params and ConfigKeys.TASK not in params:
             raise ClientError(
-                f"model {model!r} was not built by build-repo (no 'task' parameter in its config)"
+                f"model {model!r} was not built by build-repo "
+                f"(no {ConfigKeys.TASK!r} parameter in its config)"
             )
-        return ModelInfo(
-            name=model,
-            task=params["task"],
-            class_names=json.loads(params.get("class_names", "[]")),
-            input_size=(int(params.get("input_height", 0)), int(params.get("input_width", 0))),
-            parameters=params,
-        )
+        try:
+            metadata = ModelMetadata.from_parameters(params)
+        except MetadataError as exc:
+            raise ClientError(f"model {model!r}: {exc}") from None
+        return ModelInfo(name=model, metadata=metadata, parameters=params)
 
     def served_models(self) -> list[str]:
         index = self._client.get_model_repository_index(
@@ -135,8 +149,7 @@ class SegmentationClient:
         timeout_s: float | None = None,
     ) -> InstanceResult:
         """One encoded image file → its detections. Raises InferenceServerException on a bad image."""
-        image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
-        image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
+        image = _image_input(encoded_image)
         outputs = [grpcclient.InferRequestedOutput(n) for n in INSTANCE_OUTPUTS]
         params = {k: str(v) for k, v in (overrides or {}).items() if v is not None}
         response = self._client.infer(
@@ -146,30 +159,36 @@ class SegmentationClient:
             parameters=params or None,
             client_timeout=timeout_s or self.timeout_s,
         )
-        n = int(response.as_numpy("num_detections")[0, 0])
-        height, width = (int(v) for v in response.as_numpy("image_size")[0])
+        n = int(response.as_numpy(NUM_DETECTIONS.name)[0, 0])
+        height, width = (int(v) for v in response.as_numpy(IMAGE_SIZE.name)[0])
         return InstanceResult(
             height=height,
             width=width,
-            boxes=response.as_numpy("boxes")[0, :n],
-            scores=response.as_numpy("scores")[0, :n],
-            classes=response.as_numpy("classes")[0, :n],
-            masks=list(response.as_numpy("masks")[0, :n]),
+            boxes=response.as_numpy(tasks.BOXES.name)[0, :n],
+            scores=response.as_numpy(tasks.SCORES.name)[0, :n],
+            classes=response.as_numpy(tasks.CLASSES.name)[0, :n],
+            masks=list(response.as_numpy(tasks.MASKS.name)[0, :n]),
         )
 
     def infer_semantic(
         self, model: str, encoded_image: bytes, timeout_s: float | None = None
     ) -> SemanticResult:
-        image = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
-        image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
+        image = _image_input(encoded_image)
         outputs = [grpcclient.InferRequestedOutput(n) for n in SEMANTIC_OUTPUTS]
         response = self._client.infer(
             model, [image], outputs=outputs, client_timeout=timeout_s or self.timeout_s
         )
-        height, width = (int(v) for v in response.as_numpy("image_size")[0])
-        return SemanticResult(height, width, response.as_numpy("mask")[0, :height, :width])
+        height, width = (int(v) for v in response.as_numpy(IMAGE_SIZE.name)[0])
+        return SemanticResult(height, width, response.as_numpy(SEMANTIC_MASK_NAME)[0, :height, :width])
 
     def close(self) -> None:
         """Also ends every request in flight at once (they raise CANCELLED): how a run stops
         without waiting out its requests' timeouts."""
         self._client.close()
+
+
+def _image_input(encoded_image: bytes) -> grpcclient.InferInput:
+    """The ensemble's one input: the encoded file, batch of one."""
+    image = grpcclient.InferInput(IMAGE.name, [1, *IMAGE.dims], "BYTES")
+    image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
+    return image

@@ -1,25 +1,27 @@
 """Triton Python-backend model: encoded image files → model input, for every family.
 
 Input ``IMAGE`` (TYPE_STRING, one encoded file per batch item). Outputs the model input (named by
-the ``output_name`` parameter; resize mode, normalisation and layout from the other parameters, see
-segops/resize.py) and ``image_size`` (original height, width). A file that does not decode fails
+the ``output_name`` parameter; resize mode, normalisation and layout from the input spec of the
+model's record, see segcontract/model_metadata.py and segops/resize.py) and ``image_size``
+(original height, width). A file that does not decode fails
 its request with INVALID_ARGUMENT and a readable message; other requests in the batch are unaffected.
-So does a file whose header claims more than the ``max_pixels`` parameter (build-repo --max-pixels):
+So does a file whose header claims more than the record's ``max_pixels`` (build-repo --max-pixels):
 it is refused before decoding, so no request makes this process decode more pixels than that.
 """
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from segcontract.limits import DEFAULT_MAX_PIXELS
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import IMAGE, IMAGE_SIZE
 from segops.image_header import limit_opencv_pixels
-from segops.triton_params import config_parameters
+from segops.triton_params import config_metadata
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = config_parameters(args["model_config"])
-        self.max_pixels = int(params.get("max_pixels", DEFAULT_MAX_PIXELS))  # older repositories: none
+        metadata, params = config_metadata(args["model_config"])
+        self.max_pixels = metadata.max_pixels
         # OpenCV reads its own pixel limit (for formats segops cannot size) once, when it loads
         limit_opencv_pixels(self.max_pixels)
         import cv2
@@ -28,8 +30,8 @@ class TritonPythonModel:
 
         cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
         self.decode, self.resize = decode, resize
-        self.spec = resize.InputSpec.from_parameters(params)
-        self.output_name = params.get("output_name", "images")
+        self.spec = metadata.input
+        self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "images")
 
     def execute(self, requests):
         return [self._guarded(request) for request in requests]
@@ -44,7 +46,7 @@ class TritonPythonModel:
             )
 
     def _one(self, request):
-        encoded = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()
+        encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
         items = encoded.reshape(encoded.shape[0], -1)[:, 0]
         inputs = np.empty((len(items), *self.spec.shape), dtype=np.float32)
         sizes = np.empty((len(items), 2), dtype=np.int32)
@@ -59,5 +61,8 @@ class TritonPythonModel:
             inputs[i] = self.resize.prepare(image, self.spec)
             sizes[i] = image.shape[:2]
         return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor(self.output_name, inputs), pb_utils.Tensor("image_size", sizes)]
+            output_tensors=[
+                pb_utils.Tensor(self.output_name, inputs),
+                pb_utils.Tensor(IMAGE_SIZE.name, sizes),
+            ]
         )

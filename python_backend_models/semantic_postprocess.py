@@ -10,17 +10,19 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from segcontract.masks import index_dtype
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import IMAGE_SIZE, SEMANTIC_MASK_NAME
 from segops.semantic import class_index_mask
-from segops.triton_params import config_parameters
+from segops.triton_params import config_metadata
 
 
 class TritonPythonModel:
     def initialize(self, args):
         cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
-        params = config_parameters(args["model_config"])
-        self.layout = params.get("logits_layout", "CHW")
-        self.logits_name = params.get("logits_name", "logits")
-        self.dtype = np.dtype(index_dtype(int(params["num_classes"]) - 1))
+        metadata, params = config_metadata(args["model_config"])
+        self.layout = params.get(ConfigKeys.LOGITS_LAYOUT, "CHW")  # this model's own: the network's
+        self.logits_name = params.get(ConfigKeys.LOGITS_NAME, "logits")
+        self.dtype = np.dtype(index_dtype(metadata.num_classes - 1))
 
     def execute(self, requests):
         responses = []
@@ -37,11 +39,11 @@ class TritonPythonModel:
 
     def _one(self, request):
         logits = pb_utils.get_input_tensor_by_name(request, self.logits_name).as_numpy()
-        sizes = pb_utils.get_input_tensor_by_name(request, "image_size").as_numpy()
+        sizes = pb_utils.get_input_tensor_by_name(request, IMAGE_SIZE.name).as_numpy()
         h, w = int(sizes[:, 0].max()), int(sizes[:, 1].max())
         masks = np.zeros((len(logits), h, w), self.dtype)
         for i, (scores, size) in enumerate(zip(logits, sizes)):
             masks[i, : size[0], : size[1]] = class_index_mask(
                 scores, (int(size[0]), int(size[1])), self.layout
             )
-        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("mask", masks)])
+        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(SEMANTIC_MASK_NAME, masks)])

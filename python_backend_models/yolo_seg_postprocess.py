@@ -3,7 +3,8 @@
 Inputs ``output0`` (4 + classes + 32, anchors), ``output1`` (32, H/4, W/4) and ``image_size``.
 Outputs per image, padded to the longest in the batch: ``boxes`` (K×4 xyxy, original pixels),
 ``scores``, ``classes``, ``masks`` (COCO compressed RLE counts, one string per detection) and
-``num_detections``. conf / iou / max_det default to this model's config parameters and can be
+``num_detections`` (names from segcontract/tasks.py). conf / iou / max_det default to the
+thresholds of this model's record (segcontract/model_metadata.py) and can be
 overridden per request (request parameters are forwarded through the ensemble); the configured
 max_det is also a ceiling: a request asking for more gets at most that many.
 """
@@ -12,31 +13,33 @@ import cv2
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import BOXES, CLASSES, IMAGE_SIZE, MASKS, NUM_DETECTIONS, SCORES
 from segops import rle
 from segops.letterbox import letterbox_params, scale_boxes_to_original
 from segops.masks import masks_in_boxes
 from segops.nms import non_max_suppression
-from segops.triton_params import config_parameters, request_overrides
+from segops.triton_params import config_metadata, request_overrides
 
 
 class TritonPythonModel:
     def initialize(self, args):
         cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
-        params = config_parameters(args["model_config"])
-        self.input_hw = (int(params["input_height"]), int(params["input_width"]))
-        self.num_classes = int(params["num_classes"])
-        self.defaults = {
-            "conf": float(params["conf"]),
-            "iou": float(params["iou"]),
-            "max_det": int(params["max_det"]),
-        }
+        metadata, _ = config_metadata(args["model_config"])
+        if metadata.thresholds is None:
+            raise ValueError("the model record has no thresholds (conf, iou, max_det)")
+        self.input_hw = (metadata.input.height, metadata.input.width)
+        self.num_classes = metadata.num_classes
+        self.defaults = metadata.thresholds.to_dict()
 
     def execute(self, requests):
         responses = []
         for request in requests:
             try:
                 options = request_overrides(
-                    request.parameters(), self.defaults, {"max_det": self.defaults["max_det"]}
+                    request.parameters(),
+                    self.defaults,
+                    {ConfigKeys.MAX_DET: self.defaults[ConfigKeys.MAX_DET]},
                 )
             except ValueError as exc:
                 responses.append(
@@ -58,7 +61,7 @@ class TritonPythonModel:
     def _one(self, request, options):
         preds = pb_utils.get_input_tensor_by_name(request, "output0").as_numpy()
         protos = pb_utils.get_input_tensor_by_name(request, "output1").as_numpy()
-        sizes = pb_utils.get_input_tensor_by_name(request, "image_size").as_numpy()
+        sizes = pb_utils.get_input_tensor_by_name(request, IMAGE_SIZE.name).as_numpy()
         per_image = [self._image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)]
         k = max((len(scores) for _, scores, _, _ in per_image), default=0)
         b = len(per_image)
@@ -73,11 +76,11 @@ class TritonPythonModel:
             masks[i, :n] = rl
         return pb_utils.InferenceResponse(
             output_tensors=[
-                pb_utils.Tensor("boxes", boxes),
-                pb_utils.Tensor("scores", scores),
-                pb_utils.Tensor("classes", classes),
-                pb_utils.Tensor("masks", masks),
-                pb_utils.Tensor("num_detections", counts),
+                pb_utils.Tensor(BOXES.name, boxes),
+                pb_utils.Tensor(SCORES.name, scores),
+                pb_utils.Tensor(CLASSES.name, classes),
+                pb_utils.Tensor(MASKS.name, masks),
+                pb_utils.Tensor(NUM_DETECTIONS.name, counts),
             ]
         )
 
@@ -85,7 +88,11 @@ class TritonPythonModel:
         if size[0] < 1 or size[1] < 1:
             raise ValueError(f"image_size {size.tolist()} must be positive")
         dets = non_max_suppression(
-            pred, self.num_classes, options["conf"], options["iou"], options["max_det"]
+            pred,
+            self.num_classes,
+            options[ConfigKeys.CONF],
+            options[ConfigKeys.IOU],
+            options[ConfigKeys.MAX_DET],
         )
         params = letterbox_params((int(size[0]), int(size[1])), self.input_hw)
         boxes = scale_boxes_to_original(dets.boxes, params)

@@ -6,6 +6,9 @@ nothing of theirs, and nothing heavier than the standard library (so it also shi
 ``segops``, inside every Python-backend model of a built repository).
 
 - :mod:`segcontract.tasks`: task kinds and each task's ensemble inputs and outputs
+- :mod:`segcontract.model_metadata`: the one versioned record a built model carries in its
+  config.pbtxt (``segstack_metadata``), and the names of the other parameter keys
+- :mod:`segcontract.schemas`: JSON Schema files of every record we write (``schemas/*.json``)
 - :mod:`segcontract.tensors`: named tensors and their Triton types
 - :mod:`segcontract.limits`: default thresholds and the bounds on one request's work
 - :mod:`segcontract.masks`: class-index mask values and dtype
@@ -14,4 +17,6 @@ nothing of theirs, and nothing heavier than the standard library (so it also shi
 - :mod:`segcontract.image_files`: which files are images
 - :mod:`segcontract.files`: the one atomic writer
 - :mod:`segcontract.tool_locations`: where the installers put tritonserver and perf_analyzer
+- :mod:`segcontract.registry`: the one shape of every registry chosen by name (families,
+  runtimes, client writers)
 """

@@ -18,9 +18,6 @@ from dataclasses import asdict, dataclass, fields
 from importlib import metadata
 from pathlib import Path
 
-from google.protobuf import text_format
-from tritonclient.grpc import model_config_pb2 as mc
-
 RECORD_FILE = "engine.json"
 _LIB_DIRS = (
     Path("/usr/lib/x86_64-linux-gnu"),
@@ -134,7 +131,13 @@ def same_tensorrt(a: str, b: str) -> bool:
 
 
 def engine_models(repository: Path) -> list[EngineModel]:
-    """Every ``tensorrt_plan`` model of a repository, with its record where build-repo wrote one."""
+    """Every ``tensorrt_plan`` model of a repository, with its record where build-repo wrote one.
+
+    Reading config.pbtxt takes tritonclient's protobuf classes, imported here so that the rest of
+    the contract needs only the standard library."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
     found = []
     for config_path in sorted(Path(repository).glob("*/config.pbtxt")):
         try:

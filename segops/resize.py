@@ -4,64 +4,21 @@
 - ``stretch``: resize straight to the input size with INTER_LINEAR (segmentation-models-pytorch, as
   the seed's training and albumentations' ``Resize`` do).
 Then RGB, /255, ``(x - mean) / std`` per channel, and CHW (or HWC for NHWC models).
+
+:class:`InputSpec` (what to do) is part of the contract, :mod:`segcontract.model_metadata`: the
+builder records it, the preprocess model reads it back; this module does it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
+from segcontract.model_metadata import RESIZE_MODES, InputSpec
+
 from .letterbox import letterbox
 
-RESIZE_MODES = ("letterbox", "stretch")
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    height: int
-    width: int
-    resize: str = "letterbox"
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    layout: str = "CHW"
-
-    def __post_init__(self) -> None:
-        if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
-        if self.layout not in ("CHW", "HWC"):
-            raise ValueError(f"layout must be CHW or HWC, not {self.layout!r}")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (3, self.height, self.width) if self.layout == "CHW" else (self.height, self.width, 3)
-
-    def to_parameters(self) -> dict[str, str]:
-        return {
-            "input_height": str(self.height),
-            "input_width": str(self.width),
-            "resize": self.resize,
-            "mean": ",".join(map(str, self.mean)),
-            "std": ",".join(map(str, self.std)),
-            "layout": self.layout,
-        }
-
-    @classmethod
-    def from_parameters(cls, params: dict[str, str]) -> InputSpec:
-        def triple(key: str, default: Sequence[float]) -> tuple[float, float, float]:
-            values = [float(v) for v in params[key].split(",")] if key in params else list(default)
-            return (values[0], values[1], values[2])
-
-        return cls(
-            int(params["input_height"]),
-            int(params["input_width"]),
-            params.get("resize", "letterbox"),
-            triple("mean", cls.mean),
-            triple("std", cls.std),
-            params.get("layout", "CHW"),
-        )
+__all__ = ["RESIZE_MODES", "InputSpec", "prepare"]
 
 
 def prepare(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:

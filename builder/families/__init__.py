@@ -6,15 +6,19 @@ from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
 from builder.families.smp_semantic import SmpSemanticFamily
 from builder.families.yolo_seg import YoloSegFamily
+from segcontract.registry import Registry
 
-FAMILIES: list[ModelFamily] = [YoloSegFamily(), SmpSemanticFamily()]
+FAMILIES: Registry[ModelFamily] = Registry("model family", error=BuildError)
+FAMILIES.register(YoloSegFamily())
+FAMILIES.register(SmpSemanticFamily())
 
 
 def resolve(model_name: str) -> ModelFamily:
-    for family in FAMILIES:
+    """Families are chosen by the model names they match, not by their own name."""
+    for family in FAMILIES.values():
         if family.matches(model_name):
             return family
-    known = "; ".join(f"{f.name}: {f.model_names_help}" for f in FAMILIES)
+    known = "; ".join(f"{f.name}: {f.model_names_help}" for f in FAMILIES.values())
     raise BuildError(f"--model {model_name!r} matches no model family ({known})")
 
 

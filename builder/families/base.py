@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -12,7 +13,10 @@ import torch
 
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder
-from segcontract.limits import DEFAULT_MAX_PIXELS
+from builder.tensorrt.options import DEFAULT_MAX_BATCH
+from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
+from segcontract.model_metadata import ModelMetadata, Thresholds
+from segcontract.tasks import Task
 from segcontract.tensors import TensorSpec
 from segops.resize import InputSpec
 
@@ -35,7 +39,7 @@ class LoadRequest:
 
 @dataclass
 class LoadedModel:
-    """A checkpoint loaded and prepared for export."""
+    """A checkpoint loaded and prepared for export, with what its model record needs."""
 
     module: torch.nn.Module  # eval mode, takes ``input_names`` and returns ``output_names``
     class_names: list[str]
@@ -43,7 +47,11 @@ class LoadedModel:
     source: str  # the weights file (or hub name) it came from
     input_names: list[str]
     output_names: list[str]
-    metadata: dict[str, str] = field(default_factory=dict)  # recorded in the ensemble's parameters
+    input_spec: InputSpec | None = None  # how the server prepares an image; None: the family's rule
+    colors: list[list[int]] = field(default_factory=list)  # RGB per class, where the checkpoint has them
+    versions: dict[str, str] = field(default_factory=dict)  # the family's frameworks: {"ultralytics": ...}
+    weights_sha256: str = ""  # of the file loaded ("" when there was none)
+    extra: dict[str, str | int | float] = field(default_factory=dict)  # family facts: arch, stride...
 
 
 @dataclass
@@ -51,10 +59,10 @@ class BuildSettings:
     """The options of a build that families and runtimes need."""
 
     name: str
-    max_batch_size: int = 8
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300  # the default and the ceiling of a request's max_det
+    max_batch_size: int = DEFAULT_MAX_BATCH
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
+    max_det: int = DEFAULT_MAX_DET  # the default and the ceiling of a request's max_det
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused before decoding
     instances: int = 1
     max_queue_delay_us: int = 0
@@ -70,7 +78,7 @@ class BuildSettings:
 
 class ModelFamily(ABC):
     name: str
-    task: str
+    task: Task
     model_names_help: str
 
     @abstractmethod
@@ -96,3 +104,28 @@ class ModelFamily(ABC):
         settings: BuildSettings,
     ) -> list[ModelFolder]:
         """Everything but ``<name>_model``: pre/post-processing and the ensemble ``<name>``."""
+
+    def metadata(self, loaded: LoadedModel, settings: BuildSettings) -> ModelMetadata:
+        """The record the served models carry (segcontract.model_metadata); thresholds where the
+        task has them."""
+        thresholds = Thresholds(settings.conf, settings.iou, settings.max_det)
+        return ModelMetadata(
+            family=self.name,
+            task=self.task,
+            class_names=list(loaded.class_names),
+            input=self.input_spec(loaded),
+            colors=[list(c) for c in loaded.colors],
+            thresholds=thresholds if self.task is Task.INSTANCE else None,
+            max_pixels=settings.max_pixels,
+            versions={"segstack": _segstack_version(), **loaded.versions},
+            checksums={"weights_sha256": loaded.weights_sha256} if loaded.weights_sha256 else {},
+            source_weights=Path(loaded.source).name,
+            extra=dict(loaded.extra),
+        )
+
+
+def _segstack_version() -> str:
+    try:
+        return importlib.metadata.version("segstack")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"

@@ -1,44 +1,70 @@
 """The ensemble every family serves: ``<name>_preprocess`` (image file → model input, see
-segops/resize.py) → ``<name>_model`` → ``<name>_postprocess`` (family-specific) → outputs."""
+segops/resize.py) → ``<name>_model`` → ``<name>_postprocess`` (family-specific) → outputs.
+
+The ensemble's inputs and outputs are its task's (segcontract.tasks); the model record
+(segcontract.model_metadata) goes into the ensemble and both Python-backend steps, which read
+their input spec, thresholds and pixel limit from it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from builder import triton_config
 from builder.families.base import BuildSettings
 from builder.model_folder import ModelFolder, python_backend_folder
+from segcontract import tasks
+from segcontract.model_metadata import METADATA_KEY, ConfigKeys, ModelMetadata
 from segcontract.tensors import TensorSpec
-from segops.resize import InputSpec
 
-IMAGE = TensorSpec("IMAGE", "bytes", (1,))
-IMAGE_SIZE = TensorSpec("image_size", "int32", (2,))
+IMAGE = tasks.IMAGE
+IMAGE_SIZE = tasks.IMAGE_SIZE
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _identity(specs: Sequence[TensorSpec]) -> dict[str, str]:
+    return {t.name: t.name for t in specs}
 
 
 def three_step_ensemble(
     settings: BuildSettings,
     model_io: tuple[Sequence[TensorSpec], Sequence[TensorSpec]],
-    input_spec: InputSpec,
+    metadata: ModelMetadata,
     postprocess_source: str,
-    postprocess_outputs: Sequence[TensorSpec],
     postprocess_parameters: Mapping[str, object],
-    ensemble_parameters: Mapping[str, object],
+    ensemble_parameters: Mapping[str, object] | None = None,
 ) -> list[ModelFolder]:
+    """``postprocess_parameters``: the postprocess model's own keys (besides the record);
+    ``ensemble_parameters``: more individual parameters for operators."""
     name = settings.name
     model_inputs, model_outputs = model_io
     if len(model_inputs) != 1:
         raise ValueError("the preprocess model feeds exactly one network input")
+    inputs = tasks.ensemble_inputs(metadata.task)
+    outputs = tasks.postprocess_outputs(metadata.task, metadata.num_classes)
+    record = {METADATA_KEY: metadata.to_json()}
+    spec_parameters = metadata.input.to_parameters()
     batching = triton_config.DynamicBatching(settings.max_queue_delay_us)
     pre = triton_config.python_model_config(
         triton_config.ModelSettings(
             f"{name}_preprocess",
-            [IMAGE],
+            inputs,
             [*model_inputs, IMAGE_SIZE],
             settings.max_batch_size,
             {
-                **input_spec.to_parameters(),
-                "output_name": model_inputs[0].name,
-                "max_pixels": settings.max_pixels,
+                **spec_parameters,
+                ConfigKeys.OUTPUT_NAME: model_inputs[0].name,
+                ConfigKeys.MAX_PIXELS: metadata.max_pixels,
+                **record,
             },
             batching,
             settings.instances,
@@ -48,36 +74,28 @@ def three_step_ensemble(
         triton_config.ModelSettings(
             f"{name}_postprocess",
             [*model_outputs, IMAGE_SIZE],
-            postprocess_outputs,
+            outputs,
             settings.max_batch_size,
-            {**input_spec.to_parameters(), **postprocess_parameters},
+            {**spec_parameters, **postprocess_parameters, **record},
             batching,
             settings.instances,
         )
     )
     ensemble = triton_config.ensemble_config(
         name,
-        inputs=[IMAGE],
-        outputs=[*postprocess_outputs, IMAGE_SIZE],
+        inputs=inputs,
+        outputs=tasks.ensemble_outputs(metadata.task, metadata.num_classes),
         steps=[
             triton_config.EnsembleStep(
-                pre.name,
-                {"IMAGE": "IMAGE"},
-                {**{t.name: t.name for t in model_inputs}, "image_size": "image_size"},
+                pre.name, _identity(inputs), {**_identity(model_inputs), **_identity([IMAGE_SIZE])}
             ),
+            triton_config.EnsembleStep(f"{name}_model", _identity(model_inputs), _identity(model_outputs)),
             triton_config.EnsembleStep(
-                f"{name}_model",
-                {t.name: t.name for t in model_inputs},
-                {t.name: t.name for t in model_outputs},
-            ),
-            triton_config.EnsembleStep(
-                post.name,
-                {**{t.name: t.name for t in model_outputs}, "image_size": "image_size"},
-                {t.name: t.name for t in postprocess_outputs},
+                post.name, {**_identity(model_outputs), **_identity([IMAGE_SIZE])}, _identity(outputs)
             ),
         ],
         max_batch_size=settings.max_batch_size,
-        parameters={**input_spec.to_parameters(), **ensemble_parameters},
+        parameters={**metadata.to_parameters(), **(ensemble_parameters or {})},
     )
     return [
         python_backend_folder(pre, "image_preprocess"),

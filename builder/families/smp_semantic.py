@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from importlib import metadata as distributions
 
 import numpy as np
 import torch
 
 from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
-from builder.families.pipeline import three_step_ensemble
+from builder.families.pipeline import file_sha256, three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
-from segcontract.masks import index_dtype
-from segcontract.tensors import TensorSpec
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import Task
 from segops.resize import InputSpec, prepare
 
 
@@ -30,13 +29,16 @@ class _Logits(torch.nn.Module):
         return self.model(x.permute(0, 3, 1, 2) if self.nhwc else x)
 
 
+LOGITS = "logits"  # the network's output, as the postprocess model reads it
+
+
 def _nearest_multiple(value: int, stride: int) -> int:
     return max(stride, round(value / stride) * stride)
 
 
 class SmpSemanticFamily(ModelFamily):
     name = "smp"
-    task = "semantic_segmentation"
+    task = Task.SEMANTIC
     model_names_help = "smp (a seg-train semantic checkpoint: any segmentation-models-pytorch architecture)"
 
     def matches(self, model_name: str) -> bool:
@@ -73,21 +75,20 @@ class SmpSemanticFamily(ModelFamily):
             input_size=(height, width),
             source=str(request.weights),
             input_names=["input_1" if request.nhwc else "input"],
-            output_names=["logits"],
-            metadata={
-                "arch": info.arch,
-                "encoder": info.encoder,
-                "colors": json.dumps(info.colors),
-                "mean_rgb": ",".join(map(str, info.mean)),
-                "std_rgb": ",".join(map(str, info.std)),
-                "layout": "HWC" if request.nhwc else "CHW",
-            },
+            output_names=[LOGITS],
+            input_spec=InputSpec(
+                height, width, "stretch", info.mean, info.std, "HWC" if request.nhwc else "CHW"
+            ),
+            colors=[list(c) for c in info.colors],
+            versions=_smp_version(),
+            weights_sha256=file_sha256(request.weights),
+            extra={"arch": info.arch, "encoder": info.encoder},
         )
 
     def input_spec(self, loaded: LoadedModel) -> InputSpec:
-        mean = tuple(float(v) for v in loaded.metadata["mean_rgb"].split(","))
-        std = tuple(float(v) for v in loaded.metadata["std_rgb"].split(","))
-        return InputSpec(*loaded.input_size, "stretch", mean, std, loaded.metadata["layout"])
+        if loaded.input_spec is None:
+            raise ValueError("an smp LoadedModel carries its input spec (mean, std, layout)")
+        return loaded.input_spec
 
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
         spec = self.input_spec(loaded)
@@ -96,20 +97,25 @@ class SmpSemanticFamily(ModelFamily):
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
-        num_classes = len(loaded.class_names)
-        mask = TensorSpec("mask", index_dtype(num_classes - 1), (-1, -1))
+        metadata = self.metadata(loaded, settings)
+        spec = metadata.input
         return three_step_ensemble(
             settings,
             model_io,
-            self.input_spec(loaded),
+            metadata,
             "semantic_postprocess",
-            [mask],
-            {"num_classes": num_classes, "logits_name": "logits", "logits_layout": "CHW"},
             {
-                "family": self.name,
-                "task": self.task,
-                "class_names": json.dumps(loaded.class_names),
-                "source_weights": Path(loaded.source).name,
-                **{k: v for k, v in loaded.metadata.items() if k != "layout"},
+                ConfigKeys.NUM_CLASSES: metadata.num_classes,
+                ConfigKeys.LOGITS_NAME: LOGITS,
+                ConfigKeys.LOGITS_LAYOUT: "CHW",  # the network's output; only its input may be NHWC
             },
+            # what earlier build-repos wrote; the record carries them as numbers
+            {"mean_rgb": ",".join(map(str, spec.mean)), "std_rgb": ",".join(map(str, spec.std))},
         )
+
+
+def _smp_version() -> dict[str, str]:
+    try:
+        return {"segmentation_models_pytorch": distributions.version("segmentation-models-pytorch")}
+    except distributions.PackageNotFoundError:
+        return {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 
@@ -12,12 +11,13 @@ import torch
 
 from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
-from builder.families.pipeline import three_step_ensemble
+from builder.families.pipeline import file_sha256, three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
 from model_checkpoints import ultralytics as ultralytics_checkpoint
 from segcontract.checkpoint_formats import SMP_FORMAT as SEMANTIC_FORMAT
-from segcontract.tensors import TensorSpec
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import Task
 from segops.letterbox import letterbox, to_model_input
 from segops.resize import InputSpec
 
@@ -46,9 +46,9 @@ def _checkpoint_path(model_name: str, weights: Path | None) -> Path:
 
 def _load_ultralytics(
     model_name: str, weights: Path | None, trust: bool
-) -> tuple[torch.nn.Module, str, dict]:
-    """(model, task, class names) of an ultralytics checkpoint, loaded without running code from it
-    unless ``trust`` (see :mod:`model_checkpoints.ultralytics`)."""
+) -> tuple[torch.nn.Module, str, dict, Path]:
+    """(model, task, class names, file) of an ultralytics checkpoint, loaded without running code
+    from it unless ``trust`` (see :mod:`model_checkpoints.ultralytics`)."""
     from ultralytics.cfg import DEFAULT_CFG_DICT
     from ultralytics.nn.tasks import guess_model_task
 
@@ -73,7 +73,7 @@ def _load_ultralytics(
         if isinstance(m, torch.nn.Upsample) and not hasattr(m, "recompute_scale_factor"):
             m.recompute_scale_factor = None
     task = getattr(net, "task", None) or guess_model_task(net)
-    return net, task, net.names
+    return net, task, net.names, path
 
 
 class _ExportHead(torch.nn.Module):
@@ -90,7 +90,7 @@ class _ExportHead(torch.nn.Module):
 
 class YoloSegFamily(ModelFamily):
     name = "yolov8-seg"
-    task = "instance_segmentation"
+    task = Task.INSTANCE
     model_names_help = "yolov8{n,s,m,l,x}-seg or yolo11{n,s,m,l,x}-seg"
 
     def matches(self, model_name: str) -> bool:
@@ -101,7 +101,7 @@ class YoloSegFamily(ModelFamily):
         from ultralytics import __version__ as ultralytics_version
         from ultralytics.nn.modules import C2f, Detect
 
-        net, task, names = _load_ultralytics(model_name, weights, request.trust_checkpoint)
+        net, task, names, path = _load_ultralytics(model_name, weights, request.trust_checkpoint)
         if task != "segment":
             raise BuildError(f"{weights or model_name}: a {task} model, not segment; use a -seg checkpoint")
         net = copy.deepcopy(net).float().eval()
@@ -127,7 +127,9 @@ class YoloSegFamily(ModelFamily):
             source=str(weights or f"{model_name}.pt"),
             input_names=["images"],
             output_names=["output0", "output1"],
-            metadata={"ultralytics_version": ultralytics_version, "stride": str(stride)},
+            versions={"ultralytics": ultralytics_version},
+            weights_sha256=file_sha256(path),
+            extra={"stride": stride},
         )
 
     def input_spec(self, loaded: LoadedModel) -> InputSpec:
@@ -141,27 +143,13 @@ class YoloSegFamily(ModelFamily):
         return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
-        thresholds = {"conf": settings.conf, "iou": settings.iou, "max_det": settings.max_det}
-        detections = [
-            TensorSpec("boxes", "float32", (-1, 4)),
-            TensorSpec("scores", "float32", (-1,)),
-            TensorSpec("classes", "int32", (-1,)),
-            TensorSpec("masks", "bytes", (-1,)),
-            TensorSpec("num_detections", "int32", (1,)),
-        ]
+        metadata = self.metadata(loaded, settings)
+        # the thresholds are also individual parameters of the postprocess model, for operators
+        thresholds = metadata.thresholds.to_dict() if metadata.thresholds else {}
         return three_step_ensemble(
             settings,
             model_io,
-            self.input_spec(loaded),
+            metadata,
             "yolo_seg_postprocess",
-            detections,
-            {**thresholds, "num_classes": len(loaded.class_names)},
-            {
-                "family": self.name,
-                "task": self.task,
-                "class_names": json.dumps(loaded.class_names),
-                **thresholds,
-                "source_weights": Path(loaded.source).name,
-                **loaded.metadata,
-            },
+            {**thresholds, ConfigKeys.NUM_CLASSES: metadata.num_classes},
         )

@@ -10,6 +10,8 @@ from pathlib import Path
 from builder.errors import BuildError
 
 PRECISIONS = ("fp32", "fp16", "int8")
+DEFAULT_MAX_BATCH = 8  # max_batch_size of every model, and the profile's max batch
+DEFAULT_WORKSPACE_GIB = 4.0
 
 
 @dataclass(frozen=True)
@@ -17,8 +19,8 @@ class BatchProfile:
     """The optimization profile's batch sizes; the other input dimensions are the model's own."""
 
     min: int = 1
-    opt: int = 8
-    max: int = 8
+    opt: int = DEFAULT_MAX_BATCH
+    max: int = DEFAULT_MAX_BATCH
 
     def __post_init__(self) -> None:
         if not 1 <= self.min <= self.opt <= self.max:
@@ -59,11 +61,21 @@ DEFAULT_TOLERANCES = {
 }
 
 
+def engine_tolerance(precision: str, atol: float | None, rtol: float | None) -> EngineTolerance | None:
+    """--engine-atol/--engine-rtol over the precision's default; None (the default) when neither is given."""
+    if atol is None and rtol is None:
+        return None
+    default = DEFAULT_TOLERANCES[precision]
+    return EngineTolerance(
+        default.atol if atol is None else atol, default.rtol if rtol is None else rtol, default.stat
+    )
+
+
 @dataclass
 class EngineOptions:
-    precision: str = "fp32"
+    precision: str = PRECISIONS[0]
     profile: BatchProfile = field(default_factory=BatchProfile)
-    workspace_gib: float = 4.0
+    workspace_gib: float = DEFAULT_WORKSPACE_GIB
     timing_cache: Path | None = None  # None: default_timing_cache() for this GPU and TensorRT
     images: Path | None = None  # int8 calibration data and the engine check's images
     calibration_cache: Path | None = None  # reuse this cache (skips calibration); else a fresh one

@@ -15,6 +15,7 @@ from PIL import Image
 
 from clients.triton import SegmentationClient
 from tests.conftest import MODEL, free_port_url, run_cli
+from tests.schema_check import validate_image_records
 
 
 def test_rerun_skips_done_images_and_overwrite_redoes_them(triton, sample_images, tmp_path):
@@ -32,6 +33,7 @@ def test_rerun_skips_done_images_and_overwrite_redoes_them(triton, sample_images
     first = run_cli("seg-client", *args, "--overlay")
     n = len(list(sample_images.iterdir()))
     assert f"{n} written, 0 skipped" in first.stdout
+    assert validate_image_records(tmp_path) == n
     overlay = cv2.imread(str(tmp_path / "overlays" / "scene0.jpg"))
     assert overlay is not None and overlay.shape == (480, 640, 3)
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.json")}
@@ -46,6 +48,7 @@ def test_rerun_skips_done_images_and_overwrite_redoes_them(triton, sample_images
 
     fourth = run_cli("seg-client", *args, "--overwrite")
     assert f"{n} written, 0 skipped" in fourth.stdout
+    assert validate_image_records(tmp_path) == n
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
@@ -131,6 +134,7 @@ def test_group_over_the_data_layout(triton, sample_images, tmp_path):
     out = tmp_path / "TEST" / "inference" / "test"
     assert "2 written" in proc.stdout
     assert json.loads((out / "scene0.json").read_text())["image"] == "scene0.jpg"
+    assert validate_image_records(out) == 2
 
 
 def test_corrupt_image_is_invalid_argument_and_the_server_keeps_serving(triton, sample_images):
@@ -168,6 +172,7 @@ def test_an_animated_gif_and_a_dangling_symlink_are_reported_not_skipped(triton,
     assert reasons["gone.jpg"] == "cannot read: No such file or directory"
     assert reasons["anim.gif"].startswith("an animated GIF (3 frames)")
     assert f"failed: {source / 'anim.gif'}: an animated GIF" in proc.stderr
+    assert validate_image_records(tmp_path / "out") == 1
 
 
 def test_a_folder_without_images_says_so(triton, tmp_path):
@@ -212,6 +217,7 @@ def test_a_killed_clients_temp_file_is_removed_by_the_next_run(triton, sample_im
     proc = _infer(sample_images, triton.grpc_url, out, check=True)
     assert "0 skipped" in proc.stdout
     assert not list(out.glob(".*"))
+    validate_image_records(out)
 
 
 def test_results_follow_the_users_umask(triton, sample_images, tmp_path):
@@ -222,3 +228,4 @@ def test_results_follow_the_users_umask(triton, sample_images, tmp_path):
         os.umask(previous)
     modes = {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
     assert modes == {0o640}
+    validate_image_records(tmp_path)

@@ -1,6 +1,7 @@
 """Engine records against the machine: which mismatches stop an engine from loading, and how
 nvidia-smi / TensorRT versions are read."""
 
+import json
 import os
 import stat
 
@@ -10,6 +11,7 @@ from builder import triton_config
 from segcontract import engines as engine_compat
 from segcontract.engines import EngineModel, EngineRecord, GpuInfo
 from segcontract.tensors import TensorSpec
+from tests.schema_check import validate
 
 H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
 H200 = GpuInfo("NVIDIA H200", "9.0")
@@ -103,6 +105,7 @@ def write_engine_model(repo, name="seg_model", record: EngineRecord | None = REC
     triton_config.write(triton_config.tensorrt_model_config(settings), folder)
     if record is not None:
         (folder / engine_compat.RECORD_FILE).write_text(record.to_json())
+        validate(json.loads(record.to_json()), "engine_record")
     return folder
 
 
@@ -120,8 +123,6 @@ def test_unreadable_or_newer_records(tmp_path):
     path.write_text("{not json")
     assert EngineRecord.read(path) is None
     assert EngineRecord.read(tmp_path / "missing.json") is None
-    import json
-
     newer = {**json.loads(RECORD.to_json()), "recorded_by": "a newer build-repo"}
     path.write_text(json.dumps(newer))
     assert EngineRecord.read(path) == RECORD

@@ -67,7 +67,8 @@ def test_engine_options_belong_to_runtimes_that_build_engines():
     import pytest
 
     from builder.errors import BuildError
-    from builder.runtimes import OnnxRuntime, TensorRTRuntime, make_runtime
+    from builder.options import make_runtime
+    from builder.runtimes import OnnxRuntime, TensorRTRuntime
 
     with pytest.raises(BuildError, match="apply to --runtime tensorrt"):
         make_runtime("python-onnx", EngineOptions("fp16"))

@@ -10,6 +10,7 @@ import pytest
 
 from segcontract.engines import RECORD_FILE, local_gpus
 from tests.conftest import MODEL, run_cli
+from tests.schema_check import validate
 
 tensorrt = pytest.importorskip(
     "tensorrt",
@@ -44,6 +45,7 @@ def _check_model_folder(repo: Path, precision: str, max_batch: int) -> dict:
     folder = repo / "seg_model"
     assert (folder / "1" / "model.plan").stat().st_size > 0
     record = json.loads((folder / RECORD_FILE).read_text())
+    validate(record, "engine_record")
     assert record["tensorrt_version"] == tensorrt.__version__
     assert record["gpu"]["name"] == local_gpus()[0].name
     assert (record["precision"], record["max_batch"]) == (precision, max_batch)

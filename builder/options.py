@@ -1,0 +1,157 @@
+"""What a build is asked for, in groups that each check themselves.
+
+``build-repo``'s options are parsed into one object per group (model, batching, runtime, engine),
+as Polygraphy parses its argument groups, and ``BuildOptions`` holds the groups and the checks
+that span them. Click's types check single values (ranges, paths); these dataclasses check what
+needs meaning or more than one value, and each check lives in exactly one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder import triton_config
+from builder.errors import BuildError
+from builder.families.base import BuildSettings, LoadRequest
+from builder.runtimes import RUNTIMES, OnnxRuntime, PythonOnnxRuntime, Runtime
+from builder.tensorrt.options import DEFAULT_MAX_BATCH, BatchProfile, EngineOptions
+from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
+
+DEFAULT_ONNX_TOLERANCE = 1e-3  # the ONNX vs PyTorch check, absolute and relative
+ENGINE_RUNTIMES = "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The checkpoint to load, the served ensemble's name and defaults, and the ONNX check.
+
+    The name and the pixel limit are checked by ``BuildSettings``, the input size by the family.
+    """
+
+    request: LoadRequest
+    name: str | None = None  # default: the --model value
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
+    max_det: int = DEFAULT_MAX_DET
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    atol: float = DEFAULT_ONNX_TOLERANCE
+    rtol: float = DEFAULT_ONNX_TOLERANCE
+
+    @property
+    def served_name(self) -> str:
+        return self.name or self.request.model
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    """How many images one model call takes, and how Triton forms and spreads the batches."""
+
+    max_batch_size: int = DEFAULT_MAX_BATCH
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = 0
+    instances: int = 1
+
+    def __post_init__(self) -> None:
+        too_big = [b for b in self.preferred_batch_sizes if b > self.max_batch_size]
+        if too_big:
+            raise BuildError(
+                f"--preferred-batch-sizes {too_big} exceed --max-batch-size {self.max_batch_size}"
+            )
+
+    def dynamic_batching(self) -> triton_config.DynamicBatching:
+        return triton_config.DynamicBatching(self.max_queue_delay_us, self.preferred_batch_sizes)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Which runtime serves the network, with how many threads, and onnx's TensorRT accelerator."""
+
+    name: str = PythonOnnxRuntime.name
+    threads: int = 0  # intra-op threads of the network's session; 0: the runtime's default (all cores)
+    onnx_tensorrt: bool = False
+
+    def __post_init__(self) -> None:
+        RUNTIMES.lookup(self.name)
+        if self.onnx_tensorrt and self.name != OnnxRuntime.name:
+            raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {self.name}")
+
+    @property
+    def builds_engine(self) -> bool:
+        return RUNTIMES[self.name].builds_engine or self.onnx_tensorrt
+
+    def refuse_engine_options(self, given: Sequence[str] = ()) -> None:
+        """Refuse engine options to a runtime that builds no engine; ``given`` names the flags."""
+        if self.builds_engine:
+            return
+        if given:
+            raise BuildError(f"{', '.join(given)}: TensorRT options; use them with {ENGINE_RUNTIMES}")
+        raise BuildError(
+            f"--fp16, --int8, --min-batch, --opt-batch, --workspace and the engine options apply to "
+            f"{ENGINE_RUNTIMES}"
+        )
+
+    def check_precision(self, precision: str) -> None:
+        """Checked before the engine options are made: their own checks (int8 calibration) come second."""
+        if self.onnx_tensorrt and precision == "int8":
+            raise BuildError(
+                "--onnx-tensorrt runs fp32 or --fp16; for int8 build a plan with --runtime tensorrt"
+            )
+
+    def check_engine(self, engine: EngineOptions | None) -> None:
+        """Whether this runtime takes ``engine``: options made elsewhere than from the command line."""
+        if engine is not None:
+            self.refuse_engine_options()
+            self.check_precision(engine.precision)
+
+    def check_available(self) -> None:
+        """Raise, before any slow work, when this runtime cannot be built on this machine."""
+        RUNTIMES[self.name].check_available()
+
+    def make(self, engine: EngineOptions | None = None) -> Runtime:
+        """The runtime; ``engine`` (default: EngineOptions()) only where it builds an engine."""
+        self.check_engine(engine)
+        if self.builds_engine:
+            engine = engine or EngineOptions()
+        return RUNTIMES[self.name](engine)
+
+
+def make_runtime(name: str, engine: EngineOptions | None = None, onnx_tensorrt: bool = False) -> Runtime:
+    """``RuntimeOptions(name, onnx_tensorrt=...).make(engine)``, for callers without the other groups."""
+    return RuntimeOptions(name, onnx_tensorrt=onnx_tensorrt).make(engine)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Every group of a build, and the checks between groups. Where the runtime builds a TensorRT
+    engine and none is given, the engine options default to a profile of 1 to --max-batch-size."""
+
+    model: ModelOptions
+    output: Path = Path("model_repository")
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    engine: EngineOptions | None = None
+
+    def __post_init__(self) -> None:
+        self.runtime.check_engine(self.engine)
+        max_batch = self.batching.max_batch_size
+        if self.engine is None and self.runtime.builds_engine:
+            object.__setattr__(self, "engine", EngineOptions(profile=BatchProfile(1, max_batch, max_batch)))
+        if self.engine is not None and self.engine.profile.max != max_batch:
+            raise BuildError(
+                f"the engine's max batch {self.engine.profile.max} must be --max-batch-size {max_batch}"
+            )
+
+    def settings(self) -> BuildSettings:
+        """What the families need; checks the ensemble name and the pixel limit."""
+        return BuildSettings(
+            name=self.model.served_name,
+            max_batch_size=self.batching.max_batch_size,
+            conf=self.model.conf,
+            iou=self.model.iou,
+            max_det=self.model.max_det,
+            max_pixels=self.model.max_pixels,
+            instances=self.batching.instances,
+            max_queue_delay_us=self.batching.max_queue_delay_us,
+        )
