@@ -17,9 +17,9 @@ from builder.errors import BuildError
 from builder.families.base import BuildSettings, LoadRequest
 from builder.runtimes import RUNTIMES, OnnxRuntime, PythonOnnxRuntime, Runtime
 from builder.tensorrt.options import DEFAULT_MAX_BATCH, BatchProfile, EngineOptions
+from builder.verify import DEFAULT_ONNX_TOLERANCE
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
 
-DEFAULT_ONNX_TOLERANCE = 1e-3  # the ONNX vs PyTorch check, absolute and relative
 ENGINE_RUNTIMES = "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
 
 

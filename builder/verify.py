@@ -11,11 +11,13 @@ import torch
 
 from builder.errors import BuildError
 
+DEFAULT_ONNX_TOLERANCE = 1e-3  # the ONNX vs PyTorch check, absolute and relative
+
 
 @dataclass
 class Tolerance:
-    atol: float = 1e-3
-    rtol: float = 1e-3
+    atol: float = DEFAULT_ONNX_TOLERANCE
+    rtol: float = DEFAULT_ONNX_TOLERANCE
 
 
 @dataclass
