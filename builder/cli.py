@@ -15,7 +15,6 @@ import click
 
 from builder.doctor import doctor
 from builder.errors import BuildError
-from builder.families import LoadRequest
 from builder.options import (
     DEFAULT_ONNX_TOLERANCE,
     BatchingOptions,
@@ -24,6 +23,7 @@ from builder.options import (
     RuntimeOptions,
 )
 from builder.runtimes import RUNTIMES
+from builder.settings import LoadRequest
 from builder.tensorrt.docker_hint import docker_run_line
 from builder.tensorrt.engine_build import TensorRTMissing
 from builder.tensorrt.options import (

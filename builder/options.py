@@ -14,10 +14,9 @@ from pathlib import Path
 
 from builder import triton_config
 from builder.errors import BuildError
-from builder.families.base import BuildSettings, LoadRequest
 from builder.runtimes import RUNTIMES, OnnxRuntime, PythonOnnxRuntime, Runtime
+from builder.settings import DEFAULT_ONNX_TOLERANCE, BuildSettings, LoadRequest
 from builder.tensorrt.options import DEFAULT_MAX_BATCH, BatchProfile, EngineOptions
-from builder.verify import DEFAULT_ONNX_TOLERANCE
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
 
 ENGINE_RUNTIMES = "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"

@@ -10,8 +10,7 @@ import onnxruntime as ort
 import torch
 
 from builder.errors import BuildError
-
-DEFAULT_ONNX_TOLERANCE = 1e-3  # the ONNX vs PyTorch check, absolute and relative
+from builder.settings import DEFAULT_ONNX_TOLERANCE
 
 
 @dataclass

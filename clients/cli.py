@@ -12,6 +12,7 @@ from tqdm import tqdm
 from clients.failure_log import FailureLog
 from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
 from clients.triton import DEFAULT_TIMEOUT_S, ClientError, SegmentationClient
+from segcontract.tasks import Task
 
 TIMEOUT_OPTION = click.option(
     "--timeout",
@@ -128,7 +129,7 @@ def infer(
         sys.exit(130)
     _echo_lines(failures.summary())
     elapsed = time.perf_counter() - started
-    found = f"{summary.detections} detections" if info.task == "instance_segmentation" else "masks"
+    found = f"{summary.detections} detections" if info.task == Task.INSTANCE else "masks"
     per_image = f", {1000 * elapsed / summary.written:.1f} ms/image" if summary.written else ""
     click.echo(
         f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "

@@ -33,6 +33,7 @@ from clients.triton import (
 )
 from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.registry import Registry
+from segcontract.tasks import Task
 from segops.colors import blend, colorize
 from segops.image_write import write_image_atomic
 
@@ -76,7 +77,7 @@ WRITERS: Registry[type[Writer]] = Registry("task", key="task")
 class InstanceWriter(Writer):
     """Instance segmentation: ``<name>.json`` (DESIGN.md's schema) and, on request, an overlay."""
 
-    task = "instance_segmentation"
+    task = Task.INSTANCE
 
     def __call__(
         self,
@@ -101,7 +102,7 @@ class SemanticWriter(Writer):
     colours), ``<name>.json`` (pixel fraction per class) and, on request, an overlay. The model
     takes no thresholds: the overrides are not sent."""
 
-    task = "semantic_segmentation"
+    task = Task.SEMANTIC
 
     def __call__(
         self,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from builder.errors import BuildError
-from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
+from builder.families.base import LoadedModel, ModelFamily
 from builder.families.smp_semantic import SmpSemanticFamily
 from builder.families.yolo_seg import YoloSegFamily
+from builder.settings import BuildSettings, LoadRequest
 from segcontract.registry import Registry
 
 FAMILIES: Registry[ModelFamily] = Registry("model family", error=BuildError)

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from builder import triton_config
-from builder.families.base import BuildSettings
 from builder.model_folder import ModelFolder, python_backend_folder
+from builder.settings import BuildSettings
 from segcontract import tasks
 from segcontract.model_metadata import METADATA_KEY, ConfigKeys, ModelMetadata
 from segcontract.tensors import TensorSpec

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 
 from builder.errors import BuildError
-from builder.families.base import BuildSettings, LoadedModel, LoadRequest, ModelFamily
+from builder.families.base import LoadedModel, ModelFamily
 from builder.families.pipeline import file_sha256, three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
+from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task

@@ -1,6 +1,8 @@
 """build-repo's option groups: each check raises its one-line error; each default comes from one place;
 `build-repo doctor` is a subcommand of the same command; families, runtimes and writers share a registry."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,13 @@ def test_build_options_do_not_go_with_doctor(tmp_path: Path):
 def test_a_build_still_needs_model():
     proc = run_cli("build-repo", check=False)
     assert proc.returncode == 2 and "Missing option '--model'" in proc.stderr
+
+
+def test_the_command_line_loads_without_torch():
+    """--help, doctor and option errors answer before any slow import (torch, onnxruntime)."""
+    code = (
+        "import sys, builder.cli, builder.options\n"
+        "slow = sorted({'torch', 'onnxruntime', 'ultralytics'} & set(sys.modules))\n"
+        "assert not slow, slow\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
