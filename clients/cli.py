@@ -9,20 +9,20 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clients.failure_log import FailureLog
-from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
-from clients.triton import DEFAULT_TIMEOUT_S, ClientError, SegmentationClient
-from segcontract.tasks import Task
-
-TIMEOUT_OPTION = click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT_S,
-    metavar="SECONDS",
-    help="The longest one request may take. A server that does not answer within it is checked; "
-    "a hung or dead one ends the run.",
+from clients.cli_options import (
+    CONCURRENCY_OPTION,
+    DATA_ROOT_OPTION,
+    GROUP_OPTION,
+    TIMEOUT_OPTION,
+    URL_OPTION,
+    threshold_options,
 )
+from clients.failure_log import FailureLog
+from clients.groups_cli import groups
+from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
+from clients.segments_cli import masks, segments
+from clients.triton import ClientError, SegmentationClient
+from segcontract.tasks import Task
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -37,20 +37,12 @@ def main() -> None:
     default=None,
     help="A folder of images (searched recursively).",
 )
-@click.option(
-    "--group", default=None, help="A named group: DATA/datasets/<group>.txt|.csv|/ under --data-root."
-)
-@click.option(
-    "--data-root",
-    "--data_root",
-    type=click.Path(path_type=Path),
-    default=Path("."),
-    help="Root of the DATA/ TEST/ MARKUP/ layout used by --group.",
-)
+@GROUP_OPTION
+@DATA_ROOT_OPTION
 @click.option(
     "--model", "--model_name", "model", required=True, help="The served ensemble's name (build-repo --name)."
 )
-@click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
+@URL_OPTION
 @click.option(
     "--out",
     "--output",
@@ -59,19 +51,8 @@ def main() -> None:
     default=None,
     help="Output folder. Default: TEST/inference/<group or source folder name> under --data-root.",
 )
-@click.option(
-    "--conf", type=click.FloatRange(0, 1), default=None, help="Confidence threshold (default: the model's)."
-)
-@click.option(
-    "--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU threshold (default: the model's)."
-)
-@click.option(
-    "--max-det",
-    type=click.IntRange(1),
-    default=None,
-    help="Maximum detections per image (default: the model's).",
-)
-@click.option("--concurrency", "-j", type=click.IntRange(1, 256), default=4, help="Requests in flight.")
+@threshold_options
+@CONCURRENCY_OPTION
 @TIMEOUT_OPTION
 @click.option("--overlay", is_flag=True, help="Also write <out>/overlays/<image>.jpg for people to look at.")
 @click.option("--overwrite", is_flag=True, help="Redo images whose JSON already exists (default: skip them).")
@@ -254,3 +235,8 @@ def bench(
         click.echo("seg-client: interrupted; perf_analyzer stopped", err=True)
         sys.exit(130)
     click.echo(f"CSV, JSON and logs in {out}")
+
+
+main.add_command(groups)
+main.add_command(segments)
+main.add_command(masks)

@@ -1,48 +1,32 @@
-"""Which images to run on: a folder (``--source``) or a named group over the DATA layout.
-
-The layout (seed 003): images under ``DATA/pictures``, group index files under ``DATA/datasets``
-(``<group>.txt`` with one path per line, ``<group>.csv`` with an image/path/file column, or a
-folder ``<group>/``), inference outputs under ``TEST/inference``. ``--data-root`` moves it.
-"""
+"""Which images to run on: a folder (``--source``) or a named group over the DATA layout
+(``store.layout``: images under ``DATA/pictures``, groups under ``DATA/datasets``, inference
+outputs under ``TEST/inference``; ``--data-root`` moves it)."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients.triton import ClientError
-from segcontract.image_files import IMAGE_SUFFIXES, image_paths, is_image_name
+from segcontract.image_files import IMAGE_SUFFIXES, image_paths
+from store.errors import StoreError
+from store.layout import DataLayout, group_images
 
-CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
+__all__ = [
+    "DataLayout",
+    "ImageItem",
+    "images_in_folder",
+    "images_in_group",
+    "no_images_error",
+    "output_names",
+]
 
 
 @dataclass(frozen=True)
 class ImageItem:
     path: Path
     relative: Path  # how it is named in outputs
-
-
-@dataclass(frozen=True)
-class DataLayout:
-    root: Path = Path(".")
-
-    @property
-    def pictures(self) -> Path:
-        return self.root / "DATA" / "pictures"
-
-    @property
-    def datasets(self) -> Path:
-        return self.root / "DATA" / "datasets"
-
-    @property
-    def inference(self) -> Path:
-        return self.root / "TEST" / "inference"
-
-    @property
-    def masks(self) -> Path:
-        return self.root / "MARKUP" / "masks"
 
 
 def images_in_folder(folder: Path, exclude: Path | None = None) -> list[ImageItem]:
@@ -62,42 +46,11 @@ def no_images_error(folder: Path) -> ClientError:
     )
 
 
-def _csv_paths(index: Path) -> list[str]:
-    with open(index, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return []
-    header = [h.strip().lower() for h in rows[0]]
-    column = next((header.index(c) for c in CSV_PATH_COLUMNS if c in header), None)
-    if column is None:  # no header we know: the first column, header row included if it is a path
-        return [r[0] for r in rows if r and is_image_name(Path(r[0]))]
-    return [r[column] for r in rows[1:] if len(r) > column and r[column]]
-
-
 def images_in_group(group: str, layout: DataLayout) -> list[ImageItem]:
-    candidates = [layout.datasets / f"{group}.txt", layout.datasets / f"{group}.csv", layout.datasets / group]
-    index = next((c for c in candidates if c.exists()), None)
-    if index is None:
-        raise ClientError(
-            f"group {group!r} not found: looked for {', '.join(str(c) for c in candidates)}; "
-            "pass --data-root, or --source DIR for a plain folder"
-        )
-    if index.is_dir():
-        return images_in_folder(index)
-    if index.suffix == ".csv":
-        names = _csv_paths(index)
-    else:
-        names = [
-            line.strip()
-            for line in index.read_text().splitlines()
-            if line.strip() and not line.startswith("#")
-        ]
-    items = []
-    for name in names:
-        path = Path(name) if Path(name).is_absolute() else layout.pictures / name
-        relative = Path(name) if not Path(name).is_absolute() else Path(path.name)
-        items.append(ImageItem(path, relative))
-    return items
+    try:
+        return [ImageItem(i.path, i.name) for i in group_images(group, layout)]
+    except StoreError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def _safe(relative: Path) -> Path:

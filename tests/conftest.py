@@ -123,3 +123,7 @@ def free_port_url() -> str:
     from serving.tritonserver import free_port
 
     return f"127.0.0.1:{free_port()}"
+
+
+# the segment store's databases: SQLite and a real PostgreSQL (tests/fixtures/databases.py)
+from tests.fixtures.databases import database_url, postgres_server  # noqa: E402, F401

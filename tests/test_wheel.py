@@ -27,6 +27,7 @@ PACKAGES = [
     "training",
     "segcontract",
     "segops",
+    "store",
     "python_backend_models",
     "model_checkpoints",
 ]
@@ -172,5 +173,19 @@ def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoin
         assert (result.height, result.width) == (480, 640)
         assert len(result.boxes) == len(result.scores) == len(result.masks)
         client.close()
+        # the store's migrations travel in the wheel: a new store is created from them
+        url = re.search(r"gRPC (\S+)", line).group(1)
+        store = f"sqlite:///{tmp_path / 'segments.db'}"
+        seg = [*_script("clients.cli", "main", "seg-client"), "segments"]
+        built = subprocess.run(
+            [*seg, "build", "--source", str(sample_images), "--model", MODEL, "--url", url, "--db", store],
+            timeout=300,
+            **run,
+        )
+        assert built.returncode == 0, f"segments build from the wheel failed:\n{built.stdout}\n{built.stderr}"
+        status = subprocess.run([*seg, "status", "--db", store], timeout=60, **run)
+        assert f"{MODEL}: {len(list(sample_images.iterdir()))} images segmented" in status.stdout, (
+            status.stdout
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0

@@ -1,0 +1,74 @@
+"""Options every seg-client command spells the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from clients.triton import DEFAULT_TIMEOUT_S
+from store.database import DB_ENV
+
+TIMEOUT_OPTION = click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT_S,
+    metavar="SECONDS",
+    help="The longest one request may take. A server that does not answer within it is checked; "
+    "a hung or dead one ends the run.",
+)
+
+DATA_ROOT_OPTION = click.option(
+    "--data-root",
+    "--data_root",
+    "data_root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    help="Root of the DATA/ MARKUP/ TEST/ layout (DATA/pictures, DATA/datasets, DATA/meta...).",
+)
+
+URL_OPTION = click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
+
+DB_OPTION = click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help=f"The segment store: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME "
+    f"(default: ${DB_ENV}, else sqlite:///<data-root>/DATA/segments.db).",
+)
+
+GROUP_OPTION = click.option(
+    "--group", default=None, help="A named group: DATA/datasets/<group>.txt|.csv|/ under --data-root."
+)
+
+
+_THRESHOLDS = [
+    click.option(
+        "--conf",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Confidence threshold (default: the model's).",
+    ),
+    click.option(
+        "--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU threshold (default: the model's)."
+    ),
+    click.option(
+        "--max-det",
+        type=click.IntRange(1),
+        default=None,
+        help="Maximum detections per image (default: the model's).",
+    ),
+]
+
+
+def threshold_options(command):
+    """``--conf``, ``--iou`` and ``--max-det``: per-request overrides of the model's defaults."""
+    for option in reversed(_THRESHOLDS):
+        command = option(command)
+    return command
+
+
+CONCURRENCY_OPTION = click.option(
+    "--concurrency", "-j", type=click.IntRange(1, 256), default=4, help="Requests in flight."
+)

@@ -1,0 +1,363 @@
+"""Fetching one image of a manifest, over HTTP or from a file, and checking it before it may land.
+
+HTTP goes through one ``httpx.Client`` shared by the worker threads. Timeouts, dropped or
+refused connections, truncated bodies, 5xx and 429 are retried with exponential backoff
+(tenacity; a 429's or 503's Retry-After is honoured up to a few seconds); any other 4xx fails
+the image at once. Bodies are read up to a size bound. :func:`check_picture` then makes sure the
+bytes are a decodable image with the manifest's checksum: only then may they be written.
+
+Ctrl-C: :meth:`Fetcher.cancel` stops backoff waits at once and shuts the open sockets down, so
+a request waiting on a slow server ends now instead of after its timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import random
+import socket
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from segops.decode import ImageDecodeError, decode_image
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 4
+DEFAULT_RETRY_WAIT_S = 0.5
+DEFAULT_MAX_BYTES = 256 * 1024**2
+MAX_RETRY_AFTER_S = 5.0  # a server asking for longer gets this much: a pull should not stall for it
+MAX_BACKOFF_S = 8.0
+
+_CONTENT_TYPES = {
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/pjpeg": ".jpg",
+    "image/png": ".png",
+    "image/bmp": ".bmp",
+    "image/x-bmp": ".bmp",
+    "image/x-ms-bmp": ".bmp",
+    "image/webp": ".webp",
+    "image/tiff": ".tif",
+    "image/gif": ".gif",
+}
+
+
+def _user_agent() -> str:
+    try:
+        version = metadata.version("segstack")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return f"segstack-groups-pull/{version} (+httpx/{httpx.__version__})"
+
+
+class FetchError(Exception):
+    """One image (or a manifest) cannot be had; the message is the reason, for a person."""
+
+
+class Cancelled(Exception):
+    """The run is being stopped (Ctrl-C): the work in hand is dropped."""
+
+
+class _Transient(Exception):
+    """A failure that another attempt may not have: retried."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    timeout_s: float = DEFAULT_TIMEOUT_S  # the longest wait to connect, or for the next bytes
+    retries: int = DEFAULT_RETRIES  # attempts after the first
+    retry_wait_s: float = DEFAULT_RETRY_WAIT_S  # the first backoff; it doubles each attempt
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+
+@dataclass(frozen=True)
+class Fetched:
+    data: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Picture:
+    """Bytes that passed every check, and what meta records about them."""
+
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+    suffix: str  # with the dot: ".png"
+
+
+class _TrackedSockets:
+    """An httpcore network backend that remembers its sockets, so that :meth:`shutdown_all` can
+    wake the threads blocked reading them (closing a socket does not; shutting it down does)."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.stopped = False
+
+    def _track(self, stream: Any) -> Any:
+        sock = stream.get_extra_info("socket")
+        if sock is not None:
+            with self._lock:
+                self._sockets.add(sock)
+            if self.stopped:
+                _shutdown(sock)
+        return stream
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
+        return self._track(self._inner.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
+        return self._track(self._inner.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+    def shutdown_all(self) -> None:
+        self.stopped = True
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _track_sockets(client: httpx.Client) -> list[_TrackedSockets]:
+    """Put :class:`_TrackedSockets` under every connection pool of ``client`` (direct and
+    proxied). httpx has no public hook for it; where its internals differ, nothing is tracked and
+    Ctrl-C waits for the requests in flight (at most --timeout)."""
+    tracked = []
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if pool is not None and hasattr(pool, "_network_backend"):
+            pool._network_backend = _TrackedSockets(pool._network_backend)
+            tracked.append(pool._network_backend)
+    return tracked
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The body's length as sent, where it can be compared with what was read (no compression)."""
+    if response.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
+        return None
+    try:
+        length = int(response.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+    return length if length >= 0 else None
+
+
+class Fetcher:
+    """Gets the bytes of http(s) URLs and local files, for many threads at once."""
+
+    def __init__(self, settings: FetchSettings | None = None, connections: int = 8):
+        self.settings = settings or FetchSettings()
+        self._cancelled = threading.Event()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(self.settings.timeout_s),
+            follow_redirects=True,
+            headers={"User-Agent": _user_agent()},
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+        self._backends = _track_sockets(self._client)
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def cancel(self) -> None:
+        """Stop now: no new attempt starts, backoff waits end, open connections are shut down."""
+        self._cancelled.set()
+        for backend in self._backends:
+            backend.shutdown_all()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def fetch(self, location: str, is_http: bool) -> Fetched:
+        """The bytes at an http(s) URL or a local path. Raises FetchError (with the reason) or
+        Cancelled."""
+        return self._get(location) if is_http else self._read_file(Path(location))
+
+    def fetch_bytes(self, url: str) -> bytes:
+        """The body of ``url`` (for a manifest): as :meth:`fetch`, without the image checks."""
+        return self._get(url).data
+
+    def _read_file(self, path: Path) -> Fetched:
+        limit = self.settings.max_bytes
+        try:
+            if path.is_dir():
+                raise FetchError(f"{path} is a folder, not an image file")
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise FetchError(f"no such file: {path}") from None
+        except OSError as exc:
+            raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if len(data) > limit:
+            raise FetchError(f"over --max-bytes (the file has more than {limit} bytes)")
+        return Fetched(data, None)
+
+    def _get(self, url: str) -> Fetched:
+        attempts = 0
+
+        def attempt() -> Fetched:
+            nonlocal attempts
+            attempts += 1
+            return self._get_once(url)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Transient as exc:
+            tail = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
+            raise FetchError(f"{exc}{tail}") from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return min(exc.retry_after, MAX_RETRY_AFTER_S)
+        # exponential with jitter (threads that failed together do not retry together); written out
+        # because tenacity's wait_exponential_jitter renamed its arguments between 8 and 9
+        first = self.settings.retry_wait_s
+        return min(MAX_BACKOFF_S, first * 2 ** (state.attempt_number - 1)) + random.uniform(0, first)
+
+    def _sleep(self, seconds: float) -> None:
+        if self._cancelled.wait(seconds):
+            raise Cancelled()
+
+    def _get_once(self, url: str) -> Fetched:
+        if self._cancelled.is_set():
+            raise Cancelled()
+        limit = self.settings.max_bytes
+        got, length = 0, None
+        try:
+            with self._client.stream("GET", url) as response:
+                status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise _Transient(status, _retry_after(response.headers.get("retry-after")))
+                if not 200 <= response.status_code < 300:
+                    raise FetchError(status)
+                length = _content_length(response)
+                if length is not None and length > limit:
+                    raise FetchError(f"over --max-bytes ({length} bytes, the limit is {limit})")
+                chunks = []
+                for chunk in response.iter_bytes():
+                    if self._cancelled.is_set():
+                        raise Cancelled()
+                    got += len(chunk)
+                    if got > limit:
+                        raise FetchError(f"over --max-bytes (stopped reading at {limit} bytes)")
+                    chunks.append(chunk)
+                if length is not None and got < length:
+                    raise _Transient(f"truncated response (got {got} of {length} bytes)")
+                return Fetched(b"".join(chunks), response.headers.get("content-type"))
+        except httpx.TimeoutException as exc:
+            if self._cancelled.is_set():
+                raise Cancelled() from None
+            timeout = f"{self.settings.timeout_s:g} s (--timeout)"
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise _Transient(f"cannot connect within {timeout}") from None
+            raise _Transient(f"no answer within {timeout}") from None
+        except httpx.UnsupportedProtocol as exc:
+            raise FetchError(f"unsupported URL ({exc})") from None
+        except httpx.TransportError as exc:
+            if self._cancelled.is_set():
+                raise Cancelled() from None
+            if got or length is not None:
+                of = f" of {length}" if length is not None else ""
+                raise _Transient(
+                    f"truncated response (the connection closed after {got}{of} bytes)"
+                ) from None
+            if isinstance(exc, httpx.ConnectError):
+                raise _Transient(f"cannot connect ({exc})") from None
+            raise _Transient(f"connection dropped ({exc or type(exc).__name__})") from None
+        except httpx.TooManyRedirects:
+            raise FetchError("too many redirects") from None
+        except httpx.HTTPError as exc:  # e.g. a body that does not decompress
+            raise FetchError(f"bad response ({type(exc).__name__}: {exc})") from None
+
+
+def sniff_suffix(data: bytes) -> str | None:
+    """The file suffix of the image format the bytes start with, or None."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return ".gif"
+    if data.startswith(b"BM"):
+        return ".bmp"
+    if data.startswith((b"II*\x00", b"MM\x00*")):
+        return ".tif"
+    return None
+
+
+def check_picture(
+    data: bytes, expected_sha256: str | None, url_suffix: str | None, content_type: str | None = None
+) -> Picture:
+    """Accept ``data`` only if it is a decodable image with the expected checksum (when one is
+    given). Its suffix: the URL's, else the format's, else the Content-Type's, else ``.jpg``."""
+    if not data:
+        raise FetchError("empty (0 bytes)")
+    digest = hashlib.sha256(data).hexdigest()
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise FetchError(
+            f"sha256 differs from the manifest's (got {digest[:16]}…, expected {expected_sha256[:16]}…)"
+        )
+    try:
+        image = decode_image(data)
+    except ImageDecodeError as exc:
+        raise FetchError(str(exc)) from None
+    mime = (content_type or "").split(";")[0].strip().lower()
+    suffix = url_suffix or sniff_suffix(data) or _CONTENT_TYPES.get(mime) or ".jpg"
+    height, width = image.shape[:2]
+    return Picture(data, digest, int(width), int(height), suffix)

@@ -1,0 +1,201 @@
+"""``seg-client groups``: named groups of images under DATA/ (``groups pull`` fetches one)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from clients.cli_options import DB_OPTION
+from clients.failure_log import FailureLog
+from clients.group_download import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_WAIT_S,
+    DEFAULT_TIMEOUT_S,
+    Fetcher,
+    FetchSettings,
+)
+from clients.groups_pull import PullError, dataset_path, pull_group
+from clients.manifest import ManifestError, read_manifest, unsafe_name_problem
+from store.database import DB_ENV, database_url
+from store.errors import StoreError
+from store.layout import DataLayout
+from store.segment_store import SegmentStore, name_keys
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+class ByteSize(click.ParamType):
+    """A number of bytes: ``1048576``, ``512K``, ``256M``, ``1G`` (binary units; a trailing
+    ``B``/``iB`` is allowed)."""
+
+    name = "BYTES"
+
+    def convert(self, value, param, ctx) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*", str(value), re.IGNORECASE)
+        if match is None or float(match[1]) * _UNITS[match[2].lower()] < 1:
+            self.fail(f"{value!r} is not a size (e.g. 268435456, 512K, 256M, 1G)", param, ctx)
+        return int(float(match[1]) * _UNITS[match[2].lower()])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+def groups() -> None:
+    """Named groups of images under DATA/ (DATA/datasets/<group>.csv), as `infer --group` reads them."""
+
+
+@groups.command()
+@click.option(
+    "--group",
+    required=True,
+    help="The group's name: the images are listed in DATA/datasets/<group>.csv.",
+)
+@click.option(
+    "--manifest",
+    "--json-path",
+    "--json_path",
+    "manifest",
+    required=True,
+    metavar="URL|PATH",
+    help='The images: a JSON list of objects (or {"images": [...]}) or a CSV with a header row; '
+    "a path or an http(s) URL. Fields: url (required: http(s)://, file:// or a path, relative to "
+    "the manifest), id (default: the URL's file stem), sha256, label; others are kept in the meta.",
+)
+@click.option(
+    "--data-root",
+    "--data_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Root of the DATA/ layout: pictures, meta and datasets go under DATA/.",
+)
+@click.option(
+    "--concurrency",
+    "-j",
+    type=click.IntRange(1, 256),
+    default=8,
+    help="Images fetched at once (threads sharing one HTTP client).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT_S,
+    metavar="SECONDS",
+    help="The longest wait for a server to accept a connection or send the next bytes.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=DEFAULT_RETRIES,
+    help="Further attempts after a timeout, a dropped or refused connection, a truncated body, "
+    "HTTP 5xx or 429, with exponential backoff. Other 4xx answers are not retried.",
+)
+@click.option(
+    "--retry-wait",
+    "retry_wait_s",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RETRY_WAIT_S,
+    metavar="SECONDS",
+    help="The first wait between attempts; it doubles each time (with jitter, 8 s at most). A "
+    "Retry-After header is honoured up to 5 s.",
+)
+@click.option(
+    "--max-bytes",
+    type=ByteSize(),
+    default=f"{DEFAULT_MAX_BYTES // 1024**2}M",
+    help="The largest image accepted; reading stops past it and the image fails (e.g. 64M).",
+)
+@DB_OPTION
+def pull(group, manifest, data_root, concurrency, timeout_s, retries, retry_wait_s, max_bytes, db) -> None:
+    """Fetch a group's images from a manifest into DATA/ and list them in DATA/datasets/<group>.csv.
+
+    Writes DATA/pictures/<id><ext>, DATA/meta/<id>.json (the manifest's fields plus sha256, size,
+    width, height, url and picture) and DATA/datasets/<group>.csv (image,label: the images present,
+    in manifest order). Each image is checked before it lands: complete, a decodable image, and
+    the manifest's sha256 when it gives one; a failed image leaves what was there untouched, is
+    reported, and the others go on (exit 1; they are listed in
+    DATA/meta/groups/<group>.failures.json). A re-run fetches only what is missing or changed; so
+    does one after Ctrl-C. A bad manifest writes nothing (exit 2). Images on the segment store's
+    badlist (`segments badlist push`) are fetched but left out of the dataset.
+
+    The successor of load_group.py --group NAME and load_json.py --json_path FILE.
+    """
+    failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
+    layout = DataLayout(data_root)
+    settings = FetchSettings(timeout_s, retries, retry_wait_s, max_bytes)
+    try:
+        if problem := unsafe_name_problem(group):
+            raise ManifestError(f"--group {group!r} {problem}; a group name must be a plain file name")
+        exclude = _badlisted(db, layout)
+        with Fetcher(settings, connections=concurrency) as fetcher:
+            parsed = read_manifest(manifest, fetcher.fetch_bytes)
+            _warn_if_shadowed(layout, group)
+            with tqdm(total=len(parsed.rows), desc=f"pull {group}", unit="img", file=sys.stderr) as bar:
+                summary = pull_group(
+                    group,
+                    parsed,
+                    layout,
+                    fetcher,
+                    concurrency=concurrency,
+                    exclude=exclude,
+                    on_progress=bar.update,
+                    on_failure=failures,
+                )
+    except (ManifestError, PullError, StoreError) as exc:
+        _echo_lines(failures.summary())
+        click.echo(f"seg-client: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _echo_lines(failures.summary())
+        click.echo(
+            f"seg-client: interrupted; the images fetched so far are kept, a re-run of groups pull "
+            f"resumes (DATA/datasets/{group}.csv is written when a run completes)",
+            err=True,
+        )
+        sys.exit(130)
+    _echo_lines(failures.summary())
+    left_out = f", {summary.excluded} left out" if summary.excluded else ""
+    click.echo(
+        f"{summary.downloaded} downloaded, {summary.present} already present, {len(summary.failed)} failed "
+        f"→ {summary.dataset} ({summary.listed} images listed{left_out})"
+    )
+    if summary.failed:
+        click.echo(f"seg-client: failed images are listed in {summary.failures_file}", err=True)
+        sys.exit(1)
+
+
+def _badlisted(db: str | None, layout: DataLayout) -> Callable[[str], bool] | None:
+    """Whether a picture is on the store's badlist; None when there is no store to ask (no --db,
+    no $SEGSTACK_DB and no DATA/segments.db: pulling creates no database)."""
+    if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
+        return None
+    with SegmentStore.open(database_url(db, layout)) as store:
+        names = store.badlist_names()
+    return (lambda picture: bool(name_keys(picture) & names)) if names else None
+
+
+def _warn_if_shadowed(layout: DataLayout, group: str) -> None:
+    """``infer --group`` reads <group>.txt before <group>.csv: say so rather than let it surprise."""
+    txt = layout.datasets / f"{group}.txt"
+    if txt.exists():
+        click.echo(
+            f"seg-client: warning: {txt} exists and is read before {dataset_path(layout, group)} "
+            "by --group; remove it to use what this pull writes",
+            err=True,
+        )
+
+
+def _echo_lines(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(line, err=True)
+
+
+if __name__ == "__main__":  # python -m clients.groups_cli pull ... (until seg-client registers it)
+    groups()

@@ -1,0 +1,139 @@
+"""The loop every inferring command shares: one job per image, several requests in flight.
+
+A failed image (unreadable file, rejected by the server) is reported and the others go on. A
+server that stops answering or goes away ends the run at once (``ServerStopped``), as does Ctrl-C:
+the requests in flight are cancelled rather than waited for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import cv2
+from tritonclient.utils import InferenceServerException
+
+from clients.image_sources import ImageItem
+from clients.triton import (
+    DEADLINE_EXCEEDED,
+    INVALID_ARGUMENT,
+    ClientError,
+    ModelInfo,
+    SegmentationClient,
+    ServerStopped,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunSummary:
+    written: int = 0
+    skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # image → reason
+    detections: int = 0
+
+
+class RequestError(ValueError):
+    """The server refused or did not answer one image's request; ``status`` is gRPC's code."""
+
+    def __init__(self, message: str, status: str | None):
+        super().__init__(message)
+        self.status = status
+
+
+def read_image(item: ImageItem) -> bytes:
+    """The file's bytes, as the ensemble takes them; ValueError (this image's failure) when they
+    cannot be sent."""
+    try:
+        data = item.path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read: {exc.strerror or exc}") from None
+    if not data:
+        raise ValueError("empty file (0 bytes)")
+    if item.path.suffix.lower() == ".gif" and (frames := _frame_count(item.path)) > 1:
+        raise ValueError(
+            f"an animated GIF ({frames} frames): seg-client sends one picture per file; "
+            "extract the frames first (e.g. ffmpeg -i in.gif frame_%04d.png)"
+        )
+    return data
+
+
+def _frame_count(path) -> int:
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:  # an OpenCV without GIF support: the server's decode says so
+        return 1
+
+
+def asking(client: SegmentationClient, model: ModelInfo, request: Callable[[], T]) -> T:
+    """Run one request; the server's refusal or silence becomes a RequestError with gRPC's code."""
+    try:
+        return request()
+    except InferenceServerException as exc:
+        if exc.status() == DEADLINE_EXCEEDED:
+            raise RequestError(f"no reply within {client.timeout_s:g} s (--timeout)", exc.status()) from None
+        message = (exc.message() or str(exc)).replace(f"in ensemble '{model.name}', ", "")
+        raise RequestError(message, exc.status()) from None
+
+
+def run_jobs(
+    client: SegmentationClient,
+    summary: RunSummary,
+    jobs: Sequence[tuple[ImageItem, Callable[[], int]]],
+    concurrency: int,
+    results_at: str,
+    on_progress: Callable[[int], None] = lambda n: None,
+    on_failure: Callable[[str, str], None] = lambda image, reason: None,
+) -> None:
+    """Run one job per image with ``concurrency`` in flight, counting into ``summary``: what each
+    returns (detections) when it succeeds, its reason when it fails. An image's own failure
+    (RequestError, ValueError) is recorded and the rest go on; a server that is down or stuck, an
+    output that cannot be written, Ctrl-C or any other error ends the run with the requests in
+    flight cancelled. ``results_at`` says in messages where the finished work is."""
+    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    timed_out = 0  # requests in a row with no reply although the server answers health checks
+    try:
+        futures = {pool.submit(job): item for item, job in jobs}
+        for future in as_completed(futures):
+            item = futures[future]
+            try:
+                summary.detections += future.result()
+                summary.written += 1
+                timed_out = 0
+            except RequestError as exc:
+                if exc.status != INVALID_ARGUMENT:  # maybe not this image's fault: ask the server
+                    _stop_if_server_is_down(client, results_at)
+                    timed_out = timed_out + 1 if exc.status == DEADLINE_EXCEEDED else 0
+                    if timed_out >= max(2, concurrency):
+                        raise ServerStopped(
+                            f"Triton at {client.url} answers health checks, but {timed_out} requests in a "
+                            f"row got no reply within {client.timeout_s:g} s: its model seems stuck (raise "
+                            f"--timeout if the images are just slow); results so far are in {results_at}, "
+                            "a re-run resumes"
+                        ) from None
+                summary.failed[str(item.path)] = str(exc)
+                on_failure(str(item.path), str(exc))
+            except ValueError as exc:
+                summary.failed[str(item.path)] = str(exc)
+                on_failure(str(item.path), str(exc))
+            except OSError as exc:  # cannot write the output: every image would fail the same way
+                raise ClientError(f"cannot write results under {results_at}: {exc.strerror or exc}") from None
+            on_progress(1)
+    except BaseException:
+        # Ctrl-C or a fatal error: end the requests in flight now (else each waits out its timeout)
+        # and drop the queued images; finished ones are saved, a re-run resumes
+        client.close()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_if_server_is_down(client: SegmentationClient, results_at: str) -> None:
+    problem = client.health_problem()
+    if problem is not None:
+        raise ServerStopped(
+            f"Triton at {client.url} {problem}; results so far are in {results_at}, a re-run resumes"
+        )

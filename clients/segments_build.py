@@ -1,0 +1,172 @@
+"""``seg-client segments build``: a served instance model over a group or a folder, its segments
+kept in the store rather than in files.
+
+The requests go through the same loop and client as ``infer`` (``clients.request_loop``). What
+is done lives in the store: an image that model has segmented is skipped (``process_all`` redoes
+it, replacing its unchecked segments and keeping reviewed ones); badlisted images are not sent.
+Each image is saved in its own transaction once its answer is in, so a killed run keeps every
+image it finished and a re-run does the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from clients.image_sources import ImageItem
+from clients.records import instance_record
+from clients.request_loop import RunSummary, asking, read_image, run_jobs
+from clients.triton import ClientError, ModelInfo, SegmentationClient
+from segcontract.tasks import Task
+from store.layout import DataLayout
+from store.records import Status
+from store.segment_store import ImageFacts, NewSegment, SegmentStore, name_keys
+
+
+@dataclass
+class BuildSummary(RunSummary):
+    added: int = 0  # segment rows stored
+    kept: int = 0  # reviewed (or identical) segments left in place
+    removed: int = 0  # unchecked segments replaced (process_all)
+    badlisted: int = 0  # images not sent: on the badlist
+    done_elsewhere: int = 0  # images another process stored meanwhile
+
+
+def model_version(model: ModelInfo) -> str:
+    """What the store records as the model's version: the checksum of the weights build-repo
+    built it from (the served name alone does not change when the model is rebuilt)."""
+    weights = model.metadata.checksums.get("weights_sha256", "")
+    return f"sha256:{weights[:16]}" if weights else model.metadata.versions.get("segstack", "unknown")
+
+
+def store_name(item: ImageItem, layout: DataLayout) -> str:
+    """An image's name in the store: its path relative to DATA/pictures when it is there (a group's
+    images always are), else its absolute path."""
+    path = item.path.absolute()
+    pictures = layout.pictures.absolute()
+    if path.is_relative_to(pictures):
+        return path.relative_to(pictures).as_posix()
+    return path.as_posix()
+
+
+def class_ids(model: ModelInfo, classes: str | None) -> set[int] | None:
+    """``--classes person,car`` (names or ids) → the model's class ids; None keeps every class."""
+    if not classes:
+        return None
+    chosen = set()
+    for token in (t.strip() for t in classes.split(",")):
+        if token.isdigit() and int(token) < len(model.class_names):
+            chosen.add(int(token))
+        elif token in model.class_names:
+            chosen.add(model.class_names.index(token))
+        elif token:
+            known = ", ".join(model.class_names)
+            raise ClientError(f"--classes: {model.name!r} has no class {token!r}; its classes: {known}")
+    return chosen
+
+
+def build_segments(
+    client: SegmentationClient,
+    model: ModelInfo,
+    items: list[ImageItem],
+    layout: DataLayout,
+    store: SegmentStore,
+    groups: Collection[str] = (),
+    classes: set[int] | None = None,
+    process_all: bool = False,
+    status: Status = Status.UNCHECKED,
+    concurrency: int = 4,
+    overrides: dict | None = None,
+    on_progress: Callable[[int], None] = lambda n: None,
+    on_failure: Callable[[str, str], None] = lambda image, reason: None,
+) -> BuildSummary:
+    if model.task != Task.INSTANCE:
+        raise ClientError(
+            f"model {model.name!r} serves {model.task} segmentation; segments build stores instances "
+            "(a YOLO-seg model built by build-repo)"
+        )
+    summary = BuildSummary()
+    done = set() if process_all else store.done_paths(model.name)
+    badlist = store.badlist_names()
+    version = model_version(model)
+    lock = threading.Lock()
+    jobs = []
+    for item in items:
+        name = store_name(item, layout)
+        if name_keys(name) & badlist:
+            summary.badlisted += 1
+        elif name in done:
+            summary.skipped += 1
+        else:
+            jobs.append(
+                (
+                    item,
+                    _job(
+                        client,
+                        model,
+                        item,
+                        name,
+                        version,
+                        store,
+                        groups,
+                        classes,
+                        process_all,
+                        status,
+                        overrides,
+                        summary,
+                        lock,
+                    ),
+                )
+            )
+            continue
+        on_progress(1)
+    run_jobs(
+        client,
+        summary,
+        jobs,
+        concurrency=concurrency,
+        results_at=f"the segment store {store.url}",
+        on_progress=on_progress,
+        on_failure=on_failure,
+    )
+    return summary
+
+
+def _job(
+    client, model, item, name, version, store, groups, classes, replace, status, overrides, summary, lock
+):
+    def segment_one() -> int:
+        data = read_image(item)
+        result = asking(client, model, lambda: client.infer_instances(model.name, data, overrides))
+        record = instance_record(name, model, result)
+        segments = [
+            NewSegment(
+                class_id=d["class_id"],
+                class_name=d["class_name"],
+                score=d["score"],
+                bbox=tuple(d["bbox"]),
+                rle_counts=d["segmentation"]["counts"],
+            )
+            for d in record["detections"]
+            if classes is None or d["class_id"] in classes
+        ]
+        facts = ImageFacts(name, hashlib.sha256(data).hexdigest(), len(data), result.width, result.height)
+        outcome = store.save_segmentation(
+            facts, model.name, version, segments, groups=list(groups), status=status, replace=replace
+        )
+        with lock:
+            summary.added += outcome.added
+            summary.kept += outcome.kept
+            summary.removed += outcome.removed
+            summary.done_elsewhere += outcome.already_done
+        return len(segments)
+
+    return segment_one
+
+
+def source_group(source: Path) -> str:
+    """The group a ``--source`` folder's images join in the store: the folder's name."""
+    return source.resolve().name

@@ -1,0 +1,397 @@
+"""``seg-client segments ...`` and ``seg-client masks``: the segment store from the command line
+(the successors of segment_builder.py, push_badlist.py and mask_bulder.py)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from clients.cli_options import (
+    CONCURRENCY_OPTION,
+    DATA_ROOT_OPTION,
+    DB_OPTION,
+    GROUP_OPTION,
+    TIMEOUT_OPTION,
+    URL_OPTION,
+    threshold_options,
+)
+from clients.failure_log import FailureLog
+from clients.image_sources import ImageItem, images_in_folder, images_in_group, no_images_error, output_names
+from clients.triton import ClientError, SegmentationClient
+from segcontract.files import write_atomic
+from store.database import database_url
+from store.errors import StoreError
+from store.layout import DataLayout
+from store.records import Status, StoredImage, StoredSegment
+from store.segment_store import SegmentStore
+
+NOT_REJECTED = (Status.UNCHECKED.value, Status.APPROVED.value)
+STATUS_OPTION = click.option(
+    "--status",
+    "statuses",
+    type=click.Choice([s.value for s in Status]),
+    multiple=True,
+    default=NOT_REJECTED,
+    help="Which segments to include (repeat the option for several).",
+)
+MODEL_FILTER_OPTION = click.option(
+    "--model", default=None, help="Only this model's segments (needed when the store holds several)."
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"seg-client: error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _store(db: str | None, layout: DataLayout) -> Iterator[SegmentStore]:
+    with SegmentStore.open(database_url(db, layout)) as store:
+        yield store
+
+
+def _one_line_errors(command: Callable) -> Callable:
+    """Every store command: a user's mistake or an unusable store is one line, exit 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ClientError, StoreError) as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted; every image stored so far is kept, a re-run resumes", code=130)
+
+    return wrapper
+
+
+@click.group()
+def segments() -> None:
+    """The segment store: what models found, reviewed by annotators (SQLite or PostgreSQL)."""
+
+
+@segments.command()
+@GROUP_OPTION
+@click.option("--source", type=click.Path(path_type=Path), default=None, help="A folder of images instead.")
+@click.option("--model", "--model_name", "model", required=True, help="The served instance ensemble's name.")
+@URL_OPTION
+@DB_OPTION
+@DATA_ROOT_OPTION
+@click.option("--classes", default=None, help="Keep only these classes (names or ids, comma-separated).")
+@click.option(
+    "--process-all",
+    "--process_all",
+    "process_all",
+    is_flag=True,
+    help="Redo images this model has segmented: their unchecked segments are replaced, reviewed ones kept.",
+)
+@click.option(
+    "--mark-approved",
+    "--mark_approved",
+    "mark_approved",
+    is_flag=True,
+    help="Store the new segments as approved instead of unchecked.",
+)
+@threshold_options
+@CONCURRENCY_OPTION
+@TIMEOUT_OPTION
+@_one_line_errors
+def build(
+    group,
+    source,
+    model,
+    url,
+    db,
+    data_root,
+    classes,
+    process_all,
+    mark_approved,
+    conf,
+    iou,
+    max_det,
+    concurrency,
+    timeout_s,
+) -> None:
+    """Segment a group (or a folder) with a served model and store the segments.
+
+    Images the model has already segmented are skipped, and so are badlisted ones; segments are
+    stored `unchecked` until reviewed (`segments review`). Each image is stored as soon as its
+    answer is in: a killed run keeps what it finished and a re-run does the rest; two runs at once
+    on the same store never store a segment twice. A --source folder's images join the group
+    named after the folder.
+    """
+    from clients.segments_build import build_segments, class_ids, source_group
+
+    if (source is None) == (group is None):
+        raise click.UsageError("give exactly one of --group NAME or --source DIR")
+    layout = DataLayout(data_root)
+    items = images_in_folder(source) if source is not None else images_in_group(group, layout)
+    if not items:
+        raise (
+            no_images_error(source) if source is not None else ClientError(f"group {group!r} lists no images")
+        )
+    client = SegmentationClient(url, timeout_s=timeout_s)
+    info = client.model_info(model)
+    chosen = class_ids(info, classes)
+    failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
+    with _store(db, layout) as store:
+        started = time.perf_counter()
+        with tqdm(total=len(items), desc=f"{model} → store", unit="img", file=sys.stderr) as bar:
+            summary = build_segments(
+                client,
+                info,
+                items,
+                layout,
+                store,
+                groups=[group or source_group(source)],
+                classes=chosen,
+                process_all=process_all,
+                status=Status.APPROVED if mark_approved else Status.UNCHECKED,
+                concurrency=concurrency,
+                overrides={"conf": conf, "iou": iou, "max_det": max_det},
+                on_progress=bar.update,
+                on_failure=failures,
+            )
+        for line in failures.summary():
+            click.echo(line, err=True)
+        elapsed = time.perf_counter() - started
+        rate = f", {summary.written / elapsed:.1f} images/s" if summary.written and elapsed > 0 else ""
+        replaced = f", {summary.removed} unchecked replaced" if summary.removed else ""
+        click.echo(
+            f"{summary.written} segmented, {summary.skipped} skipped (done before), "
+            f"{summary.badlisted} badlisted, {len(summary.failed)} failed; {summary.added} segments stored, "
+            f"{summary.kept} kept{replaced} → {store.url} (in {elapsed:.1f} s{rate})"
+        )
+    if summary.failed:
+        sys.exit(1)
+
+
+@segments.command()
+@GROUP_OPTION
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def status(group, db, data_root) -> None:
+    """Counts of images, and of segments per model, class and status."""
+    with _store(db, DataLayout(data_root)) as store:
+        report = store.status(group)
+        where = f"group {group!r}" if group else "the store"
+        click.echo(f"{where} ({store.url}): {report.images} images, {report.badlisted} badlisted")
+        for model, n in report.segmented.items():
+            click.echo(f"  {model}: {n} images segmented")
+        if report.counts:
+            click.echo(f"  {'model':<24} {'class':<20} {'status':<10} {'segments':>8}")
+        for model, class_name, state, n in report.counts:
+            click.echo(f"  {model:<24} {class_name:<20} {state:<10} {n:>8}")
+
+
+def _names(images: tuple[str, ...], from_file: Path | None) -> list[str]:
+    names = list(images)
+    if from_file is not None:
+        names += _lines(from_file)
+    if not names:
+        raise click.UsageError("name at least one image (or --from-file FILE)")
+    return names
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClientError(
+            f"{path}: cannot read it as text ({exc}); give a file with one image name per line"
+        ) from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _report_unknown(unknown: list[str], what: str) -> None:
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        click.echo(f"seg-client: {len(unknown)} names match no stored image{what}: {shown}", err=True)
+
+
+@segments.command()
+@click.argument("images", nargs=-1)
+@click.option("--approve", "verdict", flag_value=Status.APPROVED.value, help="Mark their segments approved.")
+@click.option("--reject", "verdict", flag_value=Status.REJECTED.value, help="Mark their segments rejected.")
+@click.option("--unchecked", "verdict", flag_value=Status.UNCHECKED.value, help="Undo a review.")
+@click.option(
+    "--from-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also the images named in this file, one per line.",
+)
+@MODEL_FILTER_OPTION
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def review(images, verdict, from_file, model, db, data_root) -> None:
+    """Record annotators' verdict on every segment of the named images.
+
+    IMAGE is a path relative to DATA/pictures, a trailing part of it, or a file stem.
+    """
+    if verdict is None:
+        raise click.UsageError("give --approve, --reject or --unchecked")
+    with _store(db, DataLayout(data_root)) as store:
+        changed, unknown = store.review(_names(images, from_file), Status(verdict), model=model)
+    _report_unknown(unknown, "")
+    click.echo(f"{changed} segments marked {verdict}")
+    if unknown and not changed:
+        sys.exit(1)
+
+
+@segments.group()
+def badlist() -> None:
+    """Images to leave out of every export, mask build and dataset."""
+
+
+@badlist.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--badlist-path",
+    "--badlist_path",
+    "badlist_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The same as FILE.",
+)
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def push(file, badlist_path, db, data_root) -> None:
+    """Badlist the images named in FILE (one per line: a path, a trailing part of it, or a stem).
+    Names not in the store yet are kept and apply to the images when they are added."""
+    path = file or badlist_path
+    if path is None:
+        raise click.UsageError("give the badlist FILE")
+    names = _lines(path)
+    with _store(db, DataLayout(data_root)) as store:
+        matched, unknown = store.push_badlist(names, source=str(path))
+    _report_unknown(unknown, " yet (kept for when they are added)")
+    click.echo(f"{len(names)} names from {path}: {matched} stored images badlisted")
+
+
+def _segments_of(store: SegmentStore, group: str | None, model: str | None, statuses) -> list[StoredSegment]:
+    found = store.segments(group=group, model=model, statuses=[Status(s) for s in statuses])
+    models = sorted({s.model for s in found})
+    if model is None and len(models) > 1:
+        raise ClientError(
+            f"the segments come from {len(models)} models ({', '.join(models)}): pick one with --model"
+        )
+    return found
+
+
+def _images_of(store: SegmentStore, group: str | None) -> list[StoredImage]:
+    images = store.images(group=group)
+    if not images:
+        where = f"group {group!r}" if group else "the store"
+        known = ", ".join(store.group_names()) or "none"
+        raise ClientError(
+            f"{where} has no images in {store.url} (groups there: {known}); run `segments build` first"
+        )
+    return images
+
+
+@segments.command()
+@GROUP_OPTION
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["coco", "cvat"]),
+    required=True,
+    help="COCO instances JSON, or CVAT for images 1.1 XML.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write."
+)
+@click.option(
+    "--cvat-shape",
+    type=click.Choice(["polygon", "mask"]),
+    default="polygon",
+    help="CVAT: polygons traced from the masks (simplified), or CVAT's own mask RLE (exact).",
+)
+@STATUS_OPTION
+@MODEL_FILTER_OPTION
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
+    """Export a group's segments for annotators (badlisted images left out).
+
+    COCO: instances JSON with RLE masks that pycocotools loads, each annotation also carrying the
+    model's score and the review status. CVAT: "CVAT for images 1.1" XML to import as
+    pre-annotations (the score is a `score` attribute, which the CVAT task's label must declare
+    to keep it).
+    """
+    from clients.annotator_exports import coco_instances, cvat_images_xml
+
+    with _store(db, DataLayout(data_root)) as store:
+        images = _images_of(store, group)
+        found = _segments_of(store, group, model, statuses)
+    try:
+        if fmt == "coco":
+            import json
+
+            data = json.dumps(coco_instances(images, found, class_names=[])).encode()
+        else:
+            data = cvat_images_xml(
+                images, found, class_names=[], shape=cvat_shape, task_name=group or "segstack"
+            )
+    except ValueError as exc:
+        raise ClientError(f"cannot export: {exc}") from None
+    try:
+        write_atomic(out, data)
+    except OSError as exc:
+        raise ClientError(f"cannot write {out}: {exc.strerror or exc}") from None
+    click.echo(f"{len(images)} images, {len(found)} segments → {out}")
+
+
+@click.command()
+@GROUP_OPTION
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: MARKUP/masks under --data-root).",
+)
+@STATUS_OPTION
+@MODEL_FILTER_OPTION
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def masks(group, out, statuses, model, db, data_root) -> None:
+    """Masks for annotators from the stored segments: <stem>.png and <stem>.json per image.
+
+    The PNG has one channel at the image's size: 0 is background, k the k-th segment by score
+    (highest first; where segments overlap the higher score wins); 16-bit when an image has more
+    than 255 segments. The JSON beside it lists each value's segment id, class, score, status
+    and model. Badlisted images are left out.
+    """
+    from clients.mask_files import write_mask_files
+
+    layout = DataLayout(data_root)
+    out = out or layout.masks
+    with _store(db, layout) as store:
+        images = _images_of(store, group)
+        found = _segments_of(store, group, model, statuses)
+    by_image: dict[int, list[StoredSegment]] = {}
+    for segment in found:
+        by_image.setdefault(segment.image_id, []).append(segment)
+    names = output_names([ImageItem(Path(i.path), Path(i.path)) for i in images])
+    written = 0
+    for image, stem in tqdm(
+        zip(images, names.values()), total=len(images), desc="masks", unit="img", file=sys.stderr
+    ):
+        try:
+            write_mask_files(out / stem.parent, stem.name, image, by_image.get(image.id, []))
+        except OSError as exc:
+            raise ClientError(f"cannot write masks under {out}: {exc.strerror or exc}") from None
+        written += 1
+    click.echo(f"{written} images, {len(found)} segments → {out}")

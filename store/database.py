@@ -1,0 +1,177 @@
+"""Opening a segment store: which URL, how each database is connected, and the migrations that
+bring its schema to this version's head before anything else touches it.
+
+Only SQLite (the embedded default) and PostgreSQL through psycopg 3 are supported; a
+``postgresql://`` URL without a driver means psycopg. Opening never drops data: the revisions only
+add, and a database whose schema is newer than this segstack is refused rather than used.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+
+from store.errors import StoreError
+from store.layout import DataLayout
+
+DB_ENV = "SEGSTACK_DB"
+CONNECT_TIMEOUT_S = 10  # a PostgreSQL that does not answer is reported after this
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for another process's transaction
+_MIGRATION_LOCK = 0x5E65  # PostgreSQL advisory lock: one process migrates, the others wait
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def database_url(db: str | None, layout: DataLayout) -> str:
+    """``--db``, else ``$SEGSTACK_DB``, else the SQLite file under the data root."""
+    return db or os.environ.get(DB_ENV) or f"sqlite:///{layout.database}"
+
+
+def shown(url: URL | str) -> str:
+    """The URL as it may appear in output: never its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<not a database URL>"
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"--db {shown(url)!r} is not a database URL; give sqlite:///PATH or "
+            "postgresql+psycopg://USER@HOST:PORT/NAME"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise StoreError(
+            f"--db {shown(parsed)}: the segment store runs on sqlite:/// or postgresql+psycopg://, "
+            f"not {parsed.drivername}"
+        )
+    return parsed
+
+
+def create_store_engine(url: str) -> Engine:
+    parsed = _parse(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise StoreError(
+                "the segment store needs a file: sqlite:///PATH (an in-memory one would be lost)"
+            )
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where its folder should be, a read-only disk
+            raise StoreError(f"cannot open the segment store {shown(parsed)}: {exc}") from None
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        _serialise_sqlite_writers(engine)
+        return engine
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": "segstack",
+            # a store that stops answering mid-run is noticed rather than waited on forever
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    )
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    """SQLite allows one writer: every transaction takes the write lock when it begins (BEGIN
+    IMMEDIATE), so that two processes wait for each other instead of failing half-way with
+    "database is locked". WAL lets readers go on meanwhile."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _set_wal(cursor)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _set_wal(cursor) -> None:
+    """Switching a new database to WAL fails at once, without the busy wait, while another process
+    is creating it too: retry as long as any other statement would wait."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _alembic_config(connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to this version's head, in one transaction; refuse a newer schema."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config = _alembic_config(connection)
+        script = ScriptDirectory.from_config(config)
+        current = MigrationContext.configure(connection).get_current_revision()
+        known = {r.revision for r in script.walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                f"the segment store {shown(engine.url)} has schema revision {current}, newer than this "
+                f"segstack knows (up to {script.get_current_head()}); upgrade segstack to use it"
+            )
+        if current != script.get_current_head():
+            command.upgrade(config, "head")
+
+
+def open_database(url: str) -> Engine:
+    """An engine on an up-to-date store; StoreError (one line, no password) when it cannot be."""
+    engine = create_store_engine(url)
+    try:
+        migrate(engine)
+    except StoreError:
+        engine.dispose()
+        raise
+    except (DBAPIError, SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the segment store {shown(engine.url)}: {_reason(exc)}") from None
+    return engine
+
+
+def _reason(exc: BaseException) -> str:
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(original).__name__
+    if "file is not a database" in reason:
+        return f"{reason} (that file is not an SQLite database: pass --db or move it)"
+    if "Connection refused" in str(original) or "timeout expired" in str(original):
+        return f"{reason} (is the database running? check --db or ${DB_ENV})"
+    return reason

@@ -1,0 +1,101 @@
+"""The DATA/ MARKUP/ TEST/ layout under a data root, and the named groups it holds.
+
+A group is a named list of images under ``DATA/datasets``: ``<group>.txt`` (one path per line,
+``#`` comments), ``<group>.csv`` (an ``image``/``path``/``file`` column, as ``groups pull``
+writes it, or the first column) or a folder ``<group>/``. Paths are relative to ``DATA/pictures``
+unless absolute.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from segcontract.image_files import image_paths, is_image_name
+from store.errors import StoreError
+
+CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    root: Path = Path(".")
+
+    @property
+    def pictures(self) -> Path:
+        return self.root / "DATA" / "pictures"
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "DATA" / "meta"
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "DATA" / "datasets"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "DATA" / "models"
+
+    @property
+    def database(self) -> Path:
+        """The default segment store: an SQLite file."""
+        return self.root / "DATA" / "segments.db"
+
+    @property
+    def inference(self) -> Path:
+        return self.root / "TEST" / "inference"
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "MARKUP" / "masks"
+
+
+@dataclass(frozen=True)
+class GroupImage:
+    path: Path  # where the file is
+    name: Path  # how the group names it: relative to DATA/pictures (or to the group's folder)
+
+
+def group_index(group: str, layout: DataLayout) -> Path:
+    """The file or folder that defines ``group``; StoreError naming where it looked."""
+    if not group or "/" in group or group in (".", ".."):
+        raise StoreError(f"{group!r} is not a group name (a name under {layout.datasets})")
+    candidates = [layout.datasets / f"{group}.txt", layout.datasets / f"{group}.csv", layout.datasets / group]
+    index = next((c for c in candidates if c.exists()), None)
+    if index is None:
+        raise StoreError(
+            f"group {group!r} not found: looked for {', '.join(str(c) for c in candidates)}; "
+            "pass --data-root, or --source DIR for a plain folder"
+        )
+    return index
+
+
+def group_images(group: str, layout: DataLayout) -> list[GroupImage]:
+    index = group_index(group, layout)
+    if index.is_dir():
+        return [GroupImage(p, p.relative_to(index)) for p in image_paths(index)]
+    names = _csv_paths(index) if index.suffix == ".csv" else _txt_paths(index)
+    images = []
+    for name in names:
+        path = Path(name) if Path(name).is_absolute() else layout.pictures / name
+        images.append(GroupImage(path, Path(path.name) if Path(name).is_absolute() else Path(name)))
+    return images
+
+
+def _txt_paths(index: Path) -> list[str]:
+    lines = (line.strip() for line in index.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]  # "  # x" is a comment too
+
+
+def _csv_paths(index: Path) -> list[str]:
+    with open(index, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return []
+    header = [h.strip().lower() for h in rows[0]]
+    column = next((header.index(c) for c in CSV_PATH_COLUMNS if c in header), None)
+    if column is None:  # no header we know: the first column, header row included if it is a path
+        return [r[0] for r in rows if r and is_image_name(Path(r[0]))]
+    return [r[column] for r in rows[1:] if len(r) > column and r[column]]

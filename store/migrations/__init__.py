@@ -1,0 +1,1 @@
+"""Alembic migrations of the segment store, applied by ``store.database.open_database``."""

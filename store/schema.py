@@ -1,0 +1,125 @@
+"""The segment store's tables (SQLAlchemy 2 declarative models).
+
+Changing a table means a new Alembic revision in ``store/migrations/versions`` that keeps every
+row (add columns with defaults, copy before dropping): stores are upgraded when opened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from store.records import Status
+
+STATUSES = tuple(s.value for s in Status)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+image_groups = Table(
+    "image_groups",
+    Base.metadata,
+    Column("image_id", ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Group(Base):
+    """A named group of images (``DATA/datasets/<name>``), as segments build met it."""
+
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Image(Base):
+    """One picture, named by its path relative to DATA/pictures (absolute for files elsewhere)."""
+
+    __tablename__ = "images"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    badlisted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    groups: Mapped[list[Group]] = relationship(secondary=image_groups, lazy="selectin")
+
+
+class BadlistEntry(Base):
+    """A name pushed by ``segments badlist push``: kept, so that an image added later under that
+    name is badlisted too."""
+
+    __tablename__ = "badlist"
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    source: Mapped[str] = mapped_column(String(1024), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Segmentation(Base):
+    """That ``model`` has segmented ``image`` (also when it found nothing): what a re-run skips."""
+
+    __tablename__ = "segmentations"
+    __table_args__ = (UniqueConstraint("image_id", "model", name="uq_segmentation_image_model"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(256))
+    model_version: Mapped[str] = mapped_column(String(64))
+    segments: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Segment(Base):
+    """One instance a model found. ``fingerprint`` (class and mask) is unique per image and model,
+    so the same answer stored twice, by a re-run or a second worker, is one row."""
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        UniqueConstraint("image_id", "model", "fingerprint", name="uq_segment_fingerprint"),
+        CheckConstraint(f"status IN {STATUSES!r}", name="ck_segment_status"),
+        Index("ix_segments_image_model", "image_id", "model"),
+        Index("ix_segments_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(256))
+    model_version: Mapped[str] = mapped_column(String(64))
+    class_id: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(256))
+    score: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    rle_counts: Mapped[str] = mapped_column(Text)  # COCO compressed RLE at the image's size
+    fingerprint: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default=Status.UNCHECKED.value)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

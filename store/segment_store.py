@@ -1,0 +1,425 @@
+"""The segment store: what models found in which images, and what annotators said of it.
+
+Every write is one transaction. Saving one image's segments locks that image's row first, so that
+two processes segmenting the same group never store a segment twice: the second sees the first's
+segmentation and keeps it (or, replacing, finds the same fingerprints already there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from store.database import _reason, open_database, shown
+from store.errors import StoreError
+from store.records import Status, StoredImage, StoredSegment
+from store.schema import BadlistEntry, Group, Image, Segment, Segmentation, image_groups
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """A picture as the client read it: ``path`` is its store name (see ``store.schema.Image``)."""
+
+    path: str
+    sha256: str
+    size: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class NewSegment:
+    class_id: int
+    class_name: str
+    score: float
+    bbox: tuple[float, float, float, float]
+    rle_counts: str
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha1(f"{self.class_id}|{self.rle_counts}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SaveOutcome:
+    added: int  # new rows
+    kept: int  # reviewed segments a replacement left in place (or identical ones already stored)
+    removed: int  # unchecked rows replaced
+    already_done: bool  # another run had stored this image for this model: nothing changed
+
+
+@dataclass
+class StatusReport:
+    images: int = 0
+    badlisted: int = 0
+    segmented: dict[str, int] = field(default_factory=dict)  # model → images it segmented
+    counts: list[tuple[str, str, str, int]] = field(default_factory=list)  # model, class, status, n
+
+
+def name_keys(path: str) -> set[str]:
+    """The names under which a badlist or a review may refer to ``path``: the path, every
+    trailing part of it (``b/c.jpg``, ``c.jpg``) and the file's stem."""
+    pure = PurePosixPath(path)
+    parts = pure.parts
+    keys = {str(PurePosixPath(*parts[i:])) for i in range(len(parts))}  # "/a/b.jpg", not "//a/b.jpg"
+    keys.add(pure.stem)
+    keys.add(str(pure.with_suffix("")))
+    return keys
+
+
+def normalise_name(name: str) -> str:
+    name = name.strip().replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _insert(session: Session, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SegmentStore:
+    """A store opened on ``url`` (migrated on open). Use as a context manager, or ``close()``."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.url = shown(engine.url)
+
+    @classmethod
+    def open(cls, url: str) -> SegmentStore:
+        return cls(open_database(url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SegmentStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _failed(self, exc: BaseException, doing: str) -> StoreError:
+        return StoreError(f"segment store {self.url}: cannot {doing}: {_reason(exc)}")
+
+    # --- what is done ---------------------------------------------------------------------------
+
+    def done_paths(self, model: str) -> set[str]:
+        """Store names of the images ``model`` has segmented (whatever it found)."""
+        query = select(Image.path).join(Segmentation, Segmentation.image_id == Image.id)
+        try:
+            with self._session() as session:
+                return set(session.scalars(query.where(Segmentation.model == model)))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read which images are done") from None
+
+    def badlist_names(self) -> set[str]:
+        try:
+            with self._session() as session:
+                return set(session.scalars(select(BadlistEntry.name)))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the badlist") from None
+
+    # --- writing segments ------------------------------------------------------------------------
+
+    def save_segmentation(
+        self,
+        image: ImageFacts,
+        model: str,
+        model_version: str,
+        segments: Sequence[NewSegment],
+        groups: Sequence[str] = (),
+        status: Status = Status.UNCHECKED,
+        replace: bool = False,
+    ) -> SaveOutcome:
+        """Store what ``model`` found in ``image``. Without ``replace``, an image that model already
+        segmented is left as it is; with it, its unchecked segments are replaced and reviewed
+        ones kept (a new segment identical to a kept one is not added again)."""
+        try:
+            with self._session() as session, session.begin():
+                row = self._locked_image(session, image)
+                self._join_groups(session, row.id, groups)
+                done = session.scalar(
+                    select(Segmentation).where(Segmentation.image_id == row.id, Segmentation.model == model)
+                )
+                if done is not None and not replace:
+                    return SaveOutcome(0, 0, 0, already_done=True)
+                removed = 0
+                if done is not None:
+                    removed = session.execute(
+                        delete(Segment).where(
+                            Segment.image_id == row.id,
+                            Segment.model == model,
+                            Segment.status == Status.UNCHECKED.value,
+                        )
+                    ).rowcount
+                added = self._add_segments(session, row.id, model, model_version, segments, status)
+                self._record_segmentation(session, row.id, model, model_version, len(segments))
+                return SaveOutcome(added, len(segments) - added, removed, already_done=False)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, f"store the segments of {image.path}") from None
+
+    def _locked_image(self, session: Session, facts: ImageFacts) -> Image:
+        """The image's row, created if new, locked until the transaction ends (PostgreSQL: FOR
+        UPDATE; SQLite: the transaction already holds the database's write lock)."""
+        badlisted = bool(name_keys(facts.path) & set(session.scalars(select(BadlistEntry.name))))
+        values = {
+            "path": facts.path,
+            "sha256": facts.sha256,
+            "size": facts.size,
+            "width": facts.width,
+            "height": facts.height,
+            "badlisted": badlisted,
+        }
+        session.execute(
+            _insert(session, Image).values(**values).on_conflict_do_nothing(index_elements=["path"])
+        )
+        row = session.scalars(select(Image).where(Image.path == facts.path).with_for_update()).one()
+        if (row.sha256, row.size, row.width, row.height) != (
+            facts.sha256,
+            facts.size,
+            facts.width,
+            facts.height,
+        ):
+            row.sha256, row.size, row.width, row.height = facts.sha256, facts.size, facts.width, facts.height
+        return row
+
+    def _join_groups(self, session: Session, image_id: int, groups: Sequence[str]) -> None:
+        for name in sorted(set(groups)):  # one order for every writer: new groups cannot deadlock
+            session.execute(
+                _insert(session, Group).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+            )
+            group_id = session.scalar(select(Group.id).where(Group.name == name))
+            session.execute(
+                _insert(session, image_groups)
+                .values(image_id=image_id, group_id=group_id)
+                .on_conflict_do_nothing()
+            )
+
+    def _add_segments(
+        self,
+        session: Session,
+        image_id: int,
+        model: str,
+        model_version: str,
+        segments: Sequence[NewSegment],
+        status: Status,
+    ) -> int:
+        if not segments:
+            return 0
+        now = _now()
+        rows = [
+            {
+                "image_id": image_id,
+                "model": model,
+                "model_version": model_version,
+                "class_id": s.class_id,
+                "class_name": s.class_name,
+                "score": float(s.score),
+                "x1": float(s.bbox[0]),
+                "y1": float(s.bbox[1]),
+                "x2": float(s.bbox[2]),
+                "y2": float(s.bbox[3]),
+                "rle_counts": s.rle_counts,
+                "fingerprint": s.fingerprint,
+                "status": status.value,
+                "reviewed_at": now if status != Status.UNCHECKED else None,
+            }
+            for s in segments
+        ]
+        statement = (
+            _insert(session, Segment)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["image_id", "model", "fingerprint"])
+            .returning(Segment.id)
+        )
+        return len(session.scalars(statement).all())
+
+    def _record_segmentation(
+        self, session: Session, image_id: int, model: str, model_version: str, found: int
+    ) -> None:
+        statement = _insert(session, Segmentation).values(
+            image_id=image_id, model=model, model_version=model_version, segments=found
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["image_id", "model"],
+                set_={"model_version": model_version, "segments": found, "updated_at": _now()},
+            )
+        )
+
+    # --- badlist and review ---------------------------------------------------------------------
+
+    def push_badlist(self, names: Iterable[str], source: str = "") -> tuple[int, list[str]]:
+        """Badlist images by name (a path, a trailing part of it, or a stem). The names are kept,
+        so images added later under them are badlisted too. Returns (images badlisted now, names
+        that match no stored image yet)."""
+        wanted = {n for n in (normalise_name(n) for n in names) if n}
+        try:
+            with self._session() as session, session.begin():
+                for name in sorted(wanted):
+                    session.execute(
+                        _insert(session, BadlistEntry)
+                        .values(name=name, source=source)
+                        .on_conflict_do_nothing(index_elements=["name"])
+                    )
+                matched, hit = self._match(session, wanted)
+                if matched:
+                    session.execute(update(Image).where(Image.id.in_(matched)).values(badlisted=True))
+                return len(matched), sorted(wanted - hit)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "push the badlist") from None
+
+    @staticmethod
+    def _match(session: Session, names: set[str]) -> tuple[list[int], set[str]]:
+        """Image ids whose name keys meet ``names``, and which names met one."""
+        ids, hit = [], set()
+        for image_id, path in session.execute(select(Image.id, Image.path)):
+            common = name_keys(path) & names
+            if common:
+                ids.append(image_id)
+                hit |= common
+        return ids, hit
+
+    def review(self, names: Iterable[str], status: Status, model: str | None = None) -> tuple[int, list[str]]:
+        """Set the status of every segment of the named images (of ``model`` only, if given).
+        Returns (segments changed, names that match no stored image)."""
+        wanted = {n for n in (normalise_name(n) for n in names) if n}
+        try:
+            with self._session() as session, session.begin():
+                matched, hit = self._match(session, wanted)
+                statement = update(Segment).where(Segment.image_id.in_(matched))
+                if model is not None:
+                    statement = statement.where(Segment.model == model)
+                changed = session.execute(
+                    statement.values(status=status.value, reviewed_at=_now(), updated_at=_now())
+                ).rowcount
+                return changed, sorted(wanted - hit)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "record the review") from None
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def _image_query(self, group: str | None, include_badlisted: bool):
+        query = select(Image).order_by(Image.path)
+        if group is not None:
+            query = (
+                query.join(image_groups, image_groups.c.image_id == Image.id)
+                .join(Group, Group.id == image_groups.c.group_id)
+                .where(Group.name == group)
+            )
+        if not include_badlisted:
+            query = query.where(Image.badlisted.is_(False))
+        return query
+
+    def group_names(self) -> list[str]:
+        with self._session() as session:
+            return list(session.scalars(select(Group.name).order_by(Group.name)))
+
+    def images(self, group: str | None = None, include_badlisted: bool = False) -> list[StoredImage]:
+        try:
+            with self._session() as session:
+                rows = session.scalars(self._image_query(group, include_badlisted)).all()
+                return [_stored_image(r) for r in rows]
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the images") from None
+
+    def segments(
+        self,
+        group: str | None = None,
+        model: str | None = None,
+        statuses: Iterable[Status] | None = None,
+        include_badlisted: bool = False,
+    ) -> list[StoredSegment]:
+        images = self._image_query(group, include_badlisted).subquery()
+        query = (
+            select(Segment, images.c.path, images.c.width, images.c.height)
+            .join(images, images.c.id == Segment.image_id)
+            .order_by(images.c.path, Segment.score.desc(), Segment.id)
+        )
+        if model is not None:
+            query = query.where(Segment.model == model)
+        if statuses is not None:
+            query = query.where(Segment.status.in_([Status(s).value for s in statuses]))
+        try:
+            with self._session() as session:
+                return [_stored_segment(s, p, w, h) for s, p, w, h in session.execute(query)]
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the segments") from None
+
+    def status(self, group: str | None = None) -> StatusReport:
+        report = StatusReport()
+        every = self._image_query(group, include_badlisted=True).subquery()
+        kept = self._image_query(group, include_badlisted=False).subquery()
+        try:
+            with self._session() as session:
+                report.images = session.scalar(select(func.count()).select_from(every)) or 0
+                report.badlisted = report.images - (
+                    session.scalar(select(func.count()).select_from(kept)) or 0
+                )
+                for model, n in session.execute(
+                    select(Segmentation.model, func.count())
+                    .join(kept, kept.c.id == Segmentation.image_id)
+                    .group_by(Segmentation.model)
+                    .order_by(Segmentation.model)
+                ):
+                    report.segmented[model] = n
+                report.counts = [
+                    (m, c, s, n)
+                    for m, c, s, n in session.execute(
+                        select(Segment.model, Segment.class_name, Segment.status, func.count())
+                        .join(kept, kept.c.id == Segment.image_id)
+                        .group_by(Segment.model, Segment.class_name, Segment.status)
+                        .order_by(Segment.model, Segment.class_name, Segment.status)
+                    )
+                ]
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "count the segments") from None
+        return report
+
+
+def _stored_image(row: Image) -> StoredImage:
+    return StoredImage(
+        id=row.id,
+        path=row.path,
+        width=row.width,
+        height=row.height,
+        sha256=row.sha256,
+        size=row.size,
+        badlisted=row.badlisted,
+        groups=tuple(sorted(g.name for g in row.groups)),
+    )
+
+
+def _stored_segment(row: Segment, path: str, width: int, height: int) -> StoredSegment:
+    return StoredSegment(
+        id=row.id,
+        image_id=row.image_id,
+        image=path,
+        width=width,
+        height=height,
+        model=row.model,
+        model_version=row.model_version,
+        class_id=row.class_id,
+        class_name=row.class_name,
+        score=row.score,
+        bbox=(row.x1, row.y1, row.x2, row.y2),
+        rle={"size": [height, width], "counts": row.rle_counts},
+        status=Status(row.status),
+    )
