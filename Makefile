@@ -8,7 +8,7 @@ export YOLO_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test unit bench lint clean
+.PHONY: setup demo test unit bench bench-store lint clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ unit: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.report
+
+bench-store: setup
+	$(BIN)/python -m benchmarks.segment_store
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

@@ -342,8 +342,25 @@ def main() -> None:
         "P3": sizes.response_bytes / max(sizes.full_mask_bytes, 1),
     }
     (work / "results.json").write_text(json.dumps(results, indent=1))
-    args.results.write_text(render(results))
+    args.results.write_text(render(results) + other_sections(args.results, own=render(results)))
     print(f"wrote {args.results}")
+
+
+def other_sections(path: Path, own: str) -> str:
+    """The ``## `` sections of the existing file that this report does not write (other benchmarks',
+    e.g. benchmarks/segment_store.py's), kept at the end."""
+    if not path.exists():
+        return ""
+    headings = set(re.findall(r"^## .*$", own, re.MULTILINE))
+    kept, keep = [], False
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("## "):
+            keep = line.rstrip("\n") not in headings
+        elif line.startswith("# "):
+            keep = False
+        if keep:
+            kept.append(line)
+    return ("\n" + "".join(kept)) if kept else ""
 
 
 def render(r: dict) -> str:

@@ -135,11 +135,13 @@ def _echo_lines(lines: list[str]) -> None:
 )
 @click.option(
     "--results",
-    required=True,
+    default=None,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="The --out folder of seg-client infer.",
+    help="The --out folder of seg-client infer (default with --group: TEST/inference/<group>).",
 )
-def evaluate(annotations: Path, results: Path) -> None:
+@GROUP_OPTION
+@DATA_ROOT_OPTION
+def evaluate(annotations: Path, results: Path | None, group: str | None, data_root: Path) -> None:
     """Box and mask mAP of seg-client results with pycocotools' COCOeval.
 
     Images are matched by their path relative to the folder given to `infer --source`
@@ -148,6 +150,12 @@ def evaluate(annotations: Path, results: Path) -> None:
     from clients.coco_eval import evaluate as coco_evaluate
 
     try:
+        if results is None:
+            if group is None:
+                raise click.UsageError("give --results DIR, or --group NAME for TEST/inference/<group>")
+            results = DataLayout(data_root).inference / group
+            if not results.is_dir():
+                raise ClientError(f"{results}: no results; run `seg-client infer --group {group}` first")
         scores = coco_evaluate(annotations, results)
     except ClientError as exc:
         click.echo(f"seg-client: error: {exc}", err=True)
@@ -166,9 +174,11 @@ def evaluate(annotations: Path, results: Path) -> None:
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
+    default=None,
     help="Folder of images sent as the ensemble's IMAGE payloads (encoded files, as seg-client sends).",
 )
+@GROUP_OPTION
+@DATA_ROOT_OPTION
 @click.option("--concurrency", default="1:4", help="perf_analyzer --concurrency-range START:END[:STEP].")
 @TIMEOUT_OPTION
 @click.option(
@@ -202,19 +212,38 @@ def evaluate(annotations: Path, results: Path) -> None:
     help="Where perf_analyzer's CSV, log and the parsed JSON go.",
 )
 def bench(
-    model, url, images, concurrency, timeout_s, shared_memory, windows_of, stability, model_alone, out
+    model,
+    url,
+    images,
+    group,
+    data_root,
+    concurrency,
+    timeout_s,
+    shared_memory,
+    windows_of,
+    stability,
+    model_alone,
+    out,
 ) -> None:
     """Measure a served model with perf_analyzer: throughput, p50/p95/p99 and the server-side
     breakdown per composing model, over a concurrency sweep."""
-    from clients.image_sources import images_in_folder
     from clients.perf import format_results, run_perf_analyzer, write_input_data
 
+    if (images is None) == (group is None):
+        raise click.UsageError("give exactly one of --images DIR or --group NAME")
     try:
         client = SegmentationClient(url, timeout_s=timeout_s)
         client.model_info(model)
-        paths = [i.path for i in images_in_folder(images) if i.path.is_file()][:64]
+        items = (
+            images_in_folder(images) if images is not None else images_in_group(group, DataLayout(data_root))
+        )
+        paths = [i.path for i in items if i.path.is_file()][:64]
         if not paths:
-            raise no_images_error(images)
+            raise (
+                no_images_error(images)
+                if images is not None
+                else ClientError(f"group {group!r} has no images")
+            )
         out.mkdir(parents=True, exist_ok=True)
         data = write_input_data(paths, out / "input_data.json")
         per_window = windows_of * len(paths)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from clients.triton import DEFAULT_TIMEOUT_S
-from store.database import DB_ENV
+from store.layout import DB_ENV
 
 TIMEOUT_OPTION = click.option(
     "--timeout",

@@ -23,10 +23,8 @@ from clients.group_download import (
 )
 from clients.groups_pull import PullError, dataset_path, pull_group
 from clients.manifest import ManifestError, read_manifest, unsafe_name_problem
-from store.database import DB_ENV, database_url
 from store.errors import StoreError
-from store.layout import DataLayout
-from store.segment_store import SegmentStore, name_keys
+from store.layout import DB_ENV, DataLayout, database_url
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -176,6 +174,8 @@ def _badlisted(db: str | None, layout: DataLayout) -> Callable[[str], bool] | No
     no $SEGSTACK_DB and no DATA/segments.db: pulling creates no database)."""
     if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
         return None
+    from store.segment_store import SegmentStore, name_keys
+
     with SegmentStore.open(database_url(db, layout)) as store:
         names = store.badlist_names()
     return (lambda picture: bool(name_keys(picture) & names)) if names else None

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from tqdm import tqdm
@@ -26,11 +27,12 @@ from clients.failure_log import FailureLog
 from clients.image_sources import ImageItem, images_in_folder, images_in_group, no_images_error, output_names
 from clients.triton import ClientError, SegmentationClient
 from segcontract.files import write_atomic
-from store.database import database_url
 from store.errors import StoreError
-from store.layout import DataLayout
+from store.layout import DataLayout, database_url
 from store.records import Status, StoredImage, StoredSegment
-from store.segment_store import SegmentStore
+
+if TYPE_CHECKING:
+    from store.segment_store import SegmentStore
 
 NOT_REJECTED = (Status.UNCHECKED.value, Status.APPROVED.value)
 STATUS_OPTION = click.option(
@@ -53,6 +55,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _store(db: str | None, layout: DataLayout) -> Iterator[SegmentStore]:
+    from store.segment_store import SegmentStore  # SQLAlchemy only for the commands that use it
+
     with SegmentStore.open(database_url(db, layout)) as store:
         yield store
 

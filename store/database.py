@@ -8,32 +8,23 @@ add, and a database whose schema is newer than this segstack is refused rather t
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from store.errors import StoreError
-from store.layout import DataLayout
+from store.layout import DB_ENV, database_url
 
-DB_ENV = "SEGSTACK_DB"
+__all__ = ["DB_ENV", "create_store_engine", "database_url", "migrate", "open_database", "shown"]
+
 CONNECT_TIMEOUT_S = 10  # a PostgreSQL that does not answer is reported after this
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for another process's transaction
 _MIGRATION_LOCK = 0x5E65  # PostgreSQL advisory lock: one process migrates, the others wait
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def database_url(db: str | None, layout: DataLayout) -> str:
-    """``--db``, else ``$SEGSTACK_DB``, else the SQLite file under the data root."""
-    return db or os.environ.get(DB_ENV) or f"sqlite:///{layout.database}"
 
 
 def shown(url: URL | str) -> str:
@@ -94,7 +85,7 @@ def create_store_engine(url: str) -> Engine:
 def _serialise_sqlite_writers(engine: Engine) -> None:
     """SQLite allows one writer: every transaction takes the write lock when it begins (BEGIN
     IMMEDIATE), so that two processes wait for each other instead of failing half-way with
-    "database is locked". WAL lets readers go on meanwhile."""
+    "database is locked". Reads wait as well (transactions are short: one image's segments)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -123,7 +114,9 @@ def _set_wal(cursor) -> None:
             time.sleep(0.05)
 
 
-def _alembic_config(connection) -> Config:
+def _alembic_config(connection):
+    from alembic.config import Config  # alembic is imported only when a store is opened (1 s)
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -131,11 +124,17 @@ def _alembic_config(connection) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
 
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to this version's head, in one transaction; refuse a newer schema."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})

@@ -9,12 +9,14 @@ unless absolute.
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from segcontract.image_files import image_paths, is_image_name
 from store.errors import StoreError
 
+DB_ENV = "SEGSTACK_DB"
 CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
 
 
@@ -50,6 +52,12 @@ class DataLayout:
     @property
     def masks(self) -> Path:
         return self.root / "MARKUP" / "masks"
+
+
+def database_url(db: str | None, layout: DataLayout) -> str:
+    """The segment store to open: ``--db``, else ``$SEGSTACK_DB``, else the SQLite file under the
+    data root."""
+    return db or os.environ.get(DB_ENV) or f"sqlite:///{layout.database}"
 
 
 @dataclass(frozen=True)
