@@ -27,7 +27,9 @@ from segcontract.tasks import Task
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def main() -> None:
-    """Query segmentation models served by Triton (seg-serve or the NGC tritonserver)."""
+    """Query segmentation models served by Triton (seg-serve or the NGC tritonserver), pull named
+    groups of images, keep what the models find in the segment store for annotators to review,
+    and export it (masks, COCO, CVAT)."""
 
 
 @main.command()

@@ -3,8 +3,11 @@
 HTTP goes through one ``httpx.Client`` shared by the worker threads. Timeouts, dropped or
 refused connections, truncated bodies, 5xx and 429 are retried with exponential backoff
 (tenacity; a 429's or 503's Retry-After is honoured up to a few seconds); any other 4xx fails
-the image at once. Bodies are read up to a size bound. :func:`check_picture` then makes sure the
-bytes are a decodable image with the manifest's checksum: only then may they be written.
+the image at once. Bodies are read up to a size bound, and each attempt has a deadline besides
+the per-read timeout (a server trickling a byte at a time is cut off; the attempt counts as a
+timeout and is retried). :func:`check_picture` then makes sure the bytes are an image of at most
+``max_pixels`` (read from the header, before anything is decoded) that decodes and has the
+manifest's checksum: only then may they be written.
 
 Ctrl-C: :meth:`Fetcher.cancel` stops backoff waits at once and shuts the open sockets down, so
 a request waiting on a slow server ends now instead of after its timeout.
@@ -25,10 +28,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from segops.decode import ImageDecodeError, decode_image
+from segcontract.limits import DEFAULT_MAX_PIXELS
+from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
+from segops.image_header import image_dimensions
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 4
@@ -36,6 +42,12 @@ DEFAULT_RETRY_WAIT_S = 0.5
 DEFAULT_MAX_BYTES = 256 * 1024**2
 MAX_RETRY_AFTER_S = 5.0  # a server asking for longer gets this much: a pull should not stall for it
 MAX_BACKOFF_S = 8.0
+MIN_DEADLINE_BASE_S = 10.0  # the default deadline: DEADLINE_FACTOR × max(--timeout, this)
+DEADLINE_FACTOR = 4
+
+# the deadline of the attempt this thread is making (a time.monotonic()), read by _TrackedSockets'
+# streams: a sync httpx request does all its I/O in the thread that made it
+_ATTEMPT = threading.local()
 
 _CONTENT_TYPES = {
     "image/jpeg": ".jpg",
@@ -81,6 +93,17 @@ class FetchSettings:
     retries: int = DEFAULT_RETRIES  # attempts after the first
     retry_wait_s: float = DEFAULT_RETRY_WAIT_S  # the first backoff; it doubles each attempt
     max_bytes: int = DEFAULT_MAX_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS  # width × height; larger images are refused from the header
+    deadline_s: float | None = None  # one attempt, start to last byte; None: default_deadline()
+
+    @property
+    def attempt_deadline_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else default_deadline(self.timeout_s)
+
+
+def default_deadline(timeout_s: float) -> float:
+    """The longest one attempt at a URL may take when --deadline is not given."""
+    return DEADLINE_FACTOR * max(timeout_s, MIN_DEADLINE_BASE_S)
 
 
 @dataclass(frozen=True)
@@ -100,9 +123,51 @@ class Picture:
     suffix: str  # with the dot: ".png"
 
 
+def _within_deadline(timeout: float | None, error: type[Exception]) -> float | None:
+    """``timeout`` cut to what is left of this thread's attempt; ``error`` when nothing is."""
+    deadline = getattr(_ATTEMPT, "deadline", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        _ATTEMPT.expired = True
+        raise error("the attempt's deadline passed")
+    if timeout is None or left < timeout:
+        _ATTEMPT.expired = True  # if this wait times out, it is the deadline's doing
+        return left
+    _ATTEMPT.expired = False
+    return timeout
+
+
+class _DeadlineStream:
+    """An httpcore network stream whose every wait ends by the attempt's deadline."""
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _within_deadline(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _within_deadline(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> Any:
+        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class _TrackedSockets:
     """An httpcore network backend that remembers its sockets, so that :meth:`shutdown_all` can
-    wake the threads blocked reading them (closing a socket does not; shutting it down does)."""
+    wake the threads blocked reading them (closing a socket does not; shutting it down does), and
+    whose streams keep to the attempt's deadline (:class:`_DeadlineStream`)."""
 
     def __init__(self, inner: Any):
         self._inner = inner
@@ -117,13 +182,22 @@ class _TrackedSockets:
                 self._sockets.add(sock)
             if self.stopped:
                 _shutdown(sock)
-        return stream
+        return _DeadlineStream(stream)
 
-    def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
-        return self._track(self._inner.connect_tcp(*args, **kwargs))
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> Any:
+        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
+        return self._track(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
 
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
-        return self._track(self._inner.connect_unix_socket(*args, **kwargs))
+    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
+        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
+        return self._track(self._inner.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -143,8 +217,9 @@ def _shutdown(sock: socket.socket) -> None:
 
 def _track_sockets(client: httpx.Client) -> list[_TrackedSockets]:
     """Put :class:`_TrackedSockets` under every connection pool of ``client`` (direct and
-    proxied). httpx has no public hook for it; where its internals differ, nothing is tracked and
-    Ctrl-C waits for the requests in flight (at most --timeout)."""
+    proxied). httpx has no public hook for it; where its internals differ, nothing is tracked:
+    Ctrl-C waits for the requests in flight (at most --timeout), and the deadline is checked
+    between the chunks of a body only."""
     tracked = []
     transports = [client._transport, *client._mounts.values()]
     for transport in transports:
@@ -272,9 +347,20 @@ class Fetcher:
         if self._cancelled.wait(seconds):
             raise Cancelled()
 
+    def _past_deadline(self) -> str:
+        return f"not complete within {self.settings.attempt_deadline_s:g} s (--deadline)"
+
     def _get_once(self, url: str) -> Fetched:
         if self._cancelled.is_set():
             raise Cancelled()
+        deadline = time.monotonic() + self.settings.attempt_deadline_s
+        _ATTEMPT.deadline, _ATTEMPT.expired = deadline, False
+        try:
+            return self._get_within_deadline(url, deadline)
+        finally:
+            _ATTEMPT.deadline = None
+
+    def _get_within_deadline(self, url: str, deadline: float) -> Fetched:
         limit = self.settings.max_bytes
         got, length = 0, None
         try:
@@ -292,6 +378,8 @@ class Fetcher:
                     if self._cancelled.is_set():
                         raise Cancelled()
                     got += len(chunk)
+                    if time.monotonic() > deadline:  # where the streams are not ours to bound
+                        raise _Transient(self._past_deadline())
                     if got > limit:
                         raise FetchError(f"over --max-bytes (stopped reading at {limit} bytes)")
                     chunks.append(chunk)
@@ -301,6 +389,8 @@ class Fetcher:
         except httpx.TimeoutException as exc:
             if self._cancelled.is_set():
                 raise Cancelled() from None
+            if _ATTEMPT.expired or time.monotonic() >= deadline:
+                raise _Transient(self._past_deadline()) from None
             timeout = f"{self.settings.timeout_s:g} s (--timeout)"
             if isinstance(exc, httpx.ConnectTimeout):
                 raise _Transient(f"cannot connect within {timeout}") from None
@@ -341,11 +431,22 @@ def sniff_suffix(data: bytes) -> str | None:
     return None
 
 
+def _pixels(count: int) -> str:
+    return f"{count / 1e6:.1f} megapixels" if count >= 100_000 else f"{count} pixels"
+
+
 def check_picture(
-    data: bytes, expected_sha256: str | None, url_suffix: str | None, content_type: str | None = None
+    data: bytes,
+    expected_sha256: str | None,
+    url_suffix: str | None,
+    content_type: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Picture:
-    """Accept ``data`` only if it is a decodable image with the expected checksum (when one is
-    given). Its suffix: the URL's, else the format's, else the Content-Type's, else ``.jpg``."""
+    """Accept ``data`` only if it is a decodable image of at most ``max_pixels`` with the expected
+    checksum (when one is given). The size is read from the header before anything is decoded (a
+    small file can claim gigapixels); a file whose header gives none (not JPEG, PNG, BMP, WebP,
+    GIF or TIFF, or cut short) is refused undecoded. Its suffix: the URL's, else the format's, else
+    the Content-Type's, else ``.jpg``."""
     if not data:
         raise FetchError("empty (0 bytes)")
     digest = hashlib.sha256(data).hexdigest()
@@ -353,8 +454,21 @@ def check_picture(
         raise FetchError(
             f"sha256 differs from the manifest's (got {digest[:16]}…, expected {expected_sha256[:16]}…)"
         )
+    size = image_dimensions(data)
+    if size is None:
+        raise FetchError(
+            f"not a decodable image ({len(data)} bytes, starts with {data[:8]!r}): its header gives no "
+            "size; groups pull reads JPEG, PNG, BMP, WebP, GIF and TIFF"
+        )
+    if size[0] * size[1] > max_pixels:
+        raise FetchError(
+            f"over --max-pixels (the image is {size[0]}x{size[1]}, {_pixels(size[0] * size[1])}; "
+            f"the limit is {_pixels(max_pixels)})"
+        )
     try:
-        image = decode_image(data)
+        image = decode_image(data, max_pixels=max_pixels)
+    except ImageTooLargeError:  # OpenCV's own limit, where it is set lower
+        raise FetchError(f"over --max-pixels (the limit is {_pixels(max_pixels)})") from None
     except ImageDecodeError as exc:
         raise FetchError(str(exc)) from None
     mime = (content_type or "").split(";")[0].strip().lower()

@@ -11,18 +11,20 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clients.cli_options import DB_OPTION
 from clients.failure_log import FailureLog
 from clients.group_download import (
+    DEADLINE_FACTOR,
     DEFAULT_MAX_BYTES,
     DEFAULT_RETRIES,
     DEFAULT_RETRY_WAIT_S,
     DEFAULT_TIMEOUT_S,
+    MIN_DEADLINE_BASE_S,
     Fetcher,
     FetchSettings,
 )
 from clients.groups_pull import PullError, dataset_path, pull_group
 from clients.manifest import ManifestError, read_manifest, unsafe_name_problem
+from segcontract.limits import DEFAULT_MAX_PIXELS
 from store.errors import StoreError
 from store.layout import DB_ENV, DataLayout, database_url
 
@@ -64,7 +66,9 @@ def groups() -> None:
     metavar="URL|PATH",
     help='The images: a JSON list of objects (or {"images": [...]}) or a CSV with a header row; '
     "a path or an http(s) URL. Fields: url (required: http(s)://, file:// or a path, relative to "
-    "the manifest), id (default: the URL's file stem), sha256, label; others are kept in the meta.",
+    "the manifest), id (default: the URL's file stem), sha256, label; others are kept in the meta. "
+    "Messages and failures.json show URLs without user name, password or query values "
+    "(https://***@host/a.jpg?token=***); the meta's url keeps the query, never the user name and password.",
 )
 @click.option(
     "--data-root",
@@ -89,6 +93,16 @@ def groups() -> None:
     help="The longest wait for a server to accept a connection or send the next bytes.",
 )
 @click.option(
+    "--deadline",
+    "deadline_s",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help=f"The longest one attempt at a URL may take, connecting to the last byte (default: "
+    f"{DEADLINE_FACTOR} × the larger of --timeout and {MIN_DEADLINE_BASE_S:g} s). Past it the attempt "
+    "fails as a timeout and is retried: a server trickling bytes is cut off.",
+)
+@click.option(
     "--retries",
     type=click.IntRange(0, 20),
     default=DEFAULT_RETRIES,
@@ -110,24 +124,67 @@ def groups() -> None:
     default=f"{DEFAULT_MAX_BYTES // 1024**2}M",
     help="The largest image accepted; reading stops past it and the image fails (e.g. 64M).",
 )
-@DB_OPTION
-def pull(group, manifest, data_root, concurrency, timeout_s, retries, retry_wait_s, max_bytes, db) -> None:
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    help="The largest image (width × height) accepted, read from its header before anything is "
+    "decoded; a larger one fails. The default holds a 61 MP camera's full frame.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Take over the pictures that other groups hold under the same id with other content "
+    "(their CSVs keep naming the file until they are pulled again). Without it such rows fail.",
+)
+@click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help="The segment store whose badlist is read (only read; default: $SEGSTACK_DB, else "
+    "DATA/segments.db if it exists).",
+)
+def pull(
+    group,
+    manifest,
+    data_root,
+    concurrency,
+    timeout_s,
+    deadline_s,
+    retries,
+    retry_wait_s,
+    max_bytes,
+    max_pixels,
+    replace,
+    db,
+) -> None:
     """Fetch a group's images from a manifest into DATA/ and list them in DATA/datasets/<group>.csv.
 
     Writes DATA/pictures/<id><ext>, DATA/meta/<id>.json (the manifest's fields plus sha256, size,
-    width, height, url and picture) and DATA/datasets/<group>.csv (image,label: the images present,
-    in manifest order). Each image is checked before it lands: complete, a decodable image, and
-    the manifest's sha256 when it gives one; a failed image leaves what was there untouched, is
+    width, height, url, picture and groups) and DATA/datasets/<group>.csv (image,label: the images
+    present, in manifest order). Each image is checked before it lands: complete, a decodable
+    image within --max-pixels, and the manifest's sha256 when it gives one; a failed image leaves
+    what was there untouched, is
     reported, and the others go on (exit 1; they are listed in
     DATA/meta/groups/<group>.failures.json). A re-run fetches only what is missing or changed; so
     does one after Ctrl-C. A bad manifest writes nothing (exit 2). Images on the segment store's
     badlist (`segments badlist push`) are fetched but left out of the dataset.
 
+    Ids are shared by all groups: a row whose id is another group's picture joins it when the
+    content is the same (same sha256, or same URL), and fails when it differs unless --replace.
+
     The successor of load_group.py --group NAME and load_json.py --json_path FILE.
     """
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     layout = DataLayout(data_root)
-    settings = FetchSettings(timeout_s, retries, retry_wait_s, max_bytes)
+    settings = FetchSettings(
+        timeout_s=timeout_s,
+        retries=retries,
+        retry_wait_s=retry_wait_s,
+        max_bytes=max_bytes,
+        max_pixels=max_pixels,
+        deadline_s=deadline_s,
+    )
     try:
         if problem := unsafe_name_problem(group):
             raise ManifestError(f"--group {group!r} {problem}; a group name must be a plain file name")
@@ -142,6 +199,7 @@ def pull(group, manifest, data_root, concurrency, timeout_s, retries, retry_wait
                     layout,
                     fetcher,
                     concurrency=concurrency,
+                    replace=replace,
                     exclude=exclude,
                     on_progress=bar.update,
                     on_failure=failures,

@@ -1,7 +1,8 @@
 """``groups pull``: bring the images of a manifest into DATA/ and list them as a group.
 
 For each manifest row it writes ``DATA/pictures/<id><ext>`` and ``DATA/meta/<id>.json`` (the
-row's fields plus what was checked: sha256, size, width, height), then ``DATA/datasets/<group>.csv``
+row's fields plus what was checked: sha256, size, width, height; the url, without user name and
+password; and ``groups``, the groups that list the picture), then ``DATA/datasets/<group>.csv``
 (``image,label``, one row per image present, in manifest order) and, when some failed,
 ``DATA/meta/groups/<group>.failures.json``. Every file is written atomically, the picture before
 its meta: a meta file means its picture is complete.
@@ -9,6 +10,14 @@ its meta: a meta file means its picture is complete.
 Resumable: a picture is kept, without a request, when its meta exists and its bytes have the
 manifest's sha256 (or, when the manifest gives none, the sha256 its meta recorded, for the same
 URL). A failed fetch leaves what was there before untouched.
+
+Ids are one namespace across groups (DATA/pictures and DATA/meta are flat). A picture whose meta
+names other groups is theirs too: a row with the same id and the same content (the manifest's
+sha256 equals the recorded one or, without one, the URL is the same) only adds this group to the
+meta, whose other fields stay those of the group that brought it; a row with other content fails,
+naming the groups, unless ``replace`` (--replace), which fetches it over theirs and leaves the
+picture to this group alone (their CSVs keep naming the file until they are pulled again). A meta
+written before groups were recorded names none: it is this group's.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from clients.group_download import Cancelled, Fetcher, FetchError, check_picture
-from clients.manifest import Manifest, ManifestRow
+from clients.manifest import Manifest, ManifestRow, redact_url
 from segcontract.files import remove_leftover_temps, write_atomic, write_json_atomic
 from segcontract.image_files import IMAGE_SUFFIXES
 from store.layout import DataLayout
@@ -65,7 +74,9 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _meta_record(row: ManifestRow, picture: str, sha256: str, size: int, width: int, height: int) -> dict:
+def _meta_record(
+    row: ManifestRow, picture: str, sha256: str, size: int, width: int, height: int, groups: list[str]
+) -> dict:
     return {
         **row.fields,
         "id": row.id,
@@ -75,7 +86,58 @@ def _meta_record(row: ManifestRow, picture: str, sha256: str, size: int, width: 
         "height": height,
         "url": row.resolved_url,
         "picture": picture,
+        "groups": groups,
     }
+
+
+def _groups_of(meta: dict[str, Any] | None) -> list[str]:
+    """The groups a meta says list its picture (none for one written before they were recorded)."""
+    groups = meta.get("groups") if meta is not None else None
+    return [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
+
+
+def _same_content(row: ManifestRow, meta: dict[str, Any]) -> bool:
+    """Whether ``row`` asks for the picture ``meta`` records: the same sha256, or (the manifest
+    giving none) the same URL."""
+    if row.sha256 is not None:
+        return meta.get("sha256") == row.sha256
+    return meta.get("url") == row.resolved_url
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What this group's row does with the id's meta."""
+
+    groups: list[str]  # the meta's groups once the row is pulled
+    shared: bool  # other groups list the same picture: keep their meta, add this group
+
+
+def _claim(row: ManifestRow, meta: dict[str, Any] | None, group: str, replace: bool) -> _Claim:
+    """Raises FetchError when the id is another group's picture with other content (and not
+    ``replace``)."""
+    groups = _groups_of(meta)
+    others = [g for g in groups if g != group]
+    if not others:
+        return _Claim([group], shared=False)
+    assert meta is not None
+    if _same_content(row, meta):
+        return _Claim(groups if group in groups else [*groups, group], shared=True)
+    if replace:
+        return _Claim([group], shared=False)
+    raise FetchError(_taken(row, meta, others))
+
+
+def _taken(row: ManifestRow, meta: dict[str, Any], others: list[str], now: str = "") -> str:
+    name = meta.get("picture") if isinstance(meta.get("picture"), str) else f"{row.id}.*"
+    whose = f"group {others[0]}" if len(others) == 1 else f"groups {', '.join(others)}"
+    recorded = meta.get("url")
+    source = f"from {redact_url(recorded)}" if isinstance(recorded, str) else "recorded"
+    sha = meta.get("sha256")
+    source += f", sha256 {sha[:16]}…" if isinstance(sha, str) else ""
+    return (
+        f"id {row.id!r} is already {name} of {whose} ({source}), and this row's picture{now} differs; "
+        "give this row another id, or pass --replace to take the picture over"
+    )
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
@@ -94,10 +156,11 @@ def _recorded_picture(row: ManifestRow, meta: dict[str, Any]) -> str | None:
     return name if name[len(row.id) :].lower() in IMAGE_SUFFIXES else None
 
 
-def _keep_present(row: ManifestRow, layout: DataLayout) -> str | None:
+def _keep_present(
+    row: ManifestRow, layout: DataLayout, meta: dict[str, Any] | None, claim: _Claim
+) -> str | None:
     """The picture's name if what is on disk is what the manifest asks for; None to fetch it."""
     meta_path = layout.meta / f"{row.id}.json"
-    meta = _read_meta(meta_path)
     if meta is None:
         return None
     name = _recorded_picture(row, meta)
@@ -113,27 +176,46 @@ def _keep_present(row: ManifestRow, layout: DataLayout) -> str | None:
             return None
     except OSError:
         return None
-    record = _meta_record(row, name, expected, meta["size"], meta["width"], meta["height"])
-    if record != meta:  # the manifest's fields changed (a label...): the meta follows them
+    if claim.shared:  # the other groups' meta stays; this group joins them
+        record = {**meta, "groups": claim.groups}
+    else:  # the manifest's fields changed (a label...): the meta follows them
+        record = _meta_record(row, name, expected, meta["size"], meta["width"], meta["height"], claim.groups)
+    if record != meta:
         write_json_atomic(meta_path, record)
     return name
 
 
-def _pull_one(row: ManifestRow, layout: DataLayout, fetcher: Fetcher) -> tuple[str, str]:
+def _pull_one(
+    row: ManifestRow, layout: DataLayout, fetcher: Fetcher, group: str, replace: bool
+) -> tuple[str, str]:
     """(DOWNLOADED or PRESENT, picture name). Raises FetchError, Cancelled, or OSError (writing)."""
-    kept = _keep_present(row, layout)
+    meta_path = layout.meta / f"{row.id}.json"
+    old = _read_meta(meta_path)
+    claim = _claim(row, old, group, replace)
+    kept = _keep_present(row, layout, old, claim)
     if kept is not None:
         return PRESENT, kept
     fetched = fetcher.fetch(row.location, row.is_http)
-    picture = check_picture(fetched.data, row.sha256, row.url_suffix, fetched.content_type)
+    max_pixels = fetcher.settings.max_pixels
+    picture = check_picture(fetched.data, row.sha256, row.url_suffix, fetched.content_type, max_pixels)
     if fetcher.cancelled:
         raise Cancelled()
-    name = f"{row.id}{picture.suffix}"
-    meta_path = layout.meta / f"{row.id}.json"
-    old = _read_meta(meta_path)
     old_name = _recorded_picture(row, old) if old is not None else None
+    if claim.shared and old is not None and picture.sha256 != old.get("sha256"):
+        # the same URL now serves other bytes than the other groups have
+        if not replace:
+            others = [g for g in claim.groups if g != group]
+            raise FetchError(_taken(row, old, others, now=" (as fetched now)"))
+        claim = _Claim([group], shared=False)
+    if claim.shared and old is not None:
+        name = old_name or f"{row.id}{picture.suffix}"  # the name their CSVs list
+        facts = {"sha256": picture.sha256, "size": len(picture.data), "width": picture.width}
+        record = {**old, **facts, "height": picture.height, "picture": name, "groups": claim.groups}
+    else:
+        name = f"{row.id}{picture.suffix}"
+        size = len(picture.data)
+        record = _meta_record(row, name, picture.sha256, size, picture.width, picture.height, claim.groups)
     write_atomic(layout.pictures / name, picture.data)
-    record = _meta_record(row, name, picture.sha256, len(picture.data), picture.width, picture.height)
     write_json_atomic(meta_path, record)
     if old_name is not None and old_name != name:  # e.g. the format changed: drop the old file
         (layout.pictures / old_name).unlink(missing_ok=True)
@@ -155,6 +237,7 @@ def pull_group(
     fetcher: Fetcher,
     *,
     concurrency: int = 8,
+    replace: bool = False,
     exclude: Callable[[str], bool] | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
@@ -164,7 +247,8 @@ def pull_group(
     ``exclude(picture)`` (the picture's path relative to DATA/pictures) True leaves an image out
     of the CSV: it is still fetched. Per-image failures go to ``on_failure(id, reason)`` and the
     rest go on. Ctrl-C (KeyboardInterrupt) cancels the queued and running work and is re-raised;
-    the CSV is written only by a run that went through the whole manifest.
+    the CSV is written only by a run that went through the whole manifest. ``replace`` takes over
+    the pictures of other groups that have the same id and other content (else those rows fail).
     """
     summary = PullSummary(dataset_path(layout, group))
     for folder in (layout.pictures, layout.meta):
@@ -172,14 +256,17 @@ def pull_group(
     pictures: dict[int, str] = {}
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="groups-pull")
     try:
-        futures = {pool.submit(_pull_one, row, layout, fetcher): i for i, row in enumerate(manifest.rows)}
+        futures = {
+            pool.submit(_pull_one, row, layout, fetcher, group, replace): i
+            for i, row in enumerate(manifest.rows)
+        }
         for future in as_completed(futures):
             row = manifest.rows[futures[future]]
             try:
                 outcome, pictures[futures[future]] = future.result()
             except FetchError as exc:
                 summary.failed[row.id] = str(exc)
-                on_failure(row.id, f"{exc} ({row.url})")
+                on_failure(row.id, f"{exc} ({row.shown_url})")
             except OSError as exc:  # every image would fail the same way
                 raise PullError(f"cannot write under {layout.root / 'DATA'}: {exc.strerror or exc}") from None
             else:
@@ -217,7 +304,7 @@ def _write_failures(layout: DataLayout, group: str, manifest: Manifest, summary:
         path.unlink(missing_ok=True)
         return
     failed = {
-        row.id: {"url": row.url, "reason": summary.failed[row.id]}
+        row.id: {"url": row.shown_url, "reason": summary.failed[row.id]}
         for row in manifest.rows  # in manifest order, not in the order they failed
         if row.id in summary.failed
     }

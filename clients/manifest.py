@@ -4,6 +4,10 @@ A JSON list of objects (or ``{"images": [...]}``), or a CSV with a header row. `
 (http(s)://, file:// or a path; a relative one is relative to the manifest: its folder, or its URL);
 ``id``, ``sha256`` and ``label`` are optional; every other field is kept as metadata. The whole
 manifest is checked before anything is fetched or written, so a bad one costs one line and no files.
+
+URLs carry secrets (``https://user:password@host/...``, ``?token=...``): what is shown or written
+for a person names them through :func:`redact_url` (no user name or password, no query values);
+only the request itself uses the URL as given.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from segcontract.image_files import IMAGE_SUFFIXES
@@ -51,14 +55,46 @@ class ManifestRow:
 
     @property
     def resolved_url(self) -> str:
-        """The URL as recorded in the image's meta: local paths as absolute file:// URIs."""
-        return self.location if self.is_http else Path(self.location).as_uri()
+        """The URL as recorded in the image's meta: local paths as absolute file:// URIs, http(s)
+        URLs without their user name and password (the query is kept: it often says which image)."""
+        return strip_userinfo(self.location) if self.is_http else Path(self.location).as_uri()
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages and failures.json show it: see :func:`redact_url`. A URL relative
+        to a manifest's URL is shown resolved; a local path as the manifest writes it."""
+        return redact_url(self.location) if self.is_http else self.url
 
 
 @dataclass(frozen=True)
 class Manifest:
     name: str  # the path or URL as the user gave it
     rows: tuple[ManifestRow, ...]
+
+
+def strip_userinfo(url: str) -> str:
+    """``url`` without the ``user:password@`` of its host part, if it has one."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def redact_url(url: str, *, is_url: bool = False) -> str:
+    """``url`` as it may be shown or written down: the user name and password become ``***@``,
+    each query value ``***`` (``?token=***``; a bare item is ``***`` too), the fragment goes.
+    A path (no scheme of two letters or more) is returned as it is, unless ``is_url`` (e.g. a
+    URL relative to a manifest's URL)."""
+    parts = urlsplit(url)
+    if len(parts.scheme) < 2 and not is_url:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{item.partition('=')[0]}=***" if "=" in item else "***" for item in parts.query.split("&") if item
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def unsafe_name_problem(name: str) -> str | None:
@@ -83,35 +119,37 @@ def read_manifest(location: str, fetch_url: Callable[[str], bytes]) -> Manifest:
     read with ``fetch_url``). Raises ManifestError, naming the manifest, on any problem."""
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
+    name = redact_url(location)  # how messages and Manifest.name call it
     if scheme in ("http", "https"):
         try:
             data = fetch_url(location)
         except ManifestError:
             raise
         except Exception as exc:  # the fetcher's one-line reason
-            raise ManifestError(f"{location}: cannot fetch the manifest: {exc}") from None
-        return parse_manifest(data, location, base=location)
+            raise ManifestError(f"{name}: cannot fetch the manifest: {exc}") from None
+        return parse_manifest(data, name, base=location)
     if scheme == "file":
         path = Path(url2pathname(parts.path))
     elif len(scheme) > 1:  # one letter: a Windows drive
         raise ManifestError(
-            f"{location}: {scheme}:// is not read; give an http(s):// URL, a file:// URL or a path"
+            f"{name}: {scheme}:// is not read; give an http(s):// URL, a file:// URL or a path"
         )
     else:
         path = Path(location)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ManifestError(f"{location}: no such file") from None
+        raise ManifestError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise ManifestError(f"{location}: a folder, not a manifest file (.json or .csv)") from None
+        raise ManifestError(f"{name}: a folder, not a manifest file (.json or .csv)") from None
     except OSError as exc:
-        raise ManifestError(f"{location}: cannot read it: {exc.strerror or exc}") from None
-    return parse_manifest(data, location, base=str(path.resolve().parent))
+        raise ManifestError(f"{name}: cannot read it: {exc.strerror or exc}") from None
+    return parse_manifest(data, name, base=str(path.resolve().parent))
 
 
 def parse_manifest(data: bytes, name: str, base: str) -> Manifest:
-    """Parse manifest bytes. ``base`` resolves relative URLs: a folder, or the manifest's own URL."""
+    """Parse manifest bytes. ``base`` resolves relative URLs: a folder, or the manifest's own URL.
+    ``name`` names the manifest in messages: pass it through :func:`redact_url`."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -199,13 +237,14 @@ def _row(where: str, fields: dict[str, Any], base: str) -> ManifestRow:
     if not isinstance(url, str) or not url.strip():
         raise ValueError('no "url"' if url is None or url == "" else f"url is a {type(url).__name__}")
     url = url.strip()
+    shown = redact_url(url, is_url=urlsplit(base).scheme.lower() in ("http", "https"))
     location, is_http = resolve_url(url, base)
     image_id = _optional(fields, "id")
     if image_id is None:
         path = unquote(urlsplit(location).path) if is_http else location
         image_id = PurePosixPath(path).stem if is_http else Path(path).stem
         if unsafe_name_problem(image_id):
-            raise ValueError(f"url {url!r} gives no usable id ({image_id!r}); give the row an id")
+            raise ValueError(f"url {shown!r} gives no usable id ({image_id!r}); give the row an id")
     elif problem := unsafe_name_problem(image_id):
         raise ValueError(f"id {image_id!r} {problem}; an id must be a plain file name")
     sha256 = _optional(fields, "sha256")
@@ -219,21 +258,22 @@ def _row(where: str, fields: dict[str, Any], base: str) -> ManifestRow:
 
 def resolve_url(url: str, base: str) -> tuple[str, bool]:
     """``url`` made absolute against ``base`` (a folder, or a manifest's URL): (location, is_http).
-    Raises ValueError for a scheme groups pull does not read."""
+    Raises ValueError for a scheme groups pull does not read (naming the URL redacted)."""
     scheme = urlsplit(url).scheme.lower()
     base_is_http = urlsplit(base).scheme.lower() in ("http", "https")
+    shown = redact_url(url)
     if scheme in ("http", "https"):
         if not urlsplit(url).netloc:
-            raise ValueError(f"url {url!r} names no host")
+            raise ValueError(f"url {shown!r} names no host")
         return url, True
     if scheme == "file":
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
-            raise ValueError(f"url {url!r}: file:// URLs of another host are not read")
+            raise ValueError(f"url {shown!r}: file:// URLs of another host are not read")
         return str(Path(url2pathname(parts.path)).resolve()), False
     if len(scheme) > 1:  # one letter is a Windows drive: a path
         raise ValueError(
-            f"url {url!r}: {scheme}:// is not read; groups pull reads http(s)://, file:// and paths "
+            f"url {shown!r}: {scheme}:// is not read; groups pull reads http(s)://, file:// and paths "
             "(copy the images somewhere it can read, or serve them over HTTP)"
         )
     if base_is_http:

@@ -89,17 +89,20 @@ def build_segments(
             "(a YOLO-seg model built by build-repo)"
         )
     summary = BuildSummary()
-    done = set() if process_all else store.done_paths(model.name)
+    done = {} if process_all else store.done_paths(model.name)
     badlist = store.badlist_names()
     version = model_version(model)
     lock = threading.Lock()
     jobs = []
+    skipped = []
     for item in items:
         name = store_name(item, layout)
         if name_keys(name) & badlist:
             summary.badlisted += 1
-        elif name in done:
+            skipped.append(name)
+        elif name in done and _same_picture(item, done[name]):
             summary.skipped += 1
+            skipped.append(name)
         else:
             jobs.append(
                 (
@@ -123,6 +126,7 @@ def build_segments(
             )
             continue
         on_progress(1)
+    store.join_groups(skipped, list(groups))  # images done before still join this run's group
     run_jobs(
         client,
         summary,
@@ -133,6 +137,18 @@ def build_segments(
         on_failure=on_failure,
     )
     return summary
+
+
+def _same_picture(item: ImageItem, sha256: str) -> bool:
+    """Whether the file is still the picture the store segmented (a re-pulled image may not be)."""
+    try:
+        digest = hashlib.sha256()
+        with open(item.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:  # unreadable now: let the run try it and report why
+        return False
+    return digest.hexdigest() == sha256
 
 
 def _job(

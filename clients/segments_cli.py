@@ -43,6 +43,11 @@ STATUS_OPTION = click.option(
     default=NOT_REJECTED,
     help="Which segments to include (repeat the option for several).",
 )
+STORE_GROUP_OPTION = click.option(
+    "--group",
+    default=None,
+    help="Only the images of this group, as `segments build` recorded it (default: every stored image).",
+)
 MODEL_FILTER_OPTION = click.option(
     "--model", default=None, help="Only this model's segments (needed when the store holds several)."
 )
@@ -54,10 +59,13 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @contextmanager
-def _store(db: str | None, layout: DataLayout) -> Iterator[SegmentStore]:
+def _store(
+    db: str | None, layout: DataLayout, create: bool = False, connections: int = 4
+) -> Iterator[SegmentStore]:
+    """The store the command works on; only ``segments build`` creates one (``create``)."""
     from store.segment_store import SegmentStore  # SQLAlchemy only for the commands that use it
 
-    with SegmentStore.open(database_url(db, layout)) as store:
+    with SegmentStore.open(database_url(db, layout), create=create, connections=connections) as store:
         yield store
 
 
@@ -129,12 +137,12 @@ def build(
     stored `unchecked` until reviewed (`segments review`). Each image is stored as soon as its
     answer is in: a killed run keeps what it finished and a re-run does the rest; two runs at once
     on the same store never store a segment twice. A --source folder's images join the group
-    named after the folder.
+    --group names, else the group named after the folder.
     """
     from clients.segments_build import build_segments, class_ids, source_group
 
-    if (source is None) == (group is None):
-        raise click.UsageError("give exactly one of --group NAME or --source DIR")
+    if source is None and group is None:
+        raise click.UsageError("give --group NAME (a group under DATA/datasets) or --source DIR")
     layout = DataLayout(data_root)
     items = images_in_folder(source) if source is not None else images_in_group(group, layout)
     if not items:
@@ -145,7 +153,7 @@ def build(
     info = client.model_info(model)
     chosen = class_ids(info, classes)
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
-    with _store(db, layout) as store:
+    with _store(db, layout, create=True, connections=concurrency) as store:
         started = time.perf_counter()
         with tqdm(total=len(items), desc=f"{model} → store", unit="img", file=sys.stderr) as bar:
             summary = build_segments(
@@ -178,7 +186,7 @@ def build(
 
 
 @segments.command()
-@GROUP_OPTION
+@STORE_GROUP_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
 @_one_line_errors
@@ -186,6 +194,11 @@ def status(group, db, data_root) -> None:
     """Counts of images, and of segments per model, class and status."""
     with _store(db, DataLayout(data_root)) as store:
         report = store.status(group)
+        if group is not None and report.images == 0:
+            known = ", ".join(store.group_names()) or "none"
+            click.echo(
+                f"seg-client: group {group!r} has no images in the store (groups there: {known})", err=True
+            )
         where = f"group {group!r}" if group else "the store"
         click.echo(f"{where} ({store.url}): {report.images} images, {report.badlisted} badlisted")
         for model, n in report.segmented.items():
@@ -223,9 +236,9 @@ def _report_unknown(unknown: list[str], what: str) -> None:
 
 @segments.command()
 @click.argument("images", nargs=-1)
-@click.option("--approve", "verdict", flag_value=Status.APPROVED.value, help="Mark their segments approved.")
-@click.option("--reject", "verdict", flag_value=Status.REJECTED.value, help="Mark their segments rejected.")
-@click.option("--unchecked", "verdict", flag_value=Status.UNCHECKED.value, help="Undo a review.")
+@click.option("--approve", is_flag=True, help="Mark their segments approved.")
+@click.option("--reject", is_flag=True, help="Mark their segments rejected.")
+@click.option("--unchecked", is_flag=True, help="Undo a review.")
 @click.option(
     "--from-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -236,18 +249,36 @@ def _report_unknown(unknown: list[str], what: str) -> None:
 @DB_OPTION
 @DATA_ROOT_OPTION
 @_one_line_errors
-def review(images, verdict, from_file, model, db, data_root) -> None:
+def review(images, approve, reject, unchecked, from_file, model, db, data_root) -> None:
     """Record annotators' verdict on every segment of the named images.
 
-    IMAGE is a path relative to DATA/pictures, a trailing part of it, or a file stem.
+    IMAGES are paths relative to DATA/pictures, trailing parts of them, or file stem.
     """
-    if verdict is None:
-        raise click.UsageError("give --approve, --reject or --unchecked")
+    chosen = [
+        s
+        for s, on in ((Status.APPROVED, approve), (Status.REJECTED, reject), (Status.UNCHECKED, unchecked))
+        if on
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --approve, --reject or --unchecked")
+    from store.segment_store import normalise_name
+
+    verdict = chosen[0].value
+    names = _names(images, from_file)
     with _store(db, DataLayout(data_root)) as store:
-        changed, unknown = store.review(_names(images, from_file), Status(verdict), model=model)
+        ambiguous = store.ambiguous_names(names)
+        for name, paths in sorted(ambiguous.items()):
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            click.echo(
+                f"seg-client: {name!r} names {len(paths)} images ({', '.join(paths[:3])}{more}): "
+                "not reviewed; give the path relative to DATA/pictures",
+                err=True,
+            )
+        names = [n for n in names if normalise_name(n) not in ambiguous]
+        changed, unknown = store.review(names, Status(verdict), model=model) if names else (0, [])
     _report_unknown(unknown, "")
     click.echo(f"{changed} segments marked {verdict}")
-    if unknown and not changed:
+    if (unknown or ambiguous) and not changed:
         sys.exit(1)
 
 
@@ -304,7 +335,7 @@ def _images_of(store: SegmentStore, group: str | None) -> list[StoredImage]:
 
 
 @segments.command()
-@GROUP_OPTION
+@STORE_GROUP_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -358,7 +389,7 @@ def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
 
 
 @click.command()
-@GROUP_OPTION
+@STORE_GROUP_OPTION
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -385,17 +416,40 @@ def masks(group, out, statuses, model, db, data_root) -> None:
     with _store(db, layout) as store:
         images = _images_of(store, group)
         found = _segments_of(store, group, model, statuses)
+        every = store.images(group=group, include_badlisted=True)
     by_image: dict[int, list[StoredSegment]] = {}
     for segment in found:
         by_image.setdefault(segment.image_id, []).append(segment)
-    names = output_names([ImageItem(Path(i.path), Path(i.path)) for i in images])
+    # stems from every image, badlisted ones too, so that an image's files keep their names
+    stems = dict(
+        zip(
+            (i.id for i in every),
+            output_names([ImageItem(Path(i.path), Path(i.path)) for i in every]).values(),
+        )
+    )
     written = 0
-    for image, stem in tqdm(
-        zip(images, names.values()), total=len(images), desc="masks", unit="img", file=sys.stderr
-    ):
+    for image in tqdm(images, desc="masks", unit="img", file=sys.stderr):
+        stem = stems[image.id]
         try:
             write_mask_files(out / stem.parent, stem.name, image, by_image.get(image.id, []))
         except OSError as exc:
             raise ClientError(f"cannot write masks under {out}: {exc.strerror or exc}") from None
+        except ValueError as exc:  # a stored segment that does not fit its image
+            raise ClientError(f"cannot build the masks of {image.path}: {exc}") from None
         written += 1
-    click.echo(f"{written} images, {len(found)} segments → {out}")
+    removed = _remove_badlisted_masks(out, [stems[i.id] for i in every if i.badlisted])
+    gone = f"; {removed} badlisted images' mask files removed" if removed else ""
+    click.echo(f"{written} images, {len(found)} segments → {out}{gone}")
+
+
+def _remove_badlisted_masks(out: Path, stems: list[Path]) -> int:
+    """Mask files that an earlier run wrote for images badlisted since (only ``<stem>.png`` with
+    its ``<stem>.json`` beside it: files this command writes as a pair)."""
+    removed = 0
+    for stem in stems:
+        png, sidecar = out / stem.with_name(stem.name + ".png"), out / stem.with_name(stem.name + ".json")
+        if png.is_file() and sidecar.is_file():
+            png.unlink()
+            sidecar.unlink()
+            removed += 1
+    return removed

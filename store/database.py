@@ -8,8 +8,14 @@ add, and a database whose schema is newer than this segstack is refused rather t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import sqlite3
+import threading
 import time
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
@@ -27,18 +33,29 @@ _MIGRATION_LOCK = 0x5E65  # PostgreSQL advisory lock: one process migrates, the 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+SECRET_QUERY_KEYS = ("password", "sslpassword", "passfile")
+# a statement or commit that takes longer: the database stopped answering (stopped, network gone)
+STORE_DEADLINE_S = 120.0
+# PostgreSQL's own bounds: a lock another worker holds (say, one suspended with Ctrl-Z) fails the
+# wait after this, and a session idle in a transaction is ended, which frees its locks
+LOCK_TIMEOUT_S = 60
+IDLE_IN_TRANSACTION_S = 120
+
+
 def shown(url: URL | str) -> str:
-    """The URL as it may appear in output: never its password."""
+    """The URL as it may appear in output: never its password (in the URL or in its query)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+        parsed = make_url(url)
+        secrets = {k: "***" for k in parsed.query if k.lower() in SECRET_QUERY_KEYS}
+        return parsed.update_query_dict(secrets).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
         return "<not a database URL>"
 
 
 def _parse(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number, a broken [host]
         raise StoreError(
             f"--db {shown(url)!r} is not a database URL; give sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST:PORT/NAME"
@@ -53,33 +70,104 @@ def _parse(url: str) -> URL:
     return parsed
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, create: bool = True, connections: int = 4) -> Engine:
+    """``create=False`` refuses an SQLite file that does not exist yet; ``connections``: the
+    threads that will use the store at once (the pool holds that many)."""
     parsed = _parse(url)
+    pool = {"pool_size": max(1, connections), "max_overflow": max(1, connections), "pool_timeout": 120}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise StoreError(
                 "the segment store needs a file: sqlite:///PATH (an in-memory one would be lost)"
             )
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise StoreError(
+                f"this Python's SQLite is {sqlite3.sqlite_version}; the segment store needs 3.35 or newer "
+                "(or a PostgreSQL store: --db postgresql+psycopg://...)"
+            )
+        if not create and not Path(parsed.database).exists():
+            raise StoreError(
+                f"no segment store at {parsed.database}: run `seg-client segments build` first, or pass "
+                f"--db URL (or set ${DB_ENV})"
+            )
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file where its folder should be, a read-only disk
             raise StoreError(f"cannot open the segment store {shown(parsed)}: {exc}") from None
-        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pool)
         _serialise_sqlite_writers(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         parsed,
         pool_pre_ping=True,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_S,
             "application_name": "segstack",
-            # a store that stops answering mid-run is noticed rather than waited on forever
+            "options": f"-c lock_timeout={LOCK_TIMEOUT_S}s "
+            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_S}s",
+            # a network that goes away mid-run is noticed rather than waited on forever
             "keepalives": 1,
             "keepalives_idle": 30,
             "keepalives_interval": 10,
             "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
         },
+        **pool,
     )
+    _track_checkouts(engine)
+    return engine
+
+
+def _track_checkouts(engine: Engine) -> None:
+    """Keep every PostgreSQL connection the engine opens, so a deadline can cut them (the pool
+    checks a connection before handing it out, and that check can be what hangs)."""
+    opened: weakref.WeakSet = weakref.WeakSet()
+    engine.info_opened = opened  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        opened.add(dbapi_connection)
+
+
+def _cut(connections: list) -> None:
+    """Shut the sockets of these PostgreSQL connections: the statement waiting on them fails at
+    once (a server that is stopped still acknowledges TCP, so nothing else would end the wait)."""
+    for connection in connections:
+        with contextlib.suppress(Exception):
+            fd = connection.pgconn.socket
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def deadline(engine: Engine, seconds: float | None = None) -> Iterator[None]:
+    """Everything done on ``engine`` in this block must finish within ``seconds`` (default
+    STORE_DEADLINE_S); else its connections are cut and StoreError says the database stopped
+    answering. SQLite needs none: its waits are bounded by the busy timeout."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    limit = STORE_DEADLINE_S if seconds is None else seconds
+    fired = threading.Event()
+
+    def give_up() -> None:
+        fired.set()
+        _cut(list(engine.info_opened))  # a stopped server: every connection to it is as stuck
+
+    timer = threading.Timer(limit, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if fired.is_set():
+            raise StoreError(
+                f"the segment store {shown(engine.url)} stopped answering (nothing within {limit:g} s); "
+                "check the database server, then re-run: what was stored is kept"
+            ) from None
+        raise
+    finally:
+        timer.cancel()
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
@@ -151,9 +239,9 @@ def migrate(engine: Engine) -> None:
             command.upgrade(config, "head")
 
 
-def open_database(url: str) -> Engine:
+def open_database(url: str, create: bool = True, connections: int = 4) -> Engine:
     """An engine on an up-to-date store; StoreError (one line, no password) when it cannot be."""
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, create=create, connections=connections)
     try:
         migrate(engine)
     except StoreError:

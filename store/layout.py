@@ -84,7 +84,13 @@ def group_images(group: str, layout: DataLayout) -> list[GroupImage]:
     index = group_index(group, layout)
     if index.is_dir():
         return [GroupImage(p, p.relative_to(index)) for p in image_paths(index)]
-    names = _csv_paths(index) if index.suffix == ".csv" else _txt_paths(index)
+    try:
+        names = _csv_paths(index) if index.suffix == ".csv" else _txt_paths(index)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise StoreError(
+            f"{index}: cannot read group {group!r} ({exc}); it must be UTF-8 text, one image per line "
+            "(or a CSV with an image column)"
+        ) from None
     images = []
     for name in names:
         path = Path(name) if Path(name).is_absolute() else layout.pictures / name
@@ -93,12 +99,12 @@ def group_images(group: str, layout: DataLayout) -> list[GroupImage]:
 
 
 def _txt_paths(index: Path) -> list[str]:
-    lines = (line.strip() for line in index.read_text().splitlines())
+    lines = (line.strip() for line in index.read_text(encoding="utf-8-sig").splitlines())
     return [line for line in lines if line and not line.startswith("#")]  # "  # x" is a comment too
 
 
 def _csv_paths(index: Path) -> list[str]:
-    with open(index, newline="") as f:
+    with open(index, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f))
     if not rows:
         return []

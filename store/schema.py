@@ -82,7 +82,8 @@ class BadlistEntry(Base):
 
 
 class Segmentation(Base):
-    """That ``model`` has segmented ``image`` (also when it found nothing): what a re-run skips."""
+    """That ``model`` has segmented ``image`` (also when it found nothing): what a re-run skips, as
+    long as the picture is still the one it segmented."""
 
     __tablename__ = "segmentations"
     __table_args__ = (UniqueConstraint("image_id", "model", name="uq_segmentation_image_model"),)
@@ -90,6 +91,7 @@ class Segmentation(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     model: Mapped[str] = mapped_column(String(256))
     model_version: Mapped[str] = mapped_column(String(64))
+    image_sha256: Mapped[str] = mapped_column(String(64))  # the picture it segmented
     segments: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -117,7 +119,12 @@ class Segment(Base):
     y1: Mapped[float] = mapped_column(Float)
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
-    rle_counts: Mapped[str] = mapped_column(Text)  # COCO compressed RLE at the image's size
+    rle_counts: Mapped[str] = mapped_column(Text)  # COCO compressed RLE at mask_height x mask_width
+    mask_height: Mapped[int] = mapped_column(Integer)
+    mask_width: Mapped[int] = mapped_column(Integer)
+    # the picture it was found in: a segment of an image's earlier content is kept (reviews are
+    # never lost) but no longer read as the image's
+    image_sha256: Mapped[str] = mapped_column(String(64))
     fingerprint: Mapped[str] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16), default=Status.UNCHECKED.value)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

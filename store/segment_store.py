@@ -8,7 +8,8 @@ segmentation and keeps it (or, replacing, finds the same fingerprints already th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from store.database import _reason, open_database, shown
+from store.database import _reason, deadline, open_database, shown
 from store.errors import StoreError
 from store.records import Status, StoredImage, StoredSegment
 from store.schema import BadlistEntry, Group, Image, Segment, Segmentation, image_groups
@@ -100,8 +101,11 @@ class SegmentStore:
         self.url = shown(engine.url)
 
     @classmethod
-    def open(cls, url: str) -> SegmentStore:
-        return cls(open_database(url))
+    def open(cls, url: str, create: bool = True, connections: int = 4) -> SegmentStore:
+        """``create=False``: an SQLite file that does not exist is an error rather than a new store
+        (commands that only read or annotate must not create one under a mistyped data root).
+        ``connections``: how many threads use it at once."""
+        return cls(open_database(url, create=create, connections=connections))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -112,20 +116,29 @@ class SegmentStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session whose every statement and commit must finish within the store's deadline
+        (``store.database.deadline``): a database that stops answering mid-run ends the run."""
+        with deadline(self.engine), Session(self.engine, expire_on_commit=False) as session:
+            yield session
 
     def _failed(self, exc: BaseException, doing: str) -> StoreError:
         return StoreError(f"segment store {self.url}: cannot {doing}: {_reason(exc)}")
 
     # --- what is done ---------------------------------------------------------------------------
 
-    def done_paths(self, model: str) -> set[str]:
-        """Store names of the images ``model`` has segmented (whatever it found)."""
-        query = select(Image.path).join(Segmentation, Segmentation.image_id == Image.id)
+    def done_paths(self, model: str) -> dict[str, str]:
+        """Store names of the images ``model`` has segmented (whatever it found), with the sha256 of
+        the picture it segmented: a file whose content differs now is not done."""
+        query = (
+            select(Image.path, Segmentation.image_sha256)
+            .join(Segmentation, Segmentation.image_id == Image.id)
+            .where(Segmentation.model == model, Segmentation.image_sha256 == Image.sha256)
+        )
         try:
             with self._session() as session:
-                return set(session.scalars(query.where(Segmentation.model == model)))
+                return {path: sha for path, sha in session.execute(query)}
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "read which images are done") from None
 
@@ -156,7 +169,11 @@ class SegmentStore:
                 row = self._locked_image(session, image)
                 self._join_groups(session, row.id, groups)
                 done = session.scalar(
-                    select(Segmentation).where(Segmentation.image_id == row.id, Segmentation.model == model)
+                    select(Segmentation).where(
+                        Segmentation.image_id == row.id,
+                        Segmentation.model == model,
+                        Segmentation.image_sha256 == image.sha256,
+                    )
                 )
                 if done is not None and not replace:
                     return SaveOutcome(0, 0, 0, already_done=True)
@@ -169,8 +186,8 @@ class SegmentStore:
                             Segment.status == Status.UNCHECKED.value,
                         )
                     ).rowcount
-                added = self._add_segments(session, row.id, model, model_version, segments, status)
-                self._record_segmentation(session, row.id, model, model_version, len(segments))
+                added = self._add_segments(session, row.id, image, model, model_version, segments, status)
+                self._record_segmentation(session, row.id, image.sha256, model, model_version, len(segments))
                 return SaveOutcome(added, len(segments) - added, removed, already_done=False)
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, f"store the segments of {image.path}") from None
@@ -191,6 +208,8 @@ class SegmentStore:
             _insert(session, Image).values(**values).on_conflict_do_nothing(index_elements=["path"])
         )
         row = session.scalars(select(Image).where(Image.path == facts.path).with_for_update()).one()
+        if row.sha256 != facts.sha256:  # the picture was replaced: what was found in the old one is stale
+            self._forget_old_picture(session, row.id, facts.sha256)
         if (row.sha256, row.size, row.width, row.height) != (
             facts.sha256,
             facts.size,
@@ -199,6 +218,35 @@ class SegmentStore:
         ):
             row.sha256, row.size, row.width, row.height = facts.sha256, facts.size, facts.width, facts.height
         return row
+
+    @staticmethod
+    def _forget_old_picture(session: Session, image_id: int, new_sha256: str) -> None:
+        """Every model's record of having segmented the old picture goes, and so do its unchecked
+        segments; reviewed ones stay (a review is never lost) with the old picture's sha256, so
+        they are not read as the new picture's."""
+        session.execute(delete(Segmentation).where(Segmentation.image_id == image_id))
+        session.execute(
+            delete(Segment).where(
+                Segment.image_id == image_id,
+                Segment.image_sha256 != new_sha256,
+                Segment.status == Status.UNCHECKED.value,
+            )
+        )
+
+    def join_groups(self, paths: Iterable[str], groups: Sequence[str]) -> int:
+        """Add the stored images named ``paths`` to ``groups`` (images a build skipped still belong
+        to the group it ran on). Returns how many images were found."""
+        wanted = set(paths)
+        if not wanted or not groups:
+            return 0
+        try:
+            with self._session() as session, session.begin():
+                ids = [i for i, p in session.execute(select(Image.id, Image.path)) if p in wanted]
+                for image_id in ids:
+                    self._join_groups(session, image_id, groups)
+                return len(ids)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "record the group's images") from None
 
     def _join_groups(self, session: Session, image_id: int, groups: Sequence[str]) -> None:
         for name in sorted(set(groups)):  # one order for every writer: new groups cannot deadlock
@@ -216,6 +264,7 @@ class SegmentStore:
         self,
         session: Session,
         image_id: int,
+        image: ImageFacts,
         model: str,
         model_version: str,
         segments: Sequence[NewSegment],
@@ -237,6 +286,9 @@ class SegmentStore:
                 "x2": float(s.bbox[2]),
                 "y2": float(s.bbox[3]),
                 "rle_counts": s.rle_counts,
+                "mask_height": image.height,
+                "mask_width": image.width,
+                "image_sha256": image.sha256,
                 "fingerprint": s.fingerprint,
                 "status": status.value,
                 "reviewed_at": now if status != Status.UNCHECKED else None,
@@ -252,15 +304,20 @@ class SegmentStore:
         return len(session.scalars(statement).all())
 
     def _record_segmentation(
-        self, session: Session, image_id: int, model: str, model_version: str, found: int
+        self, session: Session, image_id: int, sha256: str, model: str, model_version: str, found: int
     ) -> None:
         statement = _insert(session, Segmentation).values(
-            image_id=image_id, model=model, model_version=model_version, segments=found
+            image_id=image_id, model=model, model_version=model_version, image_sha256=sha256, segments=found
         )
         session.execute(
             statement.on_conflict_do_update(
                 index_elements=["image_id", "model"],
-                set_={"model_version": model_version, "segments": found, "updated_at": _now()},
+                set_={
+                    "model_version": model_version,
+                    "image_sha256": sha256,
+                    "segments": found,
+                    "updated_at": _now(),
+                },
             )
         )
 
@@ -314,6 +371,19 @@ class SegmentStore:
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "record the review") from None
 
+    def ambiguous_names(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """The names among ``names`` that match more than one stored image, with those images."""
+        wanted = {n for n in (normalise_name(n) for n in names) if n}
+        found: dict[str, list[str]] = {}
+        try:
+            with self._session() as session:
+                for (path,) in session.execute(select(Image.path)):
+                    for name in name_keys(path) & wanted:
+                        found.setdefault(name, []).append(path)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the images") from None
+        return {name: sorted(paths) for name, paths in found.items() if len(paths) > 1}
+
     # --- reading --------------------------------------------------------------------------------
 
     def _image_query(self, group: str | None, include_badlisted: bool):
@@ -329,8 +399,11 @@ class SegmentStore:
         return query
 
     def group_names(self) -> list[str]:
-        with self._session() as session:
-            return list(session.scalars(select(Group.name).order_by(Group.name)))
+        try:
+            with self._session() as session:
+                return list(session.scalars(select(Group.name).order_by(Group.name)))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the groups") from None
 
     def images(self, group: str | None = None, include_badlisted: bool = False) -> list[StoredImage]:
         try:
@@ -349,8 +422,8 @@ class SegmentStore:
     ) -> list[StoredSegment]:
         images = self._image_query(group, include_badlisted).subquery()
         query = (
-            select(Segment, images.c.path, images.c.width, images.c.height)
-            .join(images, images.c.id == Segment.image_id)
+            select(Segment, images.c.path)
+            .join(images, (images.c.id == Segment.image_id) & (images.c.sha256 == Segment.image_sha256))
             .order_by(images.c.path, Segment.score.desc(), Segment.id)
         )
         if model is not None:
@@ -359,7 +432,7 @@ class SegmentStore:
             query = query.where(Segment.status.in_([Status(s).value for s in statuses]))
         try:
             with self._session() as session:
-                return [_stored_segment(s, p, w, h) for s, p, w, h in session.execute(query)]
+                return [_stored_segment(s, p) for s, p in session.execute(query)]
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "read the segments") from None
 
@@ -384,7 +457,7 @@ class SegmentStore:
                     (m, c, s, n)
                     for m, c, s, n in session.execute(
                         select(Segment.model, Segment.class_name, Segment.status, func.count())
-                        .join(kept, kept.c.id == Segment.image_id)
+                        .join(kept, (kept.c.id == Segment.image_id) & (kept.c.sha256 == Segment.image_sha256))
                         .group_by(Segment.model, Segment.class_name, Segment.status)
                         .order_by(Segment.model, Segment.class_name, Segment.status)
                     )
@@ -407,7 +480,8 @@ def _stored_image(row: Image) -> StoredImage:
     )
 
 
-def _stored_segment(row: Segment, path: str, width: int, height: int) -> StoredSegment:
+def _stored_segment(row: Segment, path: str) -> StoredSegment:
+    width, height = row.mask_width, row.mask_height
     return StoredSegment(
         id=row.id,
         image_id=row.image_id,

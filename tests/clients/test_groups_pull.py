@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
 import signal
+import socketserver
+import struct
 import subprocess
 import sys
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -15,11 +21,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from clients.group_download import Fetcher, FetchError, FetchSettings, check_picture
+from clients.group_download import Fetcher, FetchError, FetchSettings, check_picture, default_deadline
 from clients.groups_cli import ByteSize
 from clients.groups_pull import pull_group
 from clients.image_sources import images_in_group
 from clients.manifest import read_manifest
+from segcontract.limits import DEFAULT_MAX_PIXELS
 from store.layout import DataLayout
 from tests.fixtures.http_files import REPO_ROOT, closed_port_url, http_files
 
@@ -131,6 +138,7 @@ def test_flaky_image_lands_truncated_one_fails_and_nothing_of_it_lands(tmp_path,
         "width": 64,
         "height": 48,
         "picture": "a.png",
+        "groups": ["g"],
     }
     assert _csv(root) == ["image,label", "a.png,cat", "c.png,dog"]
     items = images_in_group("g", DataLayout(root))
@@ -380,3 +388,258 @@ def test_the_http_fixture_records_writes_and_answers_scripted_ones(server):
         ("PUT", "/records/g", {"id": "a"}),
     ]
     assert server.stats() == {"/records/g": 3}
+
+
+def _meta(root: Path, image_id: str) -> dict:
+    return json.loads((root / "DATA" / "meta" / f"{image_id}.json").read_text())
+
+
+def test_an_id_of_another_group_with_other_content_fails_instead_of_overwriting(tmp_path, server, served):
+    mine = _image(served / "src" / "img0.png", seed=30)
+    theirs = _image(served / "other" / "img0.png", seed=31)
+    root = tmp_path / "root"
+    first = _pull(
+        _manifest(tmp_path / "g1", [{"url": server.url("src/img0.png"), "label": "cat"}]), root, group="g1"
+    )
+    assert first.exit_code == 0, first.output
+    assert _meta(root, "img0")["groups"] == ["g1"]
+    server.reset()
+
+    rows = [{"url": server.url("other/img0.png"), "label": "dog"}, {"url": server.url("d.jpg")}]
+    clash = _pull(_manifest(tmp_path / "g2", rows), root, group="g2")
+    assert clash.exit_code == 1
+    said = (
+        "seg-client: failed: img0: id 'img0' is already img0.png of group g1 (from "
+        f"{server.url('src/img0.png')}, sha256 {_sha(mine)[:16]}…), and this row's picture differs; "
+        "give this row another id, or pass --replace to take the picture over"
+    )
+    assert said in clash.stderr
+    assert "1 downloaded, 0 already present, 1 failed" in clash.stdout
+    assert server.stats() == {"/d.jpg": 1}  # not even fetched
+    assert (root / "DATA/pictures/img0.png").read_bytes() == mine
+    assert _meta(root, "img0")["label"] == "cat" and _meta(root, "img0")["groups"] == ["g1"]
+    assert _csv(root, "g1") == ["image,label", "img0.png,cat"]
+    assert _csv(root, "g2") == ["image,label", "d.jpg,"]
+    failed = json.loads((root / "DATA/meta/groups/g2.failures.json").read_text())["failed"]
+    assert failed["img0"]["reason"].startswith("id 'img0' is already img0.png of group g1")
+    # a sha256 that differs from the recorded one is other content too, whatever the URL
+    other_sha = [{"url": server.url("src/img0.png"), "sha256": _sha(theirs)}]
+    assert (
+        "is already img0.png of group g1"
+        in _pull(_manifest(tmp_path / "g5", other_sha), root, group="g5").stderr
+    )
+
+    # the same content (the same URL, or the recorded sha256 from anywhere) joins the picture
+    server.reset()
+    same_url = _pull(
+        _manifest(tmp_path / "g3", [{"url": server.url("src/img0.png"), "label": "lion"}]), root, group="g3"
+    )
+    same_sha = [{"url": server.url("elsewhere/img0.jpeg"), "sha256": _sha(mine), "label": "puma"}]
+    by_sha = _pull(_manifest(tmp_path / "g4", same_sha), root, group="g4")
+    assert same_url.exit_code == by_sha.exit_code == 0, same_url.output + by_sha.output
+    assert "0 downloaded, 1 already present, 0 failed" in by_sha.stdout
+    assert server.stats() == {}
+    meta = _meta(root, "img0")
+    assert meta["groups"] == ["g1", "g3", "g4"]
+    assert (meta["label"], meta["url"]) == ("cat", server.url("src/img0.png"))  # the first group's meta
+    assert _csv(root, "g3") == ["image,label", "img0.png,lion"]  # each group's label is in its CSV
+    assert _csv(root, "g4") == ["image,label", "img0.png,puma"]
+    # a damaged shared picture is fetched again, under the name the groups list
+    (root / "DATA/pictures/img0.png").write_bytes(b"damaged")
+    again = _pull(_manifest(tmp_path / "g4", same_sha), root, group="g4")
+    assert again.exit_code == 1 and "failed: img0: HTTP 404" in again.stderr  # that URL serves nothing
+    assert (
+        _pull(_manifest(tmp_path / "g3", [{"url": server.url("src/img0.png")}]), root, group="g3").exit_code
+        == 0
+    )
+    assert (root / "DATA/pictures/img0.png").read_bytes() == mine
+    assert _meta(root, "img0")["groups"] == ["g1", "g3", "g4"]
+    # ... but not when the URL now serves other bytes: those are not the other groups' picture
+    _image(served / "src" / "img0.png", seed=34)
+    (root / "DATA/pictures/img0.png").write_bytes(b"damaged")
+    changed = _pull(_manifest(tmp_path / "g3", [{"url": server.url("src/img0.png")}]), root, group="g3")
+    assert changed.exit_code == 1
+    assert "is already img0.png of groups g1, g4 (from" in changed.stderr
+    assert "this row's picture (as fetched now) differs" in changed.stderr
+    assert (root / "DATA/pictures/img0.png").read_bytes() == b"damaged"  # a failed row changes nothing
+    assert _meta(root, "img0")["sha256"] == _sha(mine)
+
+    # --replace takes it over: the picture and its meta become g2's alone
+    taken = _pull(_manifest(tmp_path / "g2", rows), root, "--replace", group="g2")
+    assert taken.exit_code == 0, taken.output
+    assert "1 downloaded, 1 already present, 0 failed" in taken.stdout
+    assert (root / "DATA/pictures/img0.png").read_bytes() == theirs
+    meta = _meta(root, "img0")
+    assert (meta["groups"], meta["label"], meta["url"]) == (["g2"], "dog", server.url("other/img0.png"))
+    assert not (root / "DATA/meta/groups/g2.failures.json").exists()
+
+
+def test_a_repull_of_the_same_group_with_a_changed_url_still_refetches(tmp_path, server, served):
+    first = _image(served / "v1" / "solo.png", seed=32)
+    second = _image(served / "v2" / "solo.png", seed=33)
+    root = tmp_path / "root"
+    assert _pull(_manifest(tmp_path, [{"url": server.url("v1/solo.png")}]), root, group="mine").exit_code == 0
+    assert (root / "DATA/pictures/solo.png").read_bytes() == first
+    moved = _pull(_manifest(tmp_path, [{"url": server.url("v2/solo.png")}]), root, group="mine")
+    assert moved.exit_code == 0, moved.output
+    assert "1 downloaded, 0 already present" in moved.stdout
+    assert (root / "DATA/pictures/solo.png").read_bytes() == second
+    assert _meta(root, "solo")["groups"] == ["mine"]
+
+
+def test_secrets_in_urls_are_never_shown_or_written(tmp_path, server):
+    secret, token = "pw5ecret", "t0ken5ecret"
+    host = server.url().removeprefix("http://").rstrip("/")
+    rows = [
+        {"url": f"http://user:{secret}@{host}/status/404/x.jpg?token={token}"},
+        {"url": f"http://user:{secret}@{host}/a.png?token={token}&v=2", "id": "ok"},
+    ]
+    manifest = _manifest(tmp_path, rows)
+    root = tmp_path / "root"
+    result = _pull(manifest, root)
+    assert result.exit_code == 1
+    shown = f"http://***@{host}/status/404/x.jpg?token=***"
+    assert f"seg-client: failed: x: HTTP 404 Not Found ({shown})" in result.stderr
+    failures = (root / "DATA/meta/groups/g.failures.json").read_text()
+    assert json.loads(failures)["failed"]["x"]["url"] == shown
+    meta = (root / "DATA/meta/ok.json").read_text()
+    assert json.loads(meta)["url"] == f"http://{host}/a.png?token={token}&v=2"  # the query says which image
+    for text in (result.stdout, result.stderr, failures, meta):
+        assert secret not in text
+    for text in (result.stdout, result.stderr, failures):
+        assert token not in text
+    asked = {r["path"]: r for r in server.requests()}
+    assert asked["/a.png"]["query"] == f"token={token}&v=2"  # the request has the URL as given
+    assert (
+        asked["/a.png"]["headers"]["Authorization"]
+        == "Basic " + base64.b64encode(f"user:{secret}".encode()).decode()
+    )
+    again = _pull(manifest, root)  # the meta's URL, without the password, still matches the row
+    assert "0 downloaded, 1 already present, 1 failed" in again.stdout
+
+    missing = _pull(f"http://user:{secret}@{host}/lists/missing.json?token={token}", root)
+    assert missing.exit_code == 2
+    assert missing.stderr.strip() == (
+        f"seg-client: error: http://***@{host}/lists/missing.json?token=***: cannot fetch the manifest: "
+        "HTTP 404 Not Found"
+    )
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A well-formed PNG whose header claims width × height (its one IDAT holds a single row)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" + b"\x00" * 3 * min(width, 1000))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_check_picture_refuses_too_many_pixels_from_the_header_before_decoding(served, monkeypatch):
+    png = (served / "a.png").read_bytes()  # 64x48: 3072 pixels
+    assert check_picture(png, None, None, max_pixels=3072).width == 64
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr("clients.group_download.decode_image", no_decoding)
+    with pytest.raises(
+        FetchError, match=r"^over --max-pixels \(the image is 100000x100000, 10000.0 megapixels"
+    ):
+        check_picture(_png_claiming(100_000, 100_000), None, None)  # the default: DEFAULT_MAX_PIXELS
+    with pytest.raises(FetchError, match=r"the image is 64x48, 3072 pixels; the limit is 3071 pixels"):
+        check_picture(png, None, None, max_pixels=3071)
+    # a format whose header is not read: OpenCV decodes a PPM (at whatever size it claims); refused
+    ppm = b"P6\n4 4\n255\n" + b"\x7f" * 48
+    with pytest.raises(FetchError, match=r"^not a decodable image \(59 bytes.*header gives no size"):
+        check_picture(ppm, None, None)
+    assert FetchSettings().max_pixels == DEFAULT_MAX_PIXELS
+
+
+def test_max_pixels_option_fails_a_larger_image(tmp_path, server):
+    manifest = _manifest(tmp_path, [{"url": server.url("a.png")}, {"url": server.url("b.jpg")}])
+    result = _pull(manifest, tmp_path / "root", "--max-pixels", "3000")
+    assert result.exit_code == 1
+    assert (
+        "failed: a: over --max-pixels (the image is 64x48, 3072 pixels; the limit is 3000 pixels)"
+        in result.stderr
+    )
+    assert "failed: b: over --max-pixels" in result.stderr
+    assert not (tmp_path / "root/DATA/pictures").exists()
+    assert _pull(manifest, tmp_path / "root", "--max-pixels", "3072").exit_code == 0
+
+
+class _Trickler(socketserver.ThreadingTCPServer):
+    """An HTTP server that sends a byte at a time, each well within any read timeout: its headers
+    (``/headers/...``) or its body (``/body/...``)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, body: bytes, pause_s: float):
+        self.body, self.pause_s, self.hits = body, pause_s, []
+        self.stopping = threading.Event()
+        super().__init__(("127.0.0.1", 0), _TrickleHandler)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{path}"
+
+
+class _TrickleHandler(socketserver.BaseRequestHandler):
+    server: _Trickler
+
+    def handle(self) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            if not (data := self.request.recv(4096)):
+                return
+            request += data
+        path = request.split(b" ")[1].decode()
+        self.server.hits.append(path)
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {len(self.server.body)}\r\n\r\n"
+        )
+        slow, fast = (
+            (head.encode(), self.server.body) if path.startswith("/headers") else (b"", head.encode())
+        )
+        with contextlib.suppress(OSError):  # the client hung up
+            self.request.sendall(fast)
+            for i in range(len(slow or self.server.body)):
+                if self.server.stopping.wait(self.server.pause_s):
+                    return
+                self.request.sendall((slow or self.server.body)[i : i + 1])
+            self.request.sendall(self.server.body if slow else b"")
+
+
+@pytest.fixture
+def trickler(served):
+    server = _Trickler((served / "a.png").read_bytes(), pause_s=0.05)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_a_trickling_server_is_cut_off_at_the_deadline_and_retried(tmp_path, trickler):
+    assert default_deadline(30) == 120 and default_deadline(0.5) == 40  # 4 × max(--timeout, 10 s)
+    rows = [{"url": trickler.url("headers/h.png")}, {"url": trickler.url("body/b.png")}]
+    started = time.monotonic()
+    result = _pull(
+        _manifest(tmp_path, rows), tmp_path / "root", "--timeout", "0.5", "--deadline", "1", "--retries", "1"
+    )
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    for image in ("h", "b"):
+        assert (
+            f"failed: {image}: not complete within 1 s (--deadline) (gave up after 2 attempts)"
+            in result.stderr
+        )
+    assert sorted(trickler.hits) == ["/body/b.png"] * 2 + ["/headers/h.png"] * 2
+    assert 2 <= took < 6  # two attempts of a second each; a whole PNG trickled would take minutes
+    assert not (tmp_path / "root/DATA/pictures").exists()

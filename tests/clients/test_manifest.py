@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clients.manifest import ManifestError, parse_manifest, read_manifest, unsafe_name_problem
+from clients.manifest import ManifestError, parse_manifest, read_manifest, redact_url, unsafe_name_problem
 
 SHA = "ab" * 32
 
@@ -223,3 +223,59 @@ def test_manifest_location_problems(tmp_path):
 )
 def test_unsafe_name_problem(name, ok):
     assert (unsafe_name_problem(name) is None) == ok
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw5ecret@host/x.jpg?token=abc", "http://***@host/x.jpg?token=***"),
+        (
+            "https://tok3n@host:8443/a/b.png?v=2&sig=zz&bare",
+            "https://***@host:8443/a/b.png?v=***&sig=***&***",
+        ),
+        ("https://host/a.png#frag", "https://host/a.png"),
+        ("http://u:p@[::1]:80/a.png", "http://***@[::1]:80/a.png"),
+        ("s3://key:secret@bucket/a.png?X-Amz-Signature=s1g", "s3://***@bucket/a.png?X-Amz-Signature=***"),
+        ("https://host/plain.png", "https://host/plain.png"),
+        ("imgs/what?.png", "imgs/what?.png"),  # a path, not a URL: as it is
+        ("C:\\pics\\a?.png", "C:\\pics\\a?.png"),
+    ],
+)
+def test_redact_url(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_a_relative_url_of_a_url_manifest_is_redacted_too():
+    assert redact_url("pics/a.png?token=abc", is_url=True) == "pics/a.png?token=***"
+
+
+def test_urls_in_manifest_messages_and_rows_are_redacted(tmp_path):
+    secret = "pw5ecret"
+
+    def broken(url: str) -> bytes:
+        assert secret in url  # the request itself has the URL as given
+        raise OSError("HTTP 404 Not Found")
+
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(f"http://user:{secret}@h/m.json?token={secret}", broken)
+    assert str(caught.value) == "http://***@h/m.json?token=***: cannot fetch the manifest: HTTP 404 Not Found"
+
+    base = f"http://user:{secret}@h/lists/m.json?token={secret}"
+    for rows in (
+        [{"url": f"s3://key:{secret}@bucket/a.png"}],
+        [{"url": f"https://u:{secret}@h/?token={secret}"}],
+    ):
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest(json.dumps(rows).encode(), redact_url(base), base=base)
+        assert secret not in str(caught.value) and "***@" in str(caught.value)
+
+    (row,) = parse_manifest(
+        json.dumps([{"url": f"https://me:{secret}@h/a.png?token={secret}"}]).encode(),
+        "m.json",
+        base=str(tmp_path),
+    ).rows
+    assert row.location == f"https://me:{secret}@h/a.png?token={secret}"  # what is requested
+    assert row.resolved_url == f"https://h/a.png?token={secret}"  # the meta's: the query says which image
+    assert row.shown_url == "https://***@h/a.png?token=***"  # messages and failures.json
+    local = parse_manifest(b"url\nimgs/what?.png\n", "m.csv", base=str(tmp_path)).rows[0]
+    assert local.shown_url == "imgs/what?.png"

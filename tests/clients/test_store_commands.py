@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from store.segment_store import ImageFacts, NewSegment, SegmentStore
 from tests.conftest import run_cli
 
 
@@ -13,7 +14,7 @@ def _status(*args: str):
 
 def test_a_store_of_a_newer_schema_is_refused_in_one_line(tmp_path):
     db = tmp_path / "segments.db"
-    assert _status("--db", f"sqlite:///{db}").returncode == 0  # creates it at this version's head
+    SegmentStore.open(f"sqlite:///{db}").close()  # at this version's head
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     tables = "SELECT name, sql FROM sqlite_master ORDER BY name"
@@ -39,13 +40,32 @@ def test_a_file_that_is_not_a_database_is_one_line_and_kept(tmp_path):
 
 
 def test_the_default_store_lives_under_the_data_root_and_env_overrides_it(tmp_path, monkeypatch):
+    missing = _status("--data-root", str(tmp_path))  # reading commands never create a store
+    assert missing.returncode == 2 and "no segment store at" in missing.stderr
+    assert not (tmp_path / "DATA").exists()
+    SegmentStore.open(f"sqlite:///{tmp_path / 'DATA' / 'segments.db'}").close()
     result = _status("--data-root", str(tmp_path))
     assert result.returncode == 0 and "0 images, 0 badlisted" in result.stdout
-    assert (tmp_path / "DATA" / "segments.db").is_file()
     other = tmp_path / "other.db"
+    SegmentStore.open(f"sqlite:///{other}").close()
     monkeypatch.setenv("SEGSTACK_DB", f"sqlite:///{other}")
-    assert _status("--data-root", str(tmp_path)).returncode == 0
-    assert other.is_file()
+    assert _status("--data-root", str(tmp_path / "nowhere")).returncode == 0
+
+
+def test_review_refuses_a_name_that_matches_several_images(tmp_path):
+    db = f"sqlite:///{tmp_path / 'segments.db'}"
+    with SegmentStore.open(db) as store:
+        for path in ("a/001.jpg", "b/001.png"):
+            segment = NewSegment(0, "cat", 0.9, (0, 0, 1, 1), "abc")
+            store.save_segmentation(ImageFacts(path, "a" * 64, 10, 4, 3), "m", "v1", [segment])
+    review = run_cli("seg-client", "segments", "review", "--approve", "001", "--db", db, check=False)
+    assert review.returncode == 1 and "'001' names 2 images (a/001.jpg, b/001.png)" in review.stderr
+    both = run_cli(
+        "seg-client", "segments", "review", "--approve", "--reject", "a/001.jpg", "--db", db, check=False
+    )
+    assert both.returncode == 2 and "exactly one of" in both.stderr
+    exact = run_cli("seg-client", "segments", "review", "--approve", "a/001.jpg", "--db", db)
+    assert "1 segments marked approved" in exact.stdout
 
 
 def test_export_of_an_empty_group_says_what_to_run(tmp_path):
@@ -53,5 +73,5 @@ def test_export_of_an_empty_group_says_what_to_run(tmp_path):
         "seg-client", "segments", "export", "--group", "nope", "--format", "coco",
         "--out", str(tmp_path / "x.json"), "--data-root", str(tmp_path), check=False,
     )  # fmt: skip
-    assert result.returncode == 2 and "run `segments build` first" in result.stderr
+    assert result.returncode == 2 and "segments build` first" in result.stderr
     assert not (tmp_path / "x.json").exists()

@@ -280,3 +280,30 @@ def test_pull_a_group_over_http_then_segment_it(triton, sample_images, database_
     assert names[2] not in "\n".join(listed)
     finished = _build(triton, root, database_url)
     assert f"1 segmented, {len(names) - 2} skipped" in finished.stdout
+
+
+def test_a_second_group_over_done_images_and_a_replaced_picture(triton, data_root, database_url):
+    """Images done under one group join the next group that lists them; a picture replaced under
+    the same name is segmented again, its old segments not read as the new one's."""
+    _build(triton, data_root, database_url)
+    datasets = data_root / "DATA" / "datasets"
+    (datasets / "second.txt").write_text("scenes/scene4.jpg\nscenes/scene2.bmp\n")
+    again = _seg(
+        "segments", "build", "--group", "second", "--model", MODEL, "--url", triton.grpc_url,
+        "--db", database_url, "--data-root", str(data_root),
+    )  # fmt: skip
+    assert "0 segmented, 2 skipped" in again.stdout
+    status = _seg("segments", "status", "--group", "second", "--db", database_url)
+    assert "2 images, 0 badlisted" in status.stdout
+
+    picture = data_root / "DATA" / "pictures" / "scenes" / "scene4.jpg"
+    image = cv2.imread(str(picture))
+    cv2.imwrite(str(picture), cv2.resize(image[::-1], (image.shape[1] // 2, image.shape[0] // 2)))
+    redone = _build(triton, data_root, database_url)
+    assert "1 segmented" in redone.stdout, redone.stdout
+    sizes = _rows(
+        database_url,
+        "SELECT DISTINCT s.mask_height, s.mask_width FROM segments s JOIN images i ON i.id = s.image_id "
+        "WHERE i.path = 'scenes/scene4.jpg' AND s.image_sha256 = i.sha256",
+    )
+    assert sizes == [(image.shape[0] // 2, image.shape[1] // 2)]

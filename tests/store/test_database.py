@@ -3,6 +3,7 @@ a newer schema), and the one-line errors for what cannot be opened."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -203,3 +204,95 @@ def test_a_store_whose_folder_cannot_be_made(tmp_path):
     with pytest.raises(StoreError, match="cannot open the segment store") as caught:
         open_database(url)
     assert str(tmp_path / "DATA") in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_upgrading_a_first_version_store_keeps_every_row(database_url):
+    """A store made by revision 0001 (before segments recorded their picture) is upgraded in place
+    when opened: its rows stay, and the new columns take their image's values."""
+    from alembic import command
+
+    engine = database.create_store_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(database._alembic_config(connection), "0001")
+        stamp = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        connection.execute(
+            text(
+                "INSERT INTO images (id, path, sha256, size, width, height, badlisted, created_at, "
+                "updated_at) VALUES (1, 'a.jpg', :sha, 10, 40, 30, false, :t, :t)"
+            ),
+            {"sha": "f" * 64, "t": stamp},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO segments (id, image_id, model, model_version, class_id, class_name, score, "
+                "x1, y1, x2, y2, rle_counts, fingerprint, status, created_at, updated_at) VALUES "
+                "(1, 1, 'm', 'v1', 0, 'cat', 0.9, 0, 0, 1, 1, 'abc', 'fp', 'approved', :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO segmentations (id, image_id, model, model_version, segments, created_at, "
+                "updated_at) VALUES (1, 1, 'm', 'v1', 1, :t, :t)"
+            ),
+            {"t": stamp},
+        )
+    engine.dispose()
+    with SegmentStore.open(database_url) as store:
+        assert versions(store.engine) == [head_revision()]
+        [segment] = store.segments()
+        assert segment.rle["size"] == [30, 40] and segment.status.value == "approved"
+        assert store.done_paths("m") == {"a.jpg": "f" * 64}
+
+
+def test_a_postgresql_that_stops_answering_mid_run_ends_within_the_deadline(monkeypatch):
+    """A server that is stopped (SIGSTOP: its kernel still acknowledges TCP) is noticed by the
+    store's own deadline, not waited on forever."""
+    import os
+    import signal
+
+    import psutil
+
+    from tests.fixtures.postgres import postgres_bin, start_postgres
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed")
+    server = start_postgres(postgres_bin())
+    stopped: list[psutil.Process] = []
+    try:
+        url = server.create_database()
+        monkeypatch.setattr(database, "STORE_DEADLINE_S", 3.0)
+        with SegmentStore.open(url) as store:
+            save_one_to(store, "1.jpg")
+            postmaster = psutil.Process(server.pid)
+            stopped = [postmaster, *postmaster.children(recursive=True)]
+            for process in stopped:
+                os.kill(process.pid, signal.SIGSTOP)
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"stopped answering \(nothing within 3 s\)"):
+                save_one_to(store, "2.jpg")
+            assert time.monotonic() - started < 15
+    finally:
+        for process in stopped:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                os.kill(process.pid, signal.SIGCONT)
+        server.stop()
+
+
+def save_one_to(store: SegmentStore, path: str) -> None:
+    segment = NewSegment(0, "cat", 0.9, (0, 0, 1, 1), "abc")
+    store.save_segmentation(ImageFacts(path, "a" * 64, 10, 4, 3), "m", "v1", [segment], ["g"])
+
+
+def test_a_password_in_the_query_or_a_broken_url_is_never_shown():
+    assert "s3cret" not in shown("postgresql://u@h/db?password=s3cret")
+    with pytest.raises(StoreError, match="is not a database URL") as caught:
+        database.create_store_engine("postgresql://u:s3cret@host:abc/db")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_commands_that_only_read_do_not_create_a_store(tmp_path):
+    missing = tmp_path / "typo" / "DATA" / "segments.db"
+    with pytest.raises(StoreError, match=r"no segment store at .*run `seg-client segments build` first"):
+        SegmentStore.open(f"sqlite:///{missing}", create=False)
+    assert not missing.parent.exists()

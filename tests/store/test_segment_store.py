@@ -62,8 +62,8 @@ def test_first_save_adds_rows(store):
     ]
     assert segments[0].rle == {"size": [48, 64], "counts": "counts1"}
     assert segments[0].bbox == (1.0, 2.0, 11.0, 20.0)
-    assert store.done_paths(MODEL) == {"a/1.jpg"}
-    assert store.done_paths("other") == set()
+    assert set(store.done_paths(MODEL)) == {"a/1.jpg"}
+    assert set(store.done_paths("other")) == set()
     assert count(store, "SELECT segments FROM segmentations") == 2
 
 
@@ -131,7 +131,7 @@ def test_same_answer_twice_in_one_save_is_one_row(store):
 def test_image_with_no_segments_counts_as_done(store):
     outcome = store.save_segmentation(facts("empty.jpg"), MODEL, "v1", [], ["g"])
     assert (outcome.added, outcome.already_done) == (0, False)
-    assert store.done_paths(MODEL) == {"empty.jpg"}
+    assert set(store.done_paths(MODEL)) == {"empty.jpg"}
     assert store.save_segmentation(facts("empty.jpg"), MODEL, "v1", [seg(1)]).already_done
     assert store.segments() == []
     report = store.status()
@@ -152,15 +152,26 @@ def test_groups_accumulate(store):
     assert count(store, "SELECT count(*) FROM image_groups") == 5
 
 
-def test_replaced_picture_updates_image_facts(store):
-    store.save_segmentation(facts("1.jpg", sha="a"), MODEL, "v1", [seg(1)])
+def test_a_replaced_picture_is_segmented_again_and_its_reviews_kept_aside(store):
+    store.save_segmentation(facts("1.jpg", sha="a"), MODEL, "v1", [seg(1), seg(2)])
+    store.save_segmentation(facts("1.jpg", sha="a"), "other", "v1", [seg(3)])
+    store.review(["1.jpg"], Status.APPROVED, model="other")
     [before] = store.images()
-    outcome = store.save_segmentation(facts("1.jpg", sha="b", size=5, width=640, height=480), MODEL, "v1", [])
-    assert outcome.already_done
+    assert set(store.done_paths(MODEL)) == {"1.jpg"}
+
+    # the same name, another picture (re-pulled): not done for any model any more
+    new = facts("1.jpg", sha="b", size=5, width=640, height=480)
+    assert store.done_paths(MODEL) == {"1.jpg": "a" * 64}  # what the client compares with the file
+    outcome = store.save_segmentation(new, MODEL, "v2", [seg(7)])
+    assert not outcome.already_done and outcome.added == 1
     [after] = store.images()
     assert after.id == before.id
     assert (after.sha256, after.size, after.width, after.height) == ("b" * 64, 5, 640, 480)
-    assert store.segments()[0].rle["size"] == [480, 640]
+    assert set(store.done_paths(MODEL)) == {"1.jpg"} and store.done_paths("other") == {}
+    # only the new picture's segments are read, at its size; the old approved one is kept aside
+    assert [(s.model, s.rle["size"]) for s in store.segments()] == [(MODEL, [480, 640])]
+    assert count(store, "SELECT count(*) FROM segments") == 2
+    assert count(store, "SELECT count(*) FROM segments WHERE status = 'approved' AND mask_width = 64") == 1
     assert count(store, "SELECT count(*) FROM images") == 1
 
 
@@ -335,7 +346,7 @@ def test_badlisted_images_are_left_out_of_reads_and_counts(store):
     report = store.status()
     assert (report.images, report.badlisted, report.segmented) == (2, 1, {MODEL: 1})
     assert report.counts == [(MODEL, "cat", "unchecked", 2)]
-    assert store.done_paths(MODEL) == {"good.jpg", "bad.jpg"}  # a re-run still skips it
+    assert set(store.done_paths(MODEL)) == {"good.jpg", "bad.jpg"}  # a re-run still skips it
 
 
 # --- review -------------------------------------------------------------------------------------
