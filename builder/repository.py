@@ -42,6 +42,9 @@ def _materialize(folder: ModelFolder, target: Path) -> None:
     for rel, src in folder.files.items():
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target / rel)
+    for rel, text in folder.texts.items():
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        (target / rel).write_text(text, encoding="utf-8")
 
 
 def _staging_parent(repository: Path) -> Path:

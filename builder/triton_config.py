@@ -19,6 +19,25 @@ def _io(cls, spec: TensorSpec, optional: bool = False):
     return msg
 
 
+def _outputs(
+    specs: Sequence[TensorSpec], label_files: Mapping[str, str] | None = None
+) -> list[mc.ModelOutput]:
+    """``label_files``: output name → ``label_filename`` (a file in the model's folder, one class
+    name per line), which Triton's classification extension reads to answer ``class_count=k``
+    requests with "score:index:label" strings."""
+    label_files = dict(label_files or {})
+    unknown = sorted(set(label_files) - {s.name for s in specs})
+    if unknown:
+        raise ValueError(f"label files for outputs that are not there: {unknown}")
+    outputs = []
+    for spec in specs:
+        msg = _io(mc.ModelOutput, spec)
+        if spec.name in label_files:
+            msg.label_filename = label_files[spec.name]
+        outputs.append(msg)
+    return outputs
+
+
 def _parameters(config: mc.ModelConfig, parameters: Mapping[str, object]) -> None:
     for key, value in parameters.items():
         config.parameters[key].string_value = str(value)
@@ -41,6 +60,7 @@ class ModelSettings:
     parameters: Mapping[str, object] = field(default_factory=dict)
     dynamic_batching: DynamicBatching | None = None
     instances: int = 1
+    label_files: Mapping[str, str] = field(default_factory=dict)  # output name → label_filename
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 0:
@@ -52,7 +72,7 @@ class ModelSettings:
 def _base(settings: ModelSettings) -> mc.ModelConfig:
     config = mc.ModelConfig(name=settings.name, max_batch_size=settings.max_batch_size)
     config.input.extend(_io(mc.ModelInput, t) for t in settings.inputs)
-    config.output.extend(_io(mc.ModelOutput, t) for t in settings.outputs)
+    config.output.extend(_outputs(settings.outputs, settings.label_files))
     if settings.dynamic_batching is not None:
         db = config.dynamic_batching
         db.max_queue_delay_microseconds = settings.dynamic_batching.max_queue_delay_us
@@ -112,10 +132,12 @@ def ensemble_config(
     steps: Sequence[EnsembleStep],
     max_batch_size: int,
     parameters: Mapping[str, object] | None = None,
+    label_files: Mapping[str, str] | None = None,
 ) -> mc.ModelConfig:
+    """``label_files``: output name → ``label_filename``, as :class:`ModelSettings` has them."""
     config = mc.ModelConfig(name=name, platform="ensemble", max_batch_size=max_batch_size)
     config.input.extend(_io(mc.ModelInput, t) for t in inputs)
-    config.output.extend(_io(mc.ModelOutput, t) for t in outputs)
+    config.output.extend(_outputs(outputs, label_files))
     for step in steps:
         s = config.ensemble_scheduling.step.add(model_name=step.model_name, model_version=-1)
         s.input_map.update(step.input_map)

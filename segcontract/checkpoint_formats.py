@@ -9,6 +9,11 @@ tensors, numbers and strings, so it loads with ``torch.load(weights_only=True)``
 ``info`` records everything the builder and the server need (architecture, encoder, classes,
 colours, input size, normalisation) beside the weights; the optimizer state is for resuming.
 
+``segstack.classifier/1`` (seg-train classify writes it, build-repo --model classifier reads it): a
+PyTorch Lightning ``.ckpt`` whose ``hyper_parameters`` hold ``{"format": "segstack.classifier/1",
+"info": ClassifierModelInfo as a dict}`` next to Lightning's own ``state_dict`` (keys prefixed
+``model.``), so the builder needs nothing but the file; it loads with ``weights_only=True``.
+
 Ultralytics ``.pt`` files pickle the model object itself. They are read with an allowlist: only
 ``nn.Module`` subclasses under ``ULTRALYTICS_MODULE_PREFIXES`` and the value types in
 ``ULTRALYTICS_VALUE_TYPES``; any other global a file names needs ``--trust-checkpoint``.
@@ -48,6 +53,34 @@ class SemanticModelInfo:
             raise CheckpointError(
                 f"{self.num_classes} classes but {len(self.class_names)} names and {len(self.colors)} colours"
             )
+
+
+CLASSIFIER_FORMAT = "segstack.classifier/1"
+# how much of a segment's box is added on each side when it is cropped for the classifier
+SEGMENT_MARGIN = 0.1
+
+
+@dataclass
+class ClassifierModelInfo:
+    """What a classifier checkpoint records besides its weights: the timm architecture, the class
+    names (index order), and the eval preprocessing (``stretch`` to ``input_size``, RGB, /255,
+    mean/std, CHW: segops.resize.prepare), which training's validation and the server share."""
+
+    arch: str
+    num_classes: int
+    class_names: list[str]
+    input_size: tuple[int, int]  # (width, height)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    resize: str = "stretch"
+    segment_margin: float = SEGMENT_MARGIN  # used when trained or run on segments
+
+    def __post_init__(self) -> None:
+        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+        self.class_names = list(self.class_names)
+        if len(self.class_names) != self.num_classes:
+            raise CheckpointError(f"{self.num_classes} classes but {len(self.class_names)} names")
 
 
 # Module prefixes whose nn.Module subclasses a checkpoint may name (models, layers, heads).

@@ -19,7 +19,7 @@ class Task(str, Enum):
 
     INSTANCE = "instance_segmentation"
     SEMANTIC = "semantic_segmentation"
-    CLASSIFICATION = "classification"  # for the coming classifier family: no family serves it yet
+    CLASSIFICATION = "classification"
 
     def __str__(self) -> str:
         return self.value
@@ -43,8 +43,22 @@ INSTANCE_OUTPUTS = (BOXES, SCORES, CLASSES, MASKS, NUM_DETECTIONS)
 
 # semantic segmentation: one class-index mask per image, padded to the largest of the batch
 SEMANTIC_MASK_NAME = "mask"
-# classification: one score per class (the coming classifier family)
+# classification: one probability per class (softmax), served with the class names as its
+# label_filename so that Triton's classification extension (class_count=k) answers "score:index:label"
 PROBABILITIES_NAME = "probabilities"
+LABELS_FILE = "labels.txt"
+
+# the segment ensemble (<name>_segment) of a classifier also takes one stored segment per image: its
+# box (xyxy, original pixels) and its mask as COCO compressed RLE counts; the preprocess crops the
+# box with a margin and fills what is outside the mask (segops.segment_crop)
+SEGMENT_BOX = TensorSpec("segment_box", "float32", (4,))
+SEGMENT_MASK = TensorSpec("segment_mask", "bytes", (1,))
+SEGMENT_SUFFIX = "_segment"
+
+
+def segment_ensemble_name(name: str) -> str:
+    """The classifier's second ensemble, which classifies one segment of an image."""
+    return f"{name}{SEGMENT_SUFFIX}"
 
 
 def ensemble_inputs(task: Task) -> tuple[TensorSpec, ...]:

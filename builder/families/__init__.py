@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from builder.errors import BuildError
 from builder.families.base import LoadedModel, ModelFamily
+from builder.families.classifier import ClassifierFamily
 from builder.families.smp_semantic import SmpSemanticFamily
 from builder.families.yolo_seg import YoloSegFamily
 from builder.settings import BuildSettings, LoadRequest
@@ -12,6 +13,7 @@ from segcontract.registry import Registry
 FAMILIES: Registry[ModelFamily] = Registry("model family", error=BuildError)
 FAMILIES.register(YoloSegFamily())
 FAMILIES.register(SmpSemanticFamily())
+FAMILIES.register(ClassifierFamily())
 
 
 def resolve(model_name: str) -> ModelFamily:

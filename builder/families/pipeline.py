@@ -35,6 +35,35 @@ def _identity(specs: Sequence[TensorSpec]) -> dict[str, str]:
     return {t.name: t.name for t in specs}
 
 
+def preprocess_config(
+    settings: BuildSettings,
+    model_name: str,
+    inputs: Sequence[TensorSpec],
+    model_inputs: Sequence[TensorSpec],
+    metadata: ModelMetadata,
+) -> triton_config.mc.ModelConfig:
+    """A Python-backend step that takes ``inputs`` (the encoded image, and whatever else it reads)
+    and fills the network's one input and ``image_size``, reading the record."""
+    if len(model_inputs) != 1:
+        raise ValueError("the preprocess model feeds exactly one network input")
+    return triton_config.python_model_config(
+        triton_config.ModelSettings(
+            model_name,
+            inputs,
+            [*model_inputs, IMAGE_SIZE],
+            settings.max_batch_size,
+            {
+                **metadata.input.to_parameters(),
+                ConfigKeys.OUTPUT_NAME: model_inputs[0].name,
+                ConfigKeys.MAX_PIXELS: metadata.max_pixels,
+                METADATA_KEY: metadata.to_json(),
+            },
+            triton_config.DynamicBatching(settings.max_queue_delay_us),
+            settings.instances,
+        )
+    )
+
+
 def three_step_ensemble(
     settings: BuildSettings,
     model_io: tuple[Sequence[TensorSpec], Sequence[TensorSpec]],
@@ -54,22 +83,7 @@ def three_step_ensemble(
     record = {METADATA_KEY: metadata.to_json()}
     spec_parameters = metadata.input.to_parameters()
     batching = triton_config.DynamicBatching(settings.max_queue_delay_us)
-    pre = triton_config.python_model_config(
-        triton_config.ModelSettings(
-            f"{name}_preprocess",
-            inputs,
-            [*model_inputs, IMAGE_SIZE],
-            settings.max_batch_size,
-            {
-                **spec_parameters,
-                ConfigKeys.OUTPUT_NAME: model_inputs[0].name,
-                ConfigKeys.MAX_PIXELS: metadata.max_pixels,
-                **record,
-            },
-            batching,
-            settings.instances,
-        )
-    )
+    pre = preprocess_config(settings, f"{name}_preprocess", inputs, model_inputs, metadata)
     post = triton_config.python_model_config(
         triton_config.ModelSettings(
             f"{name}_postprocess",

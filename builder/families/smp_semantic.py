@@ -13,6 +13,7 @@ from builder.families.pipeline import file_sha256, three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
+from model_checkpoints.classifier import read_checkpoint as read_classifier_checkpoint
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task
@@ -55,7 +56,7 @@ class SmpSemanticFamily(ModelFamily):
             model = build_model(info)
             model.load_state_dict(payload["state_dict"])
         except CheckpointError as exc:
-            raise BuildError(str(exc)) from None
+            raise BuildError(_classifier_hint(request.weights) or str(exc)) from None
         except RuntimeError as exc:  # state_dict does not fit the (overridden) architecture
             first = str(exc).splitlines()[0]
             raise BuildError(
@@ -113,6 +114,15 @@ class SmpSemanticFamily(ModelFamily):
             # what earlier build-repos wrote; the record carries them as numbers
             {"mean_rgb": ",".join(map(str, spec.mean)), "std_rgb": ",".join(map(str, spec.std))},
         )
+
+
+def _classifier_hint(path) -> str | None:
+    """For a seg-train classify checkpoint given to --model smp: the --model it needs."""
+    try:
+        read_classifier_checkpoint(path)
+    except CheckpointError:
+        return None
+    return f"{path}: a seg-train classify checkpoint, not a seg-train semantic one; use --model classifier"
 
 
 def _smp_version() -> dict[str, str]:

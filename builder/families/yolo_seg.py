@@ -16,6 +16,7 @@ from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints import ultralytics as ultralytics_checkpoint
+from segcontract.checkpoint_formats import CLASSIFIER_FORMAT
 from segcontract.checkpoint_formats import SMP_FORMAT as SEMANTIC_FORMAT
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task
@@ -63,6 +64,9 @@ def _load_ultralytics(
         raise BuildError(f"{path}: not a loadable ultralytics checkpoint ({reason[:200]})") from None
     if isinstance(ckpt, dict) and ckpt.get("format") == SEMANTIC_FORMAT:
         raise BuildError(f"{path}: a seg-train semantic (smp) checkpoint; use --model smp")
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if isinstance(hparams, dict) and hparams.get("format") == CLASSIFIER_FORMAT:
+        raise BuildError(f"{path}: a seg-train classify checkpoint; use --model classifier")
     net = ultralytics_checkpoint.model_of(ckpt)
     if net is None:
         raise BuildError(f"{path}: not an ultralytics checkpoint (no model in it); --weights takes YOLO .pt")

@@ -1,0 +1,138 @@
+"""Triton Python-backend model: one segment of an encoded image → the classifier's input.
+
+Inputs ``IMAGE`` (TYPE_STRING, one encoded file per batch item), ``segment_box`` (float32 [4],
+xyxy in the original image's pixels) and ``segment_mask`` (TYPE_STRING [1]: the segment's mask as
+COCO compressed RLE counts at the image's size; an empty string keeps the whole box). The image
+is decoded as image_preprocess.py decodes it (segops.decode, the record's ``max_pixels`` refused
+before decoding), cropped by :func:`segops.segment_crop.crop_segment` (the box grown by the
+record's ``extra["segment_margin"]``, what is outside the mask filled with the normalisation mean:
+the same function seg-train classify crops with) and prepared by :func:`segops.resize.prepare`.
+Outputs the model input (named by the ``output_name`` parameter) and ``image_size`` (the original
+height, width). A bad file, box or mask fails its own request with INVALID_ARGUMENT.
+"""
+
+import math
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+from segcontract.checkpoint_formats import SEGMENT_MARGIN
+from segcontract.model_metadata import ConfigKeys
+from segcontract.tasks import IMAGE, IMAGE_SIZE, SEGMENT_BOX, SEGMENT_MASK
+from segops.image_header import limit_opencv_pixels
+from segops.triton_params import config_metadata
+
+MARGIN_KEY = "segment_margin"  # the record's extra: builder/families/classifier.py writes it
+
+
+class _BadSegment(ValueError):
+    """A box or mask that does not describe a segment of its image."""
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        metadata, params = config_metadata(args["model_config"])
+        self.max_pixels = metadata.max_pixels
+        limit_opencv_pixels(self.max_pixels)  # before cv2 loads, as image_preprocess does
+        import cv2
+
+        from segops import decode, resize, segment_crop
+
+        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
+        self.decode, self.resize, self.segment_crop = decode, resize, segment_crop
+        self.spec = metadata.input
+        self.margin = float(metadata.extra.get(MARGIN_KEY, SEGMENT_MARGIN))
+        self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "input")
+
+    def execute(self, requests):
+        return [self._guarded(request) for request in requests]
+
+    def _guarded(self, request):
+        """A failure stays in its own request: the others batched with it still get answers."""
+        try:
+            return self._one(request)
+        except Exception as exc:
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(f"segment preprocess failed: {type(exc).__name__}: {exc}")
+            )
+
+    def _one(self, request):
+        encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
+        boxes = pb_utils.get_input_tensor_by_name(request, SEGMENT_BOX.name).as_numpy()
+        masks = pb_utils.get_input_tensor_by_name(request, SEGMENT_MASK.name).as_numpy()
+        items = encoded.reshape(encoded.shape[0], -1)[:, 0]
+        boxes = boxes.reshape(len(items), -1)
+        masks = masks.reshape(len(items), -1)[:, 0]
+        inputs = np.empty((len(items), *self.spec.shape), dtype=np.float32)
+        sizes = np.empty((len(items), 2), dtype=np.int32)
+        for i, (item, box, mask) in enumerate(zip(items, boxes, masks)):
+            where = f"batch item {i}: " if len(items) > 1 else ""
+            try:
+                image = self.decode.decode_image(item, self.max_pixels)
+                crop = self.segment_crop.crop_segment(
+                    image, _box(box), _mask(mask, image.shape[:2]), self.margin, self.spec.mean
+                )
+            except (self.decode.ImageDecodeError, _BadSegment) as exc:
+                return pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
+                )
+            inputs[i] = self.resize.prepare(crop, self.spec)
+            sizes[i] = image.shape[:2]
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor(self.output_name, inputs),
+                pb_utils.Tensor(IMAGE_SIZE.name, sizes),
+            ]
+        )
+
+
+def _box(values):
+    box = [float(v) for v in values]
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise _BadSegment(f"{SEGMENT_BOX.name} must be 4 finite numbers (x1, y1, x2, y2), not {box}")
+    if box[2] < box[0] or box[3] < box[1]:
+        raise _BadSegment(f"{SEGMENT_BOX.name} {box} is not xyxy (x2 < x1 or y2 < y1)")
+    return tuple(box)
+
+
+def _mask(counts, size):
+    """The RLE counts, or None for an empty string (the whole box), checked against the image's
+    size: pycocotools decodes counts of a smaller image into a larger one without complaint."""
+    counts = counts if isinstance(counts, bytes) else bytes(counts)
+    if not counts:
+        return None
+    height, width = size
+    pixels = _rle_pixels(counts)
+    if pixels != height * width:
+        raise _BadSegment(
+            f"{SEGMENT_MASK.name} covers {pixels} pixels, not the image's {height}x{width}: "
+            "send the RLE of a mask at the image's size"
+        )
+    from segops.rle import decode
+
+    return decode(counts, height, width)
+
+
+def _rle_pixels(counts: bytes) -> int:
+    """How many pixels COCO compressed RLE counts cover (pycocotools' rleFrString, summed)."""
+    if any(c < 48 or c > 111 for c in counts):  # each character carries 6 bits from "0"
+        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts")
+    runs, p = [], 0
+    try:
+        while p < len(counts):
+            x, k, more = 0, 0, True
+            while more:
+                c = counts[p] - 48
+                x |= (c & 0x1F) << (5 * k)
+                more = bool(c & 0x20)
+                p, k = p + 1, k + 1
+                if not more and c & 0x10:
+                    x |= -1 << (5 * k)
+            if len(runs) > 2:
+                x += runs[-2]
+            runs.append(x)
+    except IndexError:
+        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts (truncated)") from None
+    if any(r < 0 for r in runs):
+        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts")
+    return sum(runs)
