@@ -12,6 +12,7 @@ from tqdm import tqdm
 from clients.cli_options import (
     CONCURRENCY_OPTION,
     DATA_ROOT_OPTION,
+    DB_OPTION,
     GROUP_OPTION,
     TIMEOUT_OPTION,
     URL_OPTION,
@@ -23,6 +24,7 @@ from clients.image_sources import DataLayout, images_in_folder, images_in_group,
 from clients.segments_cli import masks, segments
 from clients.triton import ClientError, SegmentationClient
 from segcontract.tasks import Task
+from store.errors import StoreError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -58,16 +60,54 @@ def main() -> None:
 @TIMEOUT_OPTION
 @click.option("--overlay", is_flag=True, help="Also write <out>/overlays/<image>.jpg for people to look at.")
 @click.option("--overwrite", is_flag=True, help="Redo images whose JSON already exists (default: skip them).")
+@click.option(
+    "--top-k",
+    "top_k",
+    type=click.IntRange(1),
+    default=None,
+    help="Classification models: how many classes per image (or segment), best first [default: 5].",
+)
+@click.option(
+    "--segments",
+    "on_segments",
+    is_flag=True,
+    help="Classification models: classify each approved segment of the images in the segment store "
+    "(cropped by the server as training cropped it) instead of the whole image.",
+)
+@click.option(
+    "--segment-model",
+    default=None,
+    help="With --segments: whose segments (the instance model's served name; default: the store's only one).",
+)
+@DB_OPTION
 def infer(
-    source, group, data_root, model, url, out, conf, iou, max_det, concurrency, timeout_s, overlay, overwrite
+    source,
+    group,
+    data_root,
+    model,
+    url,
+    out,
+    conf,
+    iou,
+    max_det,
+    concurrency,
+    timeout_s,
+    overlay,
+    overwrite,
+    top_k,
+    on_segments,
+    segment_model,
+    db,
 ) -> None:
     """Run a served model over a folder or a group; write one JSON per image.
 
     Instance models: <out>/<image stem>.json holds the boxes (original pixels), scores, classes and
     COCO RLE masks. Semantic models: <stem>.png (class index per pixel), <stem>_color.png and
-    <stem>.json (pixel fraction per class). Failed images are reported (and listed in
-    <out>/failures.json); the rest go on. A re-run skips images already done. A server that
-    hangs or goes away stops the run within about two --timeout; so does Ctrl-C, at once.
+    <stem>.json (pixel fraction per class). Classification models: <stem>.json holds the --top-k
+    classes with their scores, for the whole image or, with --segments, for each approved segment.
+    Failed images are reported (and listed in <out>/failures.json); the rest go on. A re-run skips
+    images already done. A server that hangs or goes away stops the run within about two
+    --timeout; so does Ctrl-C, at once.
     """
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     try:
@@ -84,10 +124,22 @@ def infer(
             raise ClientError(f"group {group!r} lists no images")
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
+        if segment_model is not None and not on_segments:
+            raise click.UsageError("--segment-model goes with --segments")
         client = SegmentationClient(url, timeout_s=timeout_s)
         info = client.model_info(model)
+        if (top_k is not None or on_segments) and info.task != Task.CLASSIFICATION:
+            flag = "--segments" if on_segments else "--top-k"
+            raise ClientError(f"{flag} is for classification models; {model!r} serves {info.task}")
         from clients.infer_run import run_images
 
+        writer = None
+        if on_segments:
+            from clients.segment_sources import stored_segments
+
+            items, writer, badlisted = stored_segments(items, layout, db, segment_model, {"top_k": top_k})
+            if badlisted:
+                click.echo(f"{badlisted} badlisted images left out", err=True)
         started = time.perf_counter()
         with tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
             summary = run_images(
@@ -96,13 +148,14 @@ def infer(
                 items,
                 out,
                 concurrency=concurrency,
-                overrides={"conf": conf, "iou": iou, "max_det": max_det},
+                overrides={"conf": conf, "iou": iou, "max_det": max_det, "top_k": top_k},
                 overwrite=overwrite,
                 overlays=overlay,
                 on_progress=bar.update,
                 on_failure=failures,
+                writer=writer,
             )
-    except ClientError as exc:
+    except (ClientError, StoreError) as exc:
         _echo_lines(failures.summary())
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
@@ -112,7 +165,11 @@ def infer(
         sys.exit(130)
     _echo_lines(failures.summary())
     elapsed = time.perf_counter() - started
-    found = f"{summary.detections} detections" if info.task == Task.INSTANCE else "masks"
+    found = {
+        Task.INSTANCE: f"{summary.detections} detections",
+        Task.SEMANTIC: "masks",
+        Task.CLASSIFICATION: f"{summary.detections} segments classified" if on_segments else "classes",
+    }[Task(info.task)]
     per_image = f", {1000 * elapsed / summary.written:.1f} ms/image" if summary.written else ""
     click.echo(
         f"{summary.written} written, {summary.skipped} skipped (done before), {len(summary.failed)} failed; "
@@ -131,9 +188,15 @@ def _echo_lines(lines: list[str]) -> None:
 @main.command()
 @click.option(
     "--annotations",
-    required=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="COCO ground truth (e.g. annotations/val.json that seg-train coco2yolo writes).",
+    help="Instance results: COCO ground truth (e.g. annotations/val.json that seg-train coco2yolo writes).",
+)
+@click.option(
+    "--labels",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Classification results: a CSV with image,label columns (e.g. DATA/datasets/<group>.csv).",
 )
 @click.option(
     "--results",
@@ -143,21 +206,35 @@ def _echo_lines(lines: list[str]) -> None:
 )
 @GROUP_OPTION
 @DATA_ROOT_OPTION
-def evaluate(annotations: Path, results: Path | None, group: str | None, data_root: Path) -> None:
-    """Box and mask mAP of seg-client results with pycocotools' COCOeval.
+def evaluate(
+    annotations: Path | None, labels: Path | None, results: Path | None, group: str | None, data_root: Path
+) -> None:
+    """Score seg-client infer's results against the truth.
 
-    Images are matched by their path relative to the folder given to `infer --source`
-    (as coco2yolo writes them), categories by class name.
+    Instance results with --annotations: box and mask mAP with pycocotools' COCOeval (images matched
+    by their path relative to the folder given to `infer --source`, as coco2yolo writes them,
+    categories by class name). Classification results with --labels: accuracy, per-class precision
+    and recall, and the confusion matrix (of the top class of each image, or of each segment with
+    its image's label).
     """
-    from clients.coco_eval import evaluate as coco_evaluate
-
     try:
+        if (annotations is None) == (labels is None):
+            raise click.UsageError(
+                "give --annotations COCO.json (instances) or --labels CSV (classification)"
+            )
         if results is None:
             if group is None:
                 raise click.UsageError("give --results DIR, or --group NAME for TEST/inference/<group>")
             results = DataLayout(data_root).inference / group
             if not results.is_dir():
                 raise ClientError(f"{results}: no results; run `seg-client infer --group {group}` first")
+        if labels is not None:
+            from clients.classify_eval import evaluate_labels, format_scores
+
+            click.echo(format_scores(evaluate_labels(labels, results)))
+            return
+        from clients.coco_eval import evaluate as coco_evaluate
+
         scores = coco_evaluate(annotations, results)
     except ClientError as exc:
         click.echo(f"seg-client: error: {exc}", err=True)

@@ -8,9 +8,11 @@ file is written atomically.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from clients.image_sources import ImageItem, output_names
 from clients.overlays import draw_instances
-from clients.records import instance_record
+from clients.records import classification_record, instance_record, ranked_classes, segments_record
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
 from clients.triton import ClientError, ModelInfo, SegmentationClient
 from segcontract.files import remove_leftover_temps, write_json_atomic
@@ -27,8 +29,10 @@ from segcontract.registry import Registry
 from segcontract.tasks import Task
 from segops.colors import blend, colorize
 from segops.image_write import write_image_atomic
+from store.records import StoredSegment
 
 FAILURES_FILE = "failures.json"
+THRESHOLDS = ("conf", "iou", "max_det")  # what an instance model takes per request
 
 
 class Writer(ABC):
@@ -71,7 +75,8 @@ class InstanceWriter(Writer):
         base: Path,
         overlay_path: Path | None,
     ) -> int:
-        result = client.infer_instances(model.name, data, self.overrides)
+        thresholds = {k: v for k, v in self.overrides.items() if k in THRESHOLDS}
+        result = client.infer_instances(model.name, data, thresholds)
         record = instance_record(item.relative.as_posix(), model, result)
         if overlay_path is not None:
             write_image_atomic(overlay_path, draw_instances(_decode(data), record))
@@ -124,6 +129,92 @@ class SemanticWriter(Writer):
         return len(ids)
 
 
+DEFAULT_TOP_K = 5
+
+
+@WRITERS.register
+class ClassificationWriter(Writer):
+    """Classification of the whole image: ``<name>.json`` with its ``top_k`` classes, best first
+    (``overrides["top_k"]``, at most the model's class count)."""
+
+    task = Task.CLASSIFICATION
+
+    def __call__(
+        self,
+        client: SegmentationClient,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        result = client.infer_classes(model.name, data, top_k(model, self.overrides))
+        record = classification_record(item.relative.as_posix(), model, result)
+        write_json_atomic(base.with_name(base.name + ".json"), record)
+        return 1
+
+
+def top_k(model: ModelInfo, overrides: Mapping) -> int:
+    wanted = overrides.get("top_k") or DEFAULT_TOP_K
+    return max(1, min(int(wanted), len(model.class_names) or int(wanted)))
+
+
+@dataclass(frozen=True)
+class ImageSegments:
+    """The stored segments of one picture, and the sha256 of the picture they were found on."""
+
+    sha256: str
+    segments: Sequence[StoredSegment]
+
+
+class SegmentClassificationWriter(Writer):
+    """Classification of each stored segment of an image (the ``<model>_segment`` ensemble: the
+    server crops the box with a margin and fills what is outside the mask): ``<name>.json`` with
+    ``segments``. An image without segments gets a record with none, so that a re-run skips it;
+    a picture that changed since it was segmented fails (its masks would not fit)."""
+
+    task = Task.CLASSIFICATION
+
+    def __init__(self, overrides: dict | None, segments: Mapping[Path, ImageSegments], segment_model: str):
+        super().__init__(overrides)
+        self.segments = segments
+        self.segment_model = segment_model
+
+    def __call__(
+        self,
+        client: SegmentationClient,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        stored = self.segments.get(item.path)
+        if stored is not None and stored.segments and hashlib.sha256(data).hexdigest() != stored.sha256:
+            raise ValueError(
+                f"the picture changed since {self.segment_model} segmented it; run "
+                f"`seg-client segments build --model {self.segment_model} --all` on it again"
+            )
+        k = top_k(model, self.overrides)
+        found = []
+        width = height = None
+        for segment in stored.segments if stored is not None else ():
+            result = client.infer_classes(model.name, data, k, segment=(segment.bbox, segment.rle["counts"]))
+            width, height = result.width, result.height
+            found.append(
+                {
+                    "segment_id": segment.id,
+                    "bbox": [round(float(v), 2) for v in segment.bbox],
+                    "classes": ranked_classes(model, result),
+                }
+            )
+        if width is None:
+            height, width = _decode(data).shape[:2]
+        record = segments_record(item.relative.as_posix(), width, height, model, self.segment_model, found)
+        write_json_atomic(base.with_name(base.name + ".json"), record)
+        return len(found)
+
+
 def _decode(data: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
@@ -144,12 +235,17 @@ def run_images(
     overlays: bool = False,
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
+    writer: Writer | None = None,
 ) -> RunSummary:
+    """``writer`` replaces the one the registry has for the model's task (e.g. the segment
+    classifier)."""
     if model.task not in WRITERS:
         raise ClientError(
             f"model {model.name!r} serves {model.task!r}; seg-client knows {', '.join(WRITERS)}"
         )
-    writer = WRITERS[model.task](overrides)
+    if writer is not None and writer.task != model.task:
+        raise ClientError(f"model {model.name!r} serves {model.task}, not {writer.task}")
+    writer = writer or WRITERS[model.task](overrides)
     summary = RunSummary()
     remove_leftover_temps(out_dir)
     names = output_names(items)

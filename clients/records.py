@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from clients.triton import InstanceResult, ModelInfo
+from clients.triton import ClassificationResult, InstanceResult, ModelInfo
 
 
 def instance_record(image: str, model: ModelInfo, result: InstanceResult) -> dict:
@@ -27,4 +27,38 @@ def instance_record(image: str, model: ModelInfo, result: InstanceResult) -> dic
         "height": result.height,
         "model": model.name,
         "detections": detections,
+    }
+
+
+def ranked_classes(model: ModelInfo, result: ClassificationResult) -> list[dict]:
+    """The classes Triton ranked, best first; the label is the one the ensemble's labels file
+    gives (the model's class names)."""
+    return [
+        {"class_id": index, "class_name": label or model.class_name(index), "score": round(score, 6)}
+        for score, index, label in result.classes
+    ]
+
+
+def classification_record(image: str, model: ModelInfo, result: ClassificationResult) -> dict:
+    return {
+        "image": image,
+        "width": result.width,
+        "height": result.height,
+        "model": model.name,
+        "classes": ranked_classes(model, result),
+    }
+
+
+def segments_record(
+    image: str, width: int, height: int, model: ModelInfo, segment_model: str, segments: list[dict]
+) -> dict:
+    """The classes of each stored segment of one image: ``segments`` holds ``segment_id`` (the
+    store's), ``bbox`` and ``classes`` per segment."""
+    return {
+        "image": image,
+        "width": width,
+        "height": height,
+        "model": model.name,
+        "segment_model": segment_model,
+        "segments": segments,
     }

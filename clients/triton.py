@@ -10,7 +10,16 @@ from tritonclient.utils import InferenceServerException
 
 from segcontract import tasks
 from segcontract.model_metadata import METADATA_KEY, ConfigKeys, MetadataError, ModelMetadata
-from segcontract.tasks import IMAGE, IMAGE_SIZE, NUM_DETECTIONS, SEMANTIC_MASK_NAME, Task
+from segcontract.tasks import (
+    IMAGE,
+    IMAGE_SIZE,
+    NUM_DETECTIONS,
+    PROBABILITIES_NAME,
+    SEGMENT_BOX,
+    SEGMENT_MASK,
+    SEMANTIC_MASK_NAME,
+    Task,
+)
 
 DEFAULT_TIMEOUT_S = 60.0
 PROBE_TIMEOUT_S = 10.0  # the most a health probe waits: Triton answers it even while busy
@@ -74,6 +83,16 @@ class SemanticResult:
     height: int
     width: int
     mask: np.ndarray  # (height, width) uint8 or uint16
+
+
+@dataclass
+class ClassificationResult:
+    """One image's (or segment's) top classes, best first, as Triton's classification extension
+    answers them: (score, class index, label)."""
+
+    height: int
+    width: int
+    classes: list[tuple[float, int, str]]
 
 
 INSTANCE_OUTPUTS = tasks.output_names(Task.INSTANCE)
@@ -181,6 +200,40 @@ class SegmentationClient:
         height, width = (int(v) for v in response.as_numpy(IMAGE_SIZE.name)[0])
         return SemanticResult(height, width, response.as_numpy(SEMANTIC_MASK_NAME)[0, :height, :width])
 
+    def infer_classes(
+        self,
+        model: str,
+        encoded_image: bytes,
+        top_k: int,
+        segment: tuple[tuple[float, float, float, float], str | bytes] | None = None,
+        timeout_s: float | None = None,
+    ) -> ClassificationResult:
+        """The ``top_k`` classes of one image, or of one segment of it (``segment``: its box xyxy
+        and COCO RLE counts, b"" for the box alone) sent to the ``<model>_segment`` ensemble. Asks
+        the probabilities with ``class_count``: Triton sorts them and names them by the ensemble's
+        labels file."""
+        inputs = [_image_input(encoded_image)]
+        if segment is not None:
+            box, counts = segment
+            box_input = grpcclient.InferInput(SEGMENT_BOX.name, [1, *SEGMENT_BOX.dims], "FP32")
+            box_input.set_data_from_numpy(np.asarray(box, np.float32).reshape(1, 4))
+            mask_input = grpcclient.InferInput(SEGMENT_MASK.name, [1, *SEGMENT_MASK.dims], "BYTES")
+            raw = counts.encode() if isinstance(counts, str) else counts
+            mask_input.set_data_from_numpy(np.array([[raw]], dtype=np.object_))
+            inputs += [box_input, mask_input]
+            model = tasks.segment_ensemble_name(model)
+        outputs = [
+            grpcclient.InferRequestedOutput(PROBABILITIES_NAME, class_count=top_k),
+            grpcclient.InferRequestedOutput(IMAGE_SIZE.name),
+        ]
+        response = self._client.infer(
+            model, inputs, outputs=outputs, client_timeout=timeout_s or self.timeout_s
+        )
+        height, width = (int(v) for v in response.as_numpy(IMAGE_SIZE.name)[0])
+        return ClassificationResult(
+            height, width, parse_classification(response.as_numpy(PROBABILITIES_NAME)[0])
+        )
+
     def close(self) -> None:
         """Also ends every request in flight at once (they raise CANCELLED): how a run stops
         without waiting out its requests' timeouts."""
@@ -192,3 +245,14 @@ def _image_input(encoded_image: bytes) -> grpcclient.InferInput:
     image = grpcclient.InferInput(IMAGE.name, [1, *IMAGE.dims], "BYTES")
     image.set_data_from_numpy(np.array([[encoded_image]], dtype=np.object_))
     return image
+
+
+def parse_classification(entries) -> list[tuple[float, int, str]]:
+    """Triton's classification strings, "score:index:label" (the label may hold colons), as
+    (score, index, label), in the order Triton gives them (best first)."""
+    parsed = []
+    for entry in entries:
+        text = entry.decode() if isinstance(entry, bytes) else str(entry)
+        score, index, label = text.split(":", 2)
+        parsed.append((float(score), int(index), label))
+    return parsed

@@ -436,6 +436,29 @@ class SegmentStore:
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "read the segments") from None
 
+    def segment_model(self, wanted: str | None = None) -> str:
+        """The model whose segments a command uses: ``wanted``, checked against the models the store
+        holds segments of, or the store's only model (several: the user must choose)."""
+        report = self.status()
+        models = sorted(set(report.segmented) | {m for m, _, _, _ in report.counts})
+        if wanted is not None:
+            if wanted not in models:
+                known = ", ".join(models) or "none"
+                raise StoreError(
+                    f"segment store {self.url}: no segments of model {wanted!r} (models: {known})"
+                )
+            return wanted
+        if not models:
+            raise StoreError(
+                f"segment store {self.url}: holds no segments; run seg-client segments build first"
+            )
+        if len(models) > 1:
+            raise StoreError(
+                f"segment store {self.url} holds segments of several models ({', '.join(models)}): "
+                "choose one with --segment-model"
+            )
+        return models[0]
+
     def status(self, group: str | None = None) -> StatusReport:
         report = StatusReport()
         every = self._image_query(group, include_badlisted=True).subquery()

@@ -200,24 +200,6 @@ def store_names(sample: Sample, pictures: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def pick_segment_model(models: Iterable[str], wanted: str | None, store_url: str) -> str:
-    """``wanted``, checked against the store's models, or the store's only model."""
-    models = sorted(set(models))
-    if wanted is not None:
-        if wanted not in models:
-            known = ", ".join(models) or "none"
-            raise DataError(f"segment store {store_url}: no segments of model {wanted!r} (models: {known})")
-        return wanted
-    if not models:
-        raise DataError(f"segment store {store_url}: holds no segments; run seg-client segments build first")
-    if len(models) > 1:
-        raise DataError(
-            f"segment store {store_url} holds segments of several models ({', '.join(models)}): "
-            "choose one with --segment-model"
-        )
-    return models[0]
-
-
 def segment_samples(
     images: list[Sample],
     segments: Iterable,

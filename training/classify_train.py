@@ -50,7 +50,6 @@ from training.classify_data import (
     check_readable,
     class_names_of,
     counts_line,
-    pick_segment_model,
     read_csv_samples,
     read_folder_samples,
     segment_samples,
@@ -207,9 +206,7 @@ def _segments_of(
         raise TrainingError(f"segment store {url}: no such file; pass --db, or run seg-client segments build")
     try:
         with SegmentStore.open(url) as store:
-            known = store.status()
-            models = set(known.segmented) | {m for m, _, _, _ in known.counts}
-            model = pick_segment_model(models, opts.segment_model, store.url)
+            model = store.segment_model(opts.segment_model)
             segments = store.segments(model=model, statuses=[Status.APPROVED])
     except StoreError as exc:
         raise TrainingError(str(exc)) from None

@@ -1,9 +1,8 @@
 """classifier (timm, from seg-train classify checkpoints): the served probabilities equal the
-PyTorch network's softmax on the same prepared image (|Δ| ≤ 1e-3, same top-1), and the
-classification extension names the same top-2. seg-client infer has no classification writer
-yet, so ``served`` asks the ensemble with tritonclient and writes one JSON record per image; the
-deeper serving checks (the segment ensemble, bad segments) are in
-tests/integration/test_classifier_serving.py, whose helpers this file shares."""
+PyTorch network's softmax on the same prepared image (|Δ| ≤ 1e-3, same top-1), in the records
+seg-client infer writes (through Triton's classification extension); the deeper serving checks
+(the segment ensemble, bad segments) are in tests/integration/test_classifier_serving.py, whose
+helpers this file shares."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import tritonclient.grpc as grpcclient
 
 from builder import triton_config
 from builder.errors import BuildError
@@ -20,6 +18,7 @@ from builder.families import BuildSettings, LoadRequest
 from builder.families.classifier import ClassifierFamily
 from builder.runtimes import io_specs
 from segcontract import tasks
+from tests.conftest import run_cli
 from tests.families.base import FamilyTestBase
 from tests.integration.test_classifier_serving import (
     CLASS_NAMES,
@@ -27,11 +26,17 @@ from tests.integration.test_classifier_serving import (
     NAME,
     Reference,
     assert_same_probabilities,
-    classify,
     make_checkpoint,
-    parse_classes,
     write_images,
 )
+from tests.schema_check import validate
+
+try:
+    import tensorrt  # noqa: F401
+
+    HAVE_TENSORRT = True
+except ImportError:
+    HAVE_TENSORRT = False
 
 
 class TestClassifier(FamilyTestBase):
@@ -43,6 +48,7 @@ class TestClassifier(FamilyTestBase):
     input_names = ("input",)
     output_names = (tasks.PROBABILITIES_NAME,)
     build_args = ("--name", NAME)
+    client_args = ("--top-k", str(len(CLASS_NAMES)))
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -54,35 +60,26 @@ class TestClassifier(FamilyTestBase):
     def images(cls, tmp_path_factory):
         return write_images(tmp_path_factory.mktemp("classifier_images"))
 
-    @pytest.fixture(scope="class")
-    @classmethod
-    def served(cls, server, images, tmp_path_factory):
-        """One record per image: the probabilities and the top-2 of the classification extension."""
-        out = tmp_path_factory.mktemp("classifier-served")
-        client = grpcclient.InferenceServerClient(server.grpc_url)
-        for path in sorted(p for p in images.iterdir() if p.is_file()):
-            probabilities, sizes = classify(client, [path.read_bytes()], cls.served_name)
-            top2, _ = classify(client, [path.read_bytes()], cls.served_name, class_count=2)
-            record = {
-                "probabilities": probabilities[0].tolist(),
-                "image_size": sizes[0].tolist(),
-                "top2": [list(entry) for entry in parse_classes(top2[0])],
-            }
-            (out / f"{path.stem}.json").write_text(json.dumps(record))
-        return out
-
     @classmethod
     def make_reference(cls, checkpoint):
         return Reference(checkpoint)
 
     def check_parity(self, served, images, reference):
+        """seg-client's records: every class's score within 1e-3 of the network's softmax, ranked
+        as the network ranks them (Triton's classification extension orders and names them)."""
         assert len(images) >= 5
         for image in images:
             record = json.loads((served / f"{image.stem}.json").read_text())
+            validate(record, "image_record")
             expected = reference.file_probabilities(image)
-            assert_same_probabilities(np.float32(record["probabilities"]), expected, image.name)
-            top2 = [int(i) for i in np.argsort(-expected)[:2]]
-            assert [(i, label) for _, i, label in record["top2"]] == [(i, CLASS_NAMES[i]) for i in top2]
+            scores = np.zeros(len(CLASS_NAMES), np.float32)
+            for entry in record["classes"]:
+                scores[entry["class_id"]] = entry["score"]
+                assert entry["class_name"] == CLASS_NAMES[entry["class_id"]]
+            assert_same_probabilities(scores, expected, image.name)
+            assert [c["class_id"] for c in record["classes"][:2]] == [
+                int(i) for i in np.argsort(-expected)[:2]
+            ]
 
     # --- what only this family has ------------------------------------------------------------
     def test_model_names(self):
@@ -145,3 +142,53 @@ def test_label_files_only_for_declared_outputs():
     assert 'label_filename: "l.txt"' in triton_config.to_text(triton_config.python_model_config(settings))
     with pytest.raises(ValueError, match="not there"):
         triton_config.ensemble_config("e", [tasks.IMAGE], [spec], [], 4, label_files={"scores": "l.txt"})
+
+
+def test_onnx_runtime_serves_the_network_with_onnxruntime_and_keeps_the_labels(tmp_path):
+    """--runtime onnx: the network in Triton's onnxruntime backend; the ensembles, their labels
+    file and the preprocessing are the same as with python-onnx."""
+    checkpoint = make_checkpoint(tmp_path)
+    repo = tmp_path / "repo"
+    run_cli(
+        "build-repo",
+        "--model",
+        "classifier",
+        "--weights",
+        str(checkpoint),
+        "--name",
+        NAME,
+        "--runtime",
+        "onnx",
+        "--output",
+        str(repo),
+        "--quiet",
+    )
+    model = triton_config.parse((repo / f"{NAME}_model" / "config.pbtxt").read_text())
+    assert model.platform == "onnxruntime_onnx" and (repo / f"{NAME}_model" / "1" / "model.onnx").is_file()
+    assert [o.name for o in model.output] == [tasks.PROBABILITIES_NAME]
+    assert list(model.output[0].dims) == [len(CLASS_NAMES)]
+    for ensemble in (NAME, tasks.segment_ensemble_name(NAME)):
+        config = triton_config.parse((repo / ensemble / "config.pbtxt").read_text())
+        assert config.output[0].label_filename == tasks.LABELS_FILE
+        assert (repo / ensemble / tasks.LABELS_FILE).read_text().splitlines() == list(CLASS_NAMES)
+
+
+@pytest.mark.skipif(HAVE_TENSORRT, reason="TensorRT imports here: the engine build runs instead of refusing")
+def test_tensorrt_runtime_without_tensorrt_is_one_line_and_the_docker_run_line(tmp_path):
+    checkpoint = make_checkpoint(tmp_path)
+    proc = run_cli(
+        "build-repo",
+        "--model",
+        "classifier",
+        "--weights",
+        str(checkpoint),
+        "--runtime",
+        "tensorrt",
+        "--output",
+        str(tmp_path / "repo"),
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (error,) = proc.stderr.strip().splitlines()
+    assert error.startswith("build-repo: error: --runtime tensorrt needs TensorRT")
+    assert proc.stdout.startswith("docker run") and not (tmp_path / "repo").exists()
