@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from builder.model_folder import ModelFolder
+from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
 from segcontract.model_metadata import ModelMetadata, Thresholds
 from segcontract.tasks import Task
 from segcontract.tensors import TensorSpec
-from segops.resize import InputSpec
+from segops.resize import InputSpec, prepare
 
 
 @dataclass
@@ -81,6 +82,23 @@ class ModelFamily(ABC):
             source_weights=Path(loaded.source).name,
             extra=dict(loaded.extra),
         )
+
+
+class RecordedInputFamily(ModelFamily):
+    """A family whose checkpoint records how its images are prepared (size, resize, mean, std,
+    layout): the loaded model carries that spec, and the ONNX check feeds it probe images prepared
+    by it, at the input size and at two smaller ones (a batch of two, then one)."""
+
+    def input_spec(self, loaded: LoadedModel) -> InputSpec:
+        if loaded.input_spec is None:
+            raise ValueError(f"a {self.name} LoadedModel carries its input spec (mean, std, layout)")
+        return loaded.input_spec
+
+    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
+        spec = self.input_spec(loaded)
+        h, w = loaded.input_size
+        batch = [prepare(image, spec) for image in probe_images([(h, w), (h // 2, w), (h, w // 2)])]
+        return [np.stack(batch[:2]), batch[2][None]]
 
 
 def _segstack_version() -> str:

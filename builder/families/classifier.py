@@ -23,15 +23,13 @@ from __future__ import annotations
 from importlib import metadata as distributions
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from builder import triton_config
 from builder.errors import BuildError
-from builder.families.base import LoadedModel, ModelFamily
+from builder.families.base import LoadedModel, RecordedInputFamily
 from builder.families.pipeline import IMAGE_SIZE, file_sha256, preprocess_config
 from builder.model_folder import ModelFolder, python_backend_folder
-from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import load_network
 from segcontract import tasks
@@ -39,7 +37,7 @@ from segcontract.checkpoint_formats import SMP_FORMAT, CheckpointError
 from segcontract.model_metadata import ModelMetadata
 from segcontract.tasks import LABELS_FILE, PROBABILITIES_NAME, SEGMENT_BOX, SEGMENT_MASK, Task
 from segcontract.tensors import TensorSpec
-from segops.resize import InputSpec, prepare
+from segops.resize import InputSpec
 
 INPUT_NAME = "input"
 SEGMENT_MARGIN_KEY = "segment_margin"  # ModelMetadata.extra: the crop margin segment_preprocess uses
@@ -67,7 +65,7 @@ def _other_family_hint(path: Path) -> str | None:
     return None
 
 
-class ClassifierFamily(ModelFamily):
+class ClassifierFamily(RecordedInputFamily):
     name = "classifier"
     task = Task.CLASSIFICATION
     model_names_help = "classifier (a seg-train classify checkpoint: any timm architecture)"
@@ -115,17 +113,6 @@ class ClassifierFamily(ModelFamily):
             weights_sha256=file_sha256(request.weights),
             extra={"arch": info.arch, SEGMENT_MARGIN_KEY: float(info.segment_margin)},
         )
-
-    def input_spec(self, loaded: LoadedModel) -> InputSpec:
-        if loaded.input_spec is None:
-            raise ValueError("a classifier LoadedModel carries its input spec (mean, std)")
-        return loaded.input_spec
-
-    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
-        spec = self.input_spec(loaded)
-        h, w = loaded.input_size
-        batch = [prepare(image, spec) for image in probe_images([(h, w), (h // 2, w), (h, w // 2)])]
-        return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

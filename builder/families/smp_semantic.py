@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from importlib import metadata as distributions
 
-import numpy as np
 import torch
 
 from builder.errors import BuildError
-from builder.families.base import LoadedModel, ModelFamily
+from builder.families.base import LoadedModel, RecordedInputFamily
 from builder.families.pipeline import file_sha256, three_step_ensemble
 from builder.model_folder import ModelFolder
-from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import read_checkpoint as read_classifier_checkpoint
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task
-from segops.resize import InputSpec, prepare
+from segops.resize import InputSpec
 
 
 class _Logits(torch.nn.Module):
@@ -38,7 +36,7 @@ def _nearest_multiple(value: int, stride: int) -> int:
     return max(stride, round(value / stride) * stride)
 
 
-class SmpSemanticFamily(ModelFamily):
+class SmpSemanticFamily(RecordedInputFamily):
     name = "smp"
     task = Task.SEMANTIC
     model_names_help = "smp (a seg-train semantic checkpoint: any segmentation-models-pytorch architecture)"
@@ -86,17 +84,6 @@ class SmpSemanticFamily(ModelFamily):
             weights_sha256=file_sha256(request.weights),
             extra={"arch": info.arch, "encoder": info.encoder},
         )
-
-    def input_spec(self, loaded: LoadedModel) -> InputSpec:
-        if loaded.input_spec is None:
-            raise ValueError("an smp LoadedModel carries its input spec (mean, std, layout)")
-        return loaded.input_spec
-
-    def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
-        spec = self.input_spec(loaded)
-        h, w = loaded.input_size
-        batch = [prepare(image, spec) for image in probe_images([(h, w), (h // 2, w), (h, w // 2)])]
-        return [np.stack(batch[:2]), batch[2][None]]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

@@ -26,6 +26,7 @@ from tests.integration.test_classifier_serving import (
     NAME,
     Reference,
     assert_same_probabilities,
+    build,
     make_checkpoint,
     write_images,
 )
@@ -149,20 +150,7 @@ def test_onnx_runtime_serves_the_network_with_onnxruntime_and_keeps_the_labels(t
     file and the preprocessing are the same as with python-onnx."""
     checkpoint = make_checkpoint(tmp_path)
     repo = tmp_path / "repo"
-    run_cli(
-        "build-repo",
-        "--model",
-        "classifier",
-        "--weights",
-        str(checkpoint),
-        "--name",
-        NAME,
-        "--runtime",
-        "onnx",
-        "--output",
-        str(repo),
-        "--quiet",
-    )
+    build(checkpoint, repo, runtime="onnx")
     model = triton_config.parse((repo / f"{NAME}_model" / "config.pbtxt").read_text())
     assert model.platform == "onnxruntime_onnx" and (repo / f"{NAME}_model" / "1" / "model.onnx").is_file()
     assert [o.name for o in model.output] == [tasks.PROBABILITIES_NAME]

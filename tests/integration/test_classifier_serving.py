@@ -84,7 +84,7 @@ class Reference:
         return self.probabilities(crop)
 
 
-def build(checkpoint: Path, output: Path, *args: str) -> Path:
+def build(checkpoint: Path, output: Path, *args: str, runtime: str = "python-onnx") -> Path:
     run_cli(
         "build-repo",
         "--model",
@@ -96,7 +96,7 @@ def build(checkpoint: Path, output: Path, *args: str) -> Path:
         "--output",
         str(output),
         "--runtime",
-        "python-onnx",
+        runtime,
         *args,
         "--quiet",
     )
