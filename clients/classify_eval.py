@@ -36,6 +36,7 @@ from pathlib import Path
 
 from clients.infer_run import FAILURES_FILE
 from clients.triton import ClientError
+from store.layout import CSV_LABEL_COLUMNS, CSV_PATH_COLUMNS, CSV_SPLIT_COLUMN, csv_column
 
 _NAME_WIDTH = 12  # longest class name in the confusion matrix's headers
 _MAX_MATRIX_CLASSES = 20  # more classes than this: the most frequent confusions instead of the matrix
@@ -51,12 +52,15 @@ class ClassificationScores:
     classes: list[str]
     confusion: list[list[int]]  # [true label][predicted], in the order of ``classes``
     per_class: dict[str, tuple[float, float, int]]  # name -> (precision, recall, support)
+    without_segments: int = 0  # images scored by segments that have none
+    without_results: int = 0  # labelled images of the CSV no record names (not run, failed, badlisted)
 
 
-def evaluate_labels(labels_csv: Path, results_dir: Path) -> ClassificationScores:
+def evaluate_labels(labels_csv: Path, results_dir: Path, split: str | None = None) -> ClassificationScores:
     """Accuracy, per-class precision and recall and the confusion matrix of the classification
-    records below ``results_dir`` against ``labels_csv`` (matched as the module docstring says)."""
-    labels = read_labels(labels_csv)
+    records below ``results_dir`` against ``labels_csv`` (matched as the module docstring says);
+    ``split``: only the CSV rows of that split (e.g. ``val``)."""
+    labels = read_labels(labels_csv, split)
     records = _read_records(Path(results_dir))
     if not records:
         raise ClientError(
@@ -67,45 +71,64 @@ def evaluate_labels(labels_csv: Path, results_dir: Path) -> ClassificationScores
     truths: list[str] = []
     predictions: list[str] = []
     class_ids: dict[str, int] = {}
-    images = unlabelled = 0
+    images = unlabelled = without_segments = 0
+    seen: set[str] = set()
     for path, record in records:
-        label = match(record["image"])
-        if label is None:
+        key = match(record["image"])
+        label = labels.get(key) if key is not None else None
+        if not label:
             unlabelled += 1
             continue
+        seen.add(key)
+        ranked = _ranked_classes(path, record)
+        if not ranked:
+            without_segments += 1
+            continue
         images += 1
-        for ranked in _ranked_classes(path, record):
+        for classes in ranked:
             truths.append(label)
-            predictions.append(ranked[0]["class_name"])
-            for entry in ranked:
+            predictions.append(classes[0]["class_name"])
+            for entry in classes:
                 if isinstance(entry.get("class_id"), int):
                     name = entry["class_name"]
                     class_ids[name] = min(entry["class_id"], class_ids.get(name, entry["class_id"]))
-    if not images:
+    if not seen:
         raise _nothing_matched(labels_csv, results_dir, labels, records)
-    return _scores(truths, predictions, class_ids, images, unlabelled)
+    if not truths:
+        raise ClientError(
+            f"{results_dir}: the {without_segments} labelled images have no classified segment "
+            "(no approved segments in the store); nothing to score"
+        )
+    scores = _scores(truths, predictions, class_ids, images, unlabelled)
+    scores.without_segments = without_segments
+    scores.without_results = sum(1 for image, label in labels.items() if label and image not in seen)
+    return scores
 
 
-def read_labels(path: Path) -> dict[str, str | None]:
+def read_labels(path: Path, split: str | None = None) -> dict[str, str | None]:
     """CSV image -> its label: ``""`` for a row without one, None for an image listed twice with
-    different labels."""
+    different labels. The columns are found as training finds them (``image``/``path``/...,
+    ``label``/``class``/...); ``split`` keeps the rows of one split."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            fields = [name.strip() for name in reader.fieldnames or []]
-            if "image" not in fields or "label" not in fields:
-                found = _listed(fields)
+            rows = csv.reader(f)
+            header = [name.strip().lower() for name in next(rows, [])]
+            image_col = csv_column(header, CSV_PATH_COLUMNS)
+            label_col = csv_column(header, CSV_LABEL_COLUMNS)
+            split_col = csv_column(header, (CSV_SPLIT_COLUMN,))
+            if image_col is None or label_col is None:
                 raise ClientError(
-                    f"{path}: a labels CSV needs 'image' and 'label' columns in its header "
-                    f"(columns found: {found})"
+                    f"{path}: a labels CSV needs an image and a label column in its header, e.g. "
+                    f"image,label (columns found: {_listed(header)})"
                 )
-            reader.fieldnames = fields
+            if split is not None and split_col is None:
+                raise ClientError(f"{path}: --split {split}: the CSV has no split column")
             labels: dict[str, str | None] = {}
-            for row in reader:
-                image = _normalized(row.get("image") or "")
-                if not image:
+            for row in rows:
+                image = _normalized(_cell(row, image_col))
+                if not image or (split is not None and _cell(row, split_col).lower() != split.lower()):
                     continue
-                label = (row.get("label") or "").strip()
+                label = _cell(row, label_col)
                 labels[image] = label if labels.get(image, label) == label else None
             return labels
     except OSError as exc:
@@ -114,11 +137,25 @@ def read_labels(path: Path) -> dict[str, str | None]:
         raise ClientError(f"{path}: not a readable CSV file ({exc})") from None
 
 
+def _cell(row: list[str], column: int | None) -> str:
+    return row[column].strip() if column is not None and column < len(row) else ""
+
+
 def format_scores(scores: ClassificationScores) -> str:
     """A report for the terminal: accuracy, the per-class table and the confusion matrix."""
     lines = [
         f"accuracy {scores.accuracy:.4f} ({scores.correct}/{scores.samples} samples, "
         f"{scores.images} images; {scores.unlabelled} unlabelled)",
+        *(
+            [f"{scores.without_segments} labelled images have no classified segment"]
+            if scores.without_segments
+            else []
+        ),
+        *(
+            [f"{scores.without_results} labelled images have no result (not run, failed or badlisted)"]
+            if scores.without_results
+            else []
+        ),
         "",
     ]
     width = max([len("class"), *(len(name) for name in scores.classes)])
@@ -150,7 +187,7 @@ def _normalized(image: str) -> str:
 
 
 class _Matcher:
-    """A record's image -> its CSV label, or None when it is not scored."""
+    """A record's image -> the CSV entry it names, or None (no entry, or several)."""
 
     def __init__(self, labels: dict[str, str | None]):
         self.labels = labels
@@ -163,11 +200,9 @@ class _Matcher:
     def __call__(self, image: str) -> str | None:
         image = _normalized(image)
         if image in self.labels:
-            label = self.labels[image]
-        else:
-            candidates = self.by_suffix.get(image, [])
-            label = self.labels[candidates[0]] if len(candidates) == 1 else None
-        return label or None
+            return image
+        candidates = self.by_suffix.get(image, [])
+        return candidates[0] if len(candidates) == 1 else None
 
 
 def _read_records(results_dir: Path) -> list[tuple[Path, dict]]:

@@ -65,7 +65,7 @@ def main() -> None:
     "top_k",
     type=click.IntRange(1),
     default=None,
-    help="Classification models: how many classes per image (or segment), best first [default: 5].",
+    help="Classification models: how many classes per image (or segment), best first (default 5).",
 )
 @click.option(
     "--segments",
@@ -104,17 +104,20 @@ def infer(
     Instance models: <out>/<image stem>.json holds the boxes (original pixels), scores, classes and
     COCO RLE masks. Semantic models: <stem>.png (class index per pixel), <stem>_color.png and
     <stem>.json (pixel fraction per class). Classification models: <stem>.json holds the --top-k
-    classes with their scores, for the whole image or, with --segments, for each approved segment.
+    classes with their scores, for the whole image or, with --segments, for each approved segment
+    in the segment store (outputs then default to TEST/inference/<name>-segments).
     Failed images are reported (and listed in <out>/failures.json); the rest go on. A re-run skips
-    images already done. A server that hangs or goes away stops the run within about two
-    --timeout; so does Ctrl-C, at once.
+    images already done (a classifier's unless --top-k or the approved segments changed). A
+    server that hangs or goes away stops the run within about two --timeout; so does Ctrl-C, at
+    once.
     """
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     try:
         if (source is None) == (group is None):
             raise click.UsageError("give exactly one of --source DIR or --group NAME")
         layout = DataLayout(data_root)
-        out = out or layout.inference / (group or Path(source).resolve().name)
+        name = group or Path(source).resolve().name
+        out = out or layout.inference / (f"{name}-segments" if on_segments else name)
         items = (
             images_in_folder(source, exclude=out) if source is not None else images_in_group(group, layout)
         )
@@ -124,13 +127,16 @@ def infer(
             raise ClientError(f"group {group!r} lists no images")
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
-        if segment_model is not None and not on_segments:
-            raise click.UsageError("--segment-model goes with --segments")
+        if (segment_model is not None or db is not None) and not on_segments:
+            raise click.UsageError("--segment-model and --db go with --segments")
         client = SegmentationClient(url, timeout_s=timeout_s)
         info = client.model_info(model)
-        if (top_k is not None or on_segments) and info.task != Task.CLASSIFICATION:
-            flag = "--segments" if on_segments else "--top-k"
-            raise ClientError(f"{flag} is for classification models; {model!r} serves {info.task}")
+        _refuse_options_of_other_tasks(
+            info.task,
+            model,
+            {"--top-k": top_k, "--segments": on_segments or None},
+            {"--conf": conf, "--iou": iou, "--max-det": max_det, "--overlay": overlay or None},
+        )
         from clients.infer_run import run_images
 
         writer = None
@@ -180,6 +186,15 @@ def infer(
         sys.exit(1)
 
 
+def _refuse_options_of_other_tasks(task: str, model: str, classifying: dict, segmenting: dict) -> None:
+    """An option the model's task has no use for is a mistake to point out, not to ignore."""
+    wrong = classifying if task != Task.CLASSIFICATION else segmenting
+    given = [flag for flag, value in wrong.items() if value is not None]
+    if given:
+        kind = "segmentation" if wrong is segmenting else "classification"
+        raise ClientError(f"{', '.join(given)}: options of {kind} models; {model!r} serves {task}")
+
+
 def _echo_lines(lines: list[str]) -> None:
     for line in lines:
         click.echo(line, err=True)
@@ -196,7 +211,11 @@ def _echo_lines(lines: list[str]) -> None:
     "--labels",
     default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Classification results: a CSV with image,label columns (e.g. DATA/datasets/<group>.csv).",
+    help="Classification results: a CSV with image,label columns (default with --group and no "
+    "--annotations: DATA/datasets/<group>.csv).",
+)
+@click.option(
+    "--split", default=None, help="With --labels: score only the CSV rows of this split (e.g. val)."
 )
 @click.option(
     "--results",
@@ -207,7 +226,12 @@ def _echo_lines(lines: list[str]) -> None:
 @GROUP_OPTION
 @DATA_ROOT_OPTION
 def evaluate(
-    annotations: Path | None, labels: Path | None, results: Path | None, group: str | None, data_root: Path
+    annotations: Path | None,
+    labels: Path | None,
+    split: str | None,
+    results: Path | None,
+    group: str | None,
+    data_root: Path,
 ) -> None:
     """Score seg-client infer's results against the truth.
 
@@ -231,7 +255,7 @@ def evaluate(
         if labels is not None:
             from clients.classify_eval import evaluate_labels, format_scores
 
-            click.echo(format_scores(evaluate_labels(labels, results)))
+            click.echo(format_scores(evaluate_labels(labels, results, split)))
             return
         from clients.coco_eval import evaluate as coco_evaluate
 

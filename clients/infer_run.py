@@ -56,6 +56,11 @@ class Writer(ABC):
     ) -> int:
         """Write the outputs of ``item`` next to ``base``; returns what it found (detections, classes)."""
 
+    def done(self, model: ModelInfo, item: ImageItem, path: Path) -> bool:
+        """Whether ``path``, the record a run wrote for ``item``, is what this run would write (a
+        re-run skips it). By default any record is: it is written last, atomically."""
+        return True
+
 
 WRITERS: Registry[type[Writer]] = Registry("task", key="task")
 
@@ -132,6 +137,33 @@ class SemanticWriter(Writer):
 DEFAULT_TOP_K = 5
 
 
+def top_k(model: ModelInfo, overrides: Mapping) -> int:
+    """``--top-k`` (default 5), at most the model's class count."""
+    wanted = overrides.get("top_k") or DEFAULT_TOP_K
+    return max(1, min(int(wanted), len(model.class_names) or int(wanted)))
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):  # written atomically: unreadable means not ours; redo it
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _foreign(path: Path, record: dict, wanted: str) -> ClientError:
+    if "segments" in record:
+        kind = f"segments of {record.get('segment_model')!r} classified"
+    elif "classes" in record and "mask" not in record:
+        kind = "whole images classified"
+    else:
+        kind = "segmentation results"
+    return ClientError(
+        f"{path} holds another run's results ({kind} by {record.get('model')!r}), not {wanted}; "
+        "give another --out, or --overwrite to replace them"
+    )
+
+
 @WRITERS.register
 class ClassificationWriter(Writer):
     """Classification of the whole image: ``<name>.json`` with its ``top_k`` classes, best first
@@ -153,32 +185,62 @@ class ClassificationWriter(Writer):
         write_json_atomic(base.with_name(base.name + ".json"), record)
         return 1
 
-
-def top_k(model: ModelInfo, overrides: Mapping) -> int:
-    wanted = overrides.get("top_k") or DEFAULT_TOP_K
-    return max(1, min(int(wanted), len(model.class_names) or int(wanted)))
+    def done(self, model: ModelInfo, item: ImageItem, path: Path) -> bool:
+        record = _read_record(path)
+        if record is None:
+            return False
+        if record.get("model") != model.name or "classes" not in record or "mask" in record:
+            raise _foreign(path, record, f"whole images classified by {model.name!r}")
+        return len(record["classes"]) == top_k(model, self.overrides)
 
 
 @dataclass(frozen=True)
 class ImageSegments:
-    """The stored segments of one picture, and the sha256 of the picture they were found on."""
+    """One picture as the store knows it: its sha256 and size, and its approved segments."""
 
     sha256: str
+    width: int
+    height: int
     segments: Sequence[StoredSegment]
 
 
 class SegmentClassificationWriter(Writer):
     """Classification of each stored segment of an image (the ``<model>_segment`` ensemble: the
     server crops the box with a margin and fills what is outside the mask): ``<name>.json`` with
-    ``segments``. An image without segments gets a record with none, so that a re-run skips it;
-    a picture that changed since it was segmented fails (its masks would not fit)."""
+    ``segments``. The picture is found in the store by its path (``by_path``), else by its
+    content (``by_sha256``); one the store does not know fails, as does one that changed since
+    it was segmented (its masks would not fit). A picture without approved segments gets a record
+    with none; a re-run redoes an image whose approved segments have changed since."""
 
     task = Task.CLASSIFICATION
 
-    def __init__(self, overrides: dict | None, segments: Mapping[Path, ImageSegments], segment_model: str):
+    def __init__(
+        self,
+        overrides: dict | None,
+        by_path: Mapping[Path, ImageSegments],
+        by_sha256: Mapping[str, ImageSegments],
+        segment_model: str,
+    ):
         super().__init__(overrides)
-        self.segments = segments
+        self.by_path = by_path
+        self.by_sha256 = by_sha256
         self.segment_model = segment_model
+
+    def stored(self, item: ImageItem, data: bytes) -> ImageSegments:
+        """The store's view of ``item``; ValueError (this image's failure) when there is none that fits."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        stored = self.by_path.get(item.path) or self.by_sha256.get(sha256)
+        if stored is None:
+            raise ValueError(
+                f"not in the segment store (neither by its path under DATA/pictures nor by its content); "
+                f"run `seg-client segments build --model {self.segment_model}` on it first"
+            )
+        if stored.sha256 != sha256:
+            raise ValueError(
+                f"the picture changed since {self.segment_model} segmented it; run "
+                f"`seg-client segments build --model {self.segment_model} --process-all` on it again"
+            )
+        return stored
 
     def __call__(
         self,
@@ -189,18 +251,11 @@ class SegmentClassificationWriter(Writer):
         base: Path,
         overlay_path: Path | None,
     ) -> int:
-        stored = self.segments.get(item.path)
-        if stored is not None and stored.segments and hashlib.sha256(data).hexdigest() != stored.sha256:
-            raise ValueError(
-                f"the picture changed since {self.segment_model} segmented it; run "
-                f"`seg-client segments build --model {self.segment_model} --all` on it again"
-            )
+        stored = self.stored(item, data)
         k = top_k(model, self.overrides)
         found = []
-        width = height = None
-        for segment in stored.segments if stored is not None else ():
+        for segment in stored.segments:
             result = client.infer_classes(model.name, data, k, segment=(segment.bbox, segment.rle["counts"]))
-            width, height = result.width, result.height
             found.append(
                 {
                     "segment_id": segment.id,
@@ -208,11 +263,30 @@ class SegmentClassificationWriter(Writer):
                     "classes": ranked_classes(model, result),
                 }
             )
-        if width is None:
-            height, width = _decode(data).shape[:2]
-        record = segments_record(item.relative.as_posix(), width, height, model, self.segment_model, found)
+        record = segments_record(
+            item.relative.as_posix(), stored.width, stored.height, model, self.segment_model, found
+        )
         write_json_atomic(base.with_name(base.name + ".json"), record)
         return len(found)
+
+    def done(self, model: ModelInfo, item: ImageItem, path: Path) -> bool:
+        record = _read_record(path)
+        if record is None:
+            return False
+        if (
+            record.get("model") != model.name
+            or "segments" not in record
+            or record.get("segment_model") != self.segment_model
+        ):
+            raise _foreign(path, record, f"segments of {self.segment_model!r} classified by {model.name!r}")
+        try:
+            stored = self.stored(item, read_image(item))
+        except ValueError:
+            return False  # let the run try it and say why it fails
+        k = top_k(model, self.overrides)
+        return sorted(s["segment_id"] for s in record["segments"]) == sorted(
+            s.id for s in stored.segments
+        ) and all(len(s["classes"]) == k for s in record["segments"])
 
 
 def _decode(data: bytes) -> np.ndarray:
@@ -252,7 +326,7 @@ def run_images(
     todo = []
     for item in items:
         json_path = out_dir / f"{names[item]}.json"
-        if json_path.exists() and not overwrite:
+        if json_path.exists() and not overwrite and writer.done(model, item, json_path):
             summary.skipped += 1
             on_progress(1)
             continue

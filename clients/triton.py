@@ -248,11 +248,12 @@ def _image_input(encoded_image: bytes) -> grpcclient.InferInput:
 
 
 def parse_classification(entries) -> list[tuple[float, int, str]]:
-    """Triton's classification strings, "score:index:label" (the label may hold colons), as
-    (score, index, label), in the order Triton gives them (best first)."""
+    """Triton's classification strings, "score:index:label" (the label may hold colons; Triton
+    leaves ":label" out where its labels file has no line for the index), as (score, index, label
+    or ""), in the order Triton gives them (best first)."""
     parsed = []
     for entry in entries:
         text = entry.decode() if isinstance(entry, bytes) else str(entry)
-        score, index, label = text.split(":", 2)
-        parsed.append((float(score), int(index), label))
+        score, index, *label = text.split(":", 2)
+        parsed.append((float(score), int(index), label[0] if label else ""))
     return parsed

@@ -18,6 +18,13 @@ from store.errors import StoreError
 
 DB_ENV = "SEGSTACK_DB"
 CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
+CSV_LABEL_COLUMNS = ("label", "class", "category")
+CSV_SPLIT_COLUMN = "split"
+
+
+def csv_column(header: list[str], names: tuple[str, ...]) -> int | None:
+    """The index of the first of ``names`` in a group CSV's header (lower-cased, stripped)."""
+    return next((header.index(n) for n in names if n in header), None)
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,7 @@ def _csv_paths(index: Path) -> list[str]:
     if not rows:
         return []
     header = [h.strip().lower() for h in rows[0]]
-    column = next((header.index(c) for c in CSV_PATH_COLUMNS if c in header), None)
+    column = csv_column(header, CSV_PATH_COLUMNS)
     if column is None:  # no header we know: the first column, header row included if it is a path
         return [r[0] for r in rows if r and is_image_name(Path(r[0]))]
     return [r[column] for r in rows[1:] if len(r) > column and r[column]]

@@ -12,6 +12,7 @@ crop, small brightness/contrast/saturation changes) and then runs the same ``pre
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -30,13 +31,11 @@ from segcontract.model_metadata import InputSpec
 from segops.decode import ImageDecodeError, decode_image
 from segops.resize import prepare
 from segops.segment_crop import crop_segment
-from store.layout import CSV_PATH_COLUMNS
+from store.layout import CSV_LABEL_COLUMNS, CSV_PATH_COLUMNS, CSV_SPLIT_COLUMN, csv_column
 from training.splits import val_indices
 
 log = logging.getLogger("seg-train")
 
-LABEL_COLUMNS = ("label", "class", "category")
-SPLIT_COLUMN = "split"
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val"}
 LEFT_OUT_SPLITS = {"test", "holdout"}  # rows kept for a later evaluation: never trained on
 
@@ -68,6 +67,7 @@ class ReadReport:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
     without_segments: int = 0
     size_mismatch: int = 0
+    changed_pictures: int = 0
     segment_model: str | None = None  # whose segments were used (--segment-model, or the only one)
 
     def lines(self) -> list[str]:
@@ -89,14 +89,15 @@ class ReadReport:
                 f"{self.size_mismatch} segments skipped: their mask is not at the picture's size "
                 "(the picture was replaced; segment it again)"
             )
+        if self.changed_pictures:
+            out.append(
+                f"{self.changed_pictures} images skipped: the picture changed since it was segmented "
+                "(segment it again: seg-client segments build --process-all)"
+            )
         return out
 
 
 # --- where the images come from ----------------------------------------------------------------
-
-
-def _column(header: list[str], names: Sequence[str]) -> int | None:
-    return next((header.index(n) for n in names if n in header), None)
 
 
 def _cell(row: list[str], column: int | None) -> str:
@@ -118,13 +119,13 @@ def read_csv_samples(csv_path: Path, pictures: Path, report: ReadReport) -> list
     if not rows:
         raise DataError(f"{csv_path}: empty; expected a header row image,label")
     header = [h.strip().lower() for h in rows[0]]
-    image_col = _column(header, CSV_PATH_COLUMNS)
-    label_col = _column(header, LABEL_COLUMNS)
+    image_col = csv_column(header, CSV_PATH_COLUMNS)
+    label_col = csv_column(header, CSV_LABEL_COLUMNS)
     if image_col is None:
         raise DataError(f"{csv_path}: no image column (header {','.join(header)}); expected image,label")
     if label_col is None:
         raise DataError(f"{csv_path}: no label column (header {','.join(header)}); expected image,label")
-    split_col = _column(header, (SPLIT_COLUMN,))
+    split_col = csv_column(header, (CSV_SPLIT_COLUMN,))
     samples = []
     for number, row in enumerate(rows[1:], start=2):
         image, label, split = (_cell(row, i) for i in (image_col, label_col, split_col))
@@ -188,6 +189,14 @@ def check_readable(
     return [s for s in samples if s.path in sizes], sizes
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def store_names(sample: Sample, pictures: Path) -> list[str]:
     """The names the segment store may know ``sample``'s image by: its path relative to
     DATA/pictures (POSIX), else its absolute path."""
@@ -206,18 +215,24 @@ def segment_samples(
     sizes: dict[Path, tuple[int, int]],
     pictures: Path,
     report: ReadReport,
+    picture_sha256: dict[str, str] | None = None,
 ) -> list[Sample]:
     """One sample per stored segment of each image, labelled with the image's label. ``segments``
     are :class:`store.records.StoredSegment` records (approved, of one model, badlisted images
-    already left out by the store)."""
+    already left out by the store); ``picture_sha256``: the store's sha256 of each picture, so
+    that a file replaced since it was segmented is not trained on with the old picture's masks."""
     by_name: dict[str, list] = defaultdict(list)
     for seg in segments:
         by_name[seg.image].append(seg)
     out = []
     for image in images:
-        found = next((by_name[n] for n in store_names(image, pictures) if n in by_name), [])
+        name = next((n for n in store_names(image, pictures) if n in by_name), None)
+        found = by_name[name] if name is not None else []
         if not found:
             report.without_segments += 1
+        elif picture_sha256 and picture_sha256.get(name) not in (None, file_sha256(image.path)):
+            report.changed_pictures += 1
+            continue
         for seg in found:
             mask_size = tuple(int(v) for v in seg.rle.get("size", (seg.height, seg.width)))
             if mask_size != sizes[image.path]:

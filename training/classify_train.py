@@ -205,14 +205,15 @@ def _segments_of(
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise TrainingError(f"segment store {url}: no such file; pass --db, or run seg-client segments build")
     try:
-        with SegmentStore.open(url) as store:
+        with SegmentStore.open(url, create=False) as store:  # training only reads the store
             model = store.segment_model(opts.segment_model)
             segments = store.segments(model=model, statuses=[Status.APPROVED])
+            picture_sha256 = {image.path: image.sha256 for image in store.images()}
     except StoreError as exc:
         raise TrainingError(str(exc)) from None
     log.info("%d approved segments of %s in %s", len(segments), model, url)
     report.segment_model = model
-    return segment_samples(images, segments, sizes, layout.pictures, report)
+    return segment_samples(images, segments, sizes, layout.pictures, report, picture_sha256)
 
 
 def _write_split(path: Path, train: list[Sample], val: list[Sample]) -> None:

@@ -20,6 +20,7 @@ names are also in every config's record (``segstack_metadata``) and ``class_name
 
 from __future__ import annotations
 
+import logging
 from importlib import metadata as distributions
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from segops.resize import InputSpec
 
 INPUT_NAME = "input"
 SEGMENT_MARGIN_KEY = "segment_margin"  # ModelMetadata.extra: the crop margin segment_preprocess uses
+
+log = logging.getLogger("build-repo")
 
 
 class _Probabilities(torch.nn.Module):
@@ -86,6 +89,15 @@ class ClassifierFamily(RecordedInputFamily):
         if bad:  # labels.txt has one name per line
             raise BuildError(f"{request.weights}: class names must be one non-empty line each, not {bad!r}")
         width, height = request.size or ((request.imgsz,) * 2 if request.imgsz else info.input_size)
+        if (width, height) != tuple(info.input_size):
+            log.warning(
+                "build-repo: warning: serving at %dx%d, but %s was trained at %dx%d (WxH): the served "
+                "answers will differ from training's eval",
+                width,
+                height,
+                request.weights,
+                *info.input_size,
+            )
         try:
             spec = InputSpec(height, width, info.resize, info.mean, info.std, "CHW")
         except ValueError as exc:

@@ -1,6 +1,7 @@
 """seg-client evaluate --labels: records matched to CSV labels, scored by hand-checked numbers."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -161,7 +162,10 @@ def test_segments_records_score_each_segment(tmp_path, labels_csv):
         },
     )
     scores = evaluate_labels(labels_csv, out)
-    assert (scores.samples, scores.images, scores.unlabelled, scores.correct) == (5, 3, 0, 3)
+    assert (scores.samples, scores.images, scores.unlabelled, scores.correct) == (5, 2, 0, 3)
+    assert scores.without_segments == 1 and "1 labelled images have no classified segment" in format_scores(
+        scores
+    )
     # circle, square, triangle by class_id; blob (id 99) after them
     assert scores.classes == ["circle", "square", "triangle", "blob"]
     assert scores.confusion == [
@@ -243,13 +247,49 @@ def test_missing_csv(tmp_path):
     assert str(tmp_path / "nope.csv") in one_line(exc)
 
 
-def test_csv_without_columns_names_them(tmp_path):
+def test_csv_columns_are_found_as_training_finds_them_or_named(tmp_path):
+    out = tmp_path / "out"
+    write_records(out, {"a.json": whole("p/a.png", "circle")})
+    aliases = tmp_path / "aliases.csv"
+    write_csv(aliases, [("p/a.png", "circle")], header="Path,Class")
+    assert evaluate_labels(aliases, out).correct == 1
     csv_path = tmp_path / "labels.csv"
-    write_csv(csv_path, [("a.png", "circle")], header="file,class")
+    write_csv(csv_path, [("a.png", "circle")], header="name,kind")
     with pytest.raises(ClientError) as exc:
-        evaluate_labels(csv_path, tmp_path)
+        evaluate_labels(csv_path, out)
     message = one_line(exc)
-    assert str(csv_path) in message and "'file', 'class'" in message and "'label'" in message
+    assert str(csv_path) in message and "'name', 'kind'" in message and "image,label" in message
+
+
+def test_split_keeps_one_split_and_labelled_images_without_results_are_counted(tmp_path):
+    csv_path = tmp_path / "labels.csv"
+    write_csv(
+        csv_path,
+        [("p/a.png", "circle", "val"), ("p/b.png", "square", "train"), ("p/c.png", "square", "val")],
+        header="image,label,split",
+    )
+    out = tmp_path / "out"
+    write_records(out, {"a.json": whole("p/a.png", "circle"), "b.json": whole("p/b.png", "circle")})
+    everything = evaluate_labels(csv_path, out)
+    assert (everything.samples, everything.correct, everything.without_results) == (2, 1, 1)
+    val = evaluate_labels(csv_path, out, split="val")
+    assert (val.samples, val.correct, val.unlabelled, val.without_results) == (1, 1, 1, 1)
+    assert "1 labelled images have no result" in format_scores(val)
+    with pytest.raises(ClientError, match="no split column"):
+        evaluate_labels(_no_split(tmp_path), out, split="val")
+
+
+def _no_split(tmp_path: Path) -> Path:
+    path = tmp_path / "nosplit.csv"
+    write_csv(path, [("p/a.png", "circle")], header="image,label")
+    return path
+
+
+def test_only_images_without_segments_is_nothing_to_score(tmp_path, labels_csv):
+    out = tmp_path / "out"
+    write_records(out, {"a.json": segmented("shapes/square_001.png")})
+    with pytest.raises(ClientError, match="no classified segment"):
+        evaluate_labels(labels_csv, out)
 
 
 def test_empty_csv(tmp_path):

@@ -90,8 +90,12 @@ class TestClassifier(FamilyTestBase):
     @pytest.mark.parametrize(
         ("request_size", "input_size"), [({"imgsz": 64}, (64, 64)), ({"size": (128, 64)}, (64, 128))]
     )
-    def test_imgsz_and_size_override_the_checkpoints_input(self, checkpoint, request_size, input_size):
-        loaded = self.family.load(LoadRequest(self.model_name, checkpoint, **request_size))
+    def test_imgsz_and_size_override_the_checkpoints_input(
+        self, checkpoint, request_size, input_size, caplog
+    ):
+        with caplog.at_level("WARNING", logger="build-repo"):
+            loaded = self.family.load(LoadRequest(self.model_name, checkpoint, **request_size))
+        assert f"was trained at {IMGSZ}x{IMGSZ} (WxH)" in caplog.text
         spec = self.family.input_spec(loaded)
         assert loaded.input_size == input_size == (spec.height, spec.width)
         assert spec.resize == "stretch" and spec.layout == "CHW"

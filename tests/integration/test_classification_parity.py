@@ -294,10 +294,74 @@ def test_segments_of_a_changed_picture_fail_and_the_rest_go_on(server, root, tmp
 
 def test_wrong_uses_are_one_line(server, root, tmp_path):
     for args, expected in [
-        (("--segment-model", SEG_MODEL), "--segment-model goes with --segments"),
+        (("--segment-model", SEG_MODEL), "--segment-model and --db go with --segments"),
         (("--segments", "--segment-model", "nope"), "no segments of model 'nope'"),
         (("--segments", "--db", f"sqlite:///{tmp_path / 'none.db'}"), "none.db"),
     ]:
         proc = _infer(server, root, tmp_path / "x", "--group", "scenes", *args, check=False)
         assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_a_rerun_redoes_the_images_whose_approved_segments_changed(server, root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "root"
+    shutil.copytree(root / "DATA", copy / "DATA")
+    out = tmp_path / "out"
+    first = _infer(server, copy, out, "--group", "scenes", "--segments")
+    assert "17 written" in first.stdout
+    with SegmentStore.open(_db(copy), create=False) as store:
+        store.review(["scenes/square_02.png"], Status.REJECTED, model=SEG_MODEL)
+    again = _infer(server, copy, out, "--group", "scenes", "--segments")
+    assert "1 written, 16 skipped" in again.stdout, again.stdout
+    assert _records(out)["scenes/square_02.png"]["segments"] == []
+    wider = _infer(server, copy, out, "--group", "scenes", "--segments", "--top-k", "2")
+    # records of another --top-k are redone; the two images without approved segments stay done
+    assert "15 written, 2 skipped" in wider.stdout, wider.stdout
+
+
+def test_segments_of_a_folder_outside_the_layout_are_found_by_content(server, root, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copies"
+    shutil.copytree(root / "DATA" / "pictures" / "scenes", folder)
+    (folder / "triangle_05.png").unlink()  # the badlisted one
+    image, _ = shape_scene("circle", np.random.default_rng(99), size=128, count=1)
+    cv2.imwrite(str(folder / "unknown.png"), image)
+    out = tmp_path / "out"
+    proc = _infer(
+        server,
+        root,
+        out,
+        "--source",
+        str(folder),
+        "--segments",
+        "--db",
+        _db(root),
+        "--top-k",
+        "1",
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "17 written" in proc.stdout and "1 failed" in proc.stdout and "32 segments" in proc.stdout
+    assert "unknown.png" in proc.stderr and "not in the segment store" in proc.stderr
+    records = _records(out)
+    assert sum(len(r["segments"]) for r in records.values()) == 32
+    assert records["square_01.png"]["segment_model"] == SEG_MODEL
+
+
+def test_another_runs_records_and_options_of_other_tasks_are_one_line(server, root, tmp_path):
+    out = tmp_path / "out"
+    _infer(server, root, out, "--group", "held_out", "--top-k", "1")
+    before = sorted(out.glob("*.json"))
+    proc = _infer(server, root, out, "--group", "held_out", "--segments", check=False)
+    assert proc.returncode == 2 and "holds another run's results (whole images classified" in proc.stderr
+    assert "--overwrite" in proc.stderr and sorted(out.glob("*.json")) == before
+    for args, expected in [
+        (("--conf", "0.5"), "--conf: options of segmentation models"),
+        (("--overlay", "--max-det", "3"), "--max-det, --overlay: options of segmentation models"),
+    ]:
+        proc = _infer(server, root, tmp_path / "y", "--group", "held_out", *args, check=False)
+        assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+        assert proc.stderr.count("\n") == 1
