@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from clients.triton import DEFAULT_TIMEOUT_S
-from store.layout import DB_ENV
+from store.layout import DB_URL_HELP
 
 TIMEOUT_OPTION = click.option(
     "--timeout",
@@ -34,8 +34,7 @@ DB_OPTION = click.option(
     "--db",
     default=None,
     metavar="URL",
-    help=f"The segment store: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME "
-    f"(default: ${DB_ENV}, else sqlite:///<data-root>/DATA/segments.db).",
+    help=DB_URL_HELP,
 )
 
 GROUP_OPTION = click.option(

@@ -17,6 +17,10 @@ from segcontract.image_files import image_paths, is_image_name
 from store.errors import StoreError
 
 DB_ENV = "SEGSTACK_DB"
+DB_URL_HELP = (
+    "The segment store: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/NAME "
+    f"(default: ${DB_ENV}, else sqlite:///<data-root>/DATA/segments.db)."
+)
 CSV_PATH_COLUMNS = ("image", "path", "file", "filename", "file_name", "image_path")
 CSV_LABEL_COLUMNS = ("label", "class", "category")
 CSV_SPLIT_COLUMN = "split"

@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from store.layout import DB_URL_HELP
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def main() -> None:
@@ -363,13 +365,22 @@ def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -
     default=None,
     help="Instead of --cat: a folder with one sub-folder of images per class.",
 )
-@click.option("--data-root", "--data_root", "data_root", type=click.Path(path_type=Path), default=Path("."))
+@click.option(
+    "--data-root",
+    "--data_root",
+    "data_root",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    help="Root of the DATA/ layout: DATA/datasets, DATA/pictures, and DATA/models for the outputs.",
+)
 @click.option(
     "--arch", default="resnet18", help="Any timm model name (resnet18, resnet10t, efficientnet_b0...)."
 )
 @click.option("--imgsz", type=click.IntRange(16), default=224, help="Square network input size.")
-@click.option("--epochs", type=click.IntRange(1), default=20)
-@click.option("--batch-size", "--batch_size", "batch_size", type=click.IntRange(1), default=32)
+@click.option("--epochs", type=click.IntRange(1), default=20, help="Passes over the training split.")
+@click.option(
+    "--batch-size", "--batch_size", "batch_size", type=click.IntRange(1), default=32, help="Images per step."
+)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, help="AdamW learning rate.")
 @click.option(
     "--val-fraction",
@@ -379,7 +390,7 @@ def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -
     default=0.2,
     help="Share of each class held out (seeded); a split column in the CSV decides its rows.",
 )
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=int, default=0, help="Seeds the split, the initialisation and the augmentation.")
 @click.option(
     "--resume",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -401,7 +412,7 @@ def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -
     "server crops them, labelled with the image's label.",
 )
 @click.option("--segment-model", default=None, help="Whose segments [the store's only model].")
-@click.option("--db", default=None, help="Segment store URL [$SEGSTACK_DB, else DATA/segments.db].")
+@click.option("--db", default=None, metavar="URL", help=DB_URL_HELP)
 @click.option("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu...")
 def classify(**kwargs) -> None:
     """Train a timm image classifier (PyTorch Lightning) for build-repo --model classifier.
