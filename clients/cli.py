@@ -21,6 +21,7 @@ from clients.cli_options import (
 from clients.failure_log import FailureLog
 from clients.groups_cli import groups
 from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
+from clients.meta_cli import meta
 from clients.segments_cli import masks, segments
 from clients.triton import ClientError, SegmentationClient
 from segcontract.tasks import Task
@@ -372,3 +373,4 @@ def bench(
 main.add_command(groups)
 main.add_command(segments)
 main.add_command(masks)
+main.add_command(meta)

@@ -16,7 +16,6 @@ a request waiting on a slow server ends now instead of after its timeout.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import hashlib
 import random
 import socket
@@ -32,6 +31,7 @@ import httpcore
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from clients.http_retry import retry_after_seconds
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
 from segops.image_header import image_dimensions
@@ -230,21 +230,6 @@ def _track_sockets(client: httpx.Client) -> list[_TrackedSockets]:
     return tracked
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (a number or an HTTP date), or None."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _content_length(response: httpx.Response) -> int | None:
     """The body's length as sent, where it can be compared with what was read (no compression)."""
     if response.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
@@ -367,7 +352,7 @@ class Fetcher:
             with self._client.stream("GET", url) as response:
                 status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Transient(status, _retry_after(response.headers.get("retry-after")))
+                    raise _Transient(status, retry_after_seconds(response.headers.get("retry-after")))
                 if not 200 <= response.status_code < 300:
                     raise FetchError(status)
                 length = _content_length(response)

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -310,9 +310,11 @@ def run_images(
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
     writer: Writer | None = None,
+    redo: Collection[Path] = (),
 ) -> RunSummary:
     """``writer`` replaces the one the registry has for the model's task (e.g. the segment
-    classifier)."""
+    classifier); the images whose paths are in ``redo`` are redone even where done (their
+    picture changed, say)."""
     if model.task not in WRITERS:
         raise ClientError(
             f"model {model.name!r} serves {model.task!r}; seg-client knows {', '.join(WRITERS)}"
@@ -326,7 +328,12 @@ def run_images(
     todo = []
     for item in items:
         json_path = out_dir / f"{names[item]}.json"
-        if json_path.exists() and not overwrite and writer.done(model, item, json_path):
+        if (
+            json_path.exists()
+            and not overwrite
+            and item.path not in redo
+            and writer.done(model, item, json_path)
+        ):
             summary.skipped += 1
             on_progress(1)
             continue

@@ -31,38 +31,67 @@ def csv_column(header: list[str], names: tuple[str, ...]) -> int | None:
     return next((header.index(n) for n in names if n in header), None)
 
 
+LAYOUT_FOLDERS = {
+    "pictures": "DATA/pictures",
+    "meta": "DATA/meta",
+    "datasets": "DATA/datasets",
+    "models": "DATA/models",
+    "masks": "MARKUP/masks",
+    "inference": "TEST/inference",
+    "ret_meta": "TEST/ret_meta",
+}
+
+
 @dataclass(frozen=True)
 class DataLayout:
+    """The folders under ``root``: the original scripts' layout by default; ``folders`` moves any
+    of them (paths relative to ``root``, or absolute), as a configuration file's ``layout:`` does."""
+
     root: Path = Path(".")
+    folders: tuple[tuple[str, str], ...] = ()  # (name, path) pairs overriding LAYOUT_FOLDERS
+
+    def __post_init__(self) -> None:
+        unknown = sorted({name for name, _ in self.folders} - set(LAYOUT_FOLDERS))
+        if unknown:
+            raise ValueError(
+                f"unknown layout folder {unknown[0]!r}; the folders are {', '.join(LAYOUT_FOLDERS)}"
+            )
+
+    def folder(self, name: str) -> Path:
+        return self.root / dict(self.folders).get(name, LAYOUT_FOLDERS[name])
 
     @property
     def pictures(self) -> Path:
-        return self.root / "DATA" / "pictures"
+        return self.folder("pictures")
 
     @property
     def meta(self) -> Path:
-        return self.root / "DATA" / "meta"
+        return self.folder("meta")
 
     @property
     def datasets(self) -> Path:
-        return self.root / "DATA" / "datasets"
+        return self.folder("datasets")
 
     @property
     def models(self) -> Path:
-        return self.root / "DATA" / "models"
+        return self.folder("models")
 
     @property
     def database(self) -> Path:
-        """The default segment store: an SQLite file."""
-        return self.root / "DATA" / "segments.db"
+        """The default segment store: an SQLite file beside the pictures' folder."""
+        return self.pictures.parent / "segments.db"
 
     @property
     def inference(self) -> Path:
-        return self.root / "TEST" / "inference"
+        return self.folder("inference")
 
     @property
     def masks(self) -> Path:
-        return self.root / "MARKUP" / "masks"
+        return self.folder("masks")
+
+    @property
+    def ret_meta(self) -> Path:
+        return self.folder("ret_meta")
 
 
 def database_url(db: str | None, layout: DataLayout) -> str:

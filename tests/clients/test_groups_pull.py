@@ -28,7 +28,8 @@ from clients.image_sources import images_in_group
 from clients.manifest import read_manifest
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from store.layout import DataLayout
-from tests.fixtures.http_files import REPO_ROOT, closed_port_url, http_files
+from tests.fixtures.child_server import REPO_ROOT
+from tests.fixtures.http_files import closed_port_url, http_files
 
 pytestmark = pytest.mark.integration
 
