@@ -71,9 +71,9 @@ MODEL_OPTIONS: tuple[Decorator, ...] = (
         "--model",
         "model",
         default=None,
-        help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg), or smp for a seg-train semantic "
-        "checkpoint. Picks the family, and YOLO's pretrained weights when --weights is not given. "
-        "Required for a build.",
+        help="Model name: yolov8{n,s,m,l,x}-seg (also yolo11*-seg), smp for a seg-train semantic "
+        "checkpoint, or classifier for a seg-train classify checkpoint (.ckpt). Picks the family, and "
+        "YOLO's pretrained weights when --weights is not given. Required for a build.",
     ),
     click.option(
         "--weights",

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from model_checkpoints import ultralytics as ultralytics_checkpoint
+from model_checkpoints.torch_files import first_line, load_weights_only
 from segcontract.checkpoint_formats import CLASSIFIER_FORMAT, CheckpointError, ClassifierModelInfo
 
 STATE_PREFIX = "model."  # the LightningModule keeps the network as ``self.model``
@@ -22,8 +22,7 @@ def build_network(info: ClassifierModelInfo, pretrained: bool = False) -> torch.
     try:
         return timm.create_model(info.arch, pretrained=pretrained, num_classes=info.num_classes)
     except (RuntimeError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot build timm model {info.arch!r}: {first}") from None
+        raise CheckpointError(f"cannot build timm model {info.arch!r}: {first_line(exc)}") from None
 
 
 def info_record(info: ClassifierModelInfo) -> dict[str, Any]:
@@ -43,18 +42,7 @@ def info_record(info: ClassifierModelInfo) -> dict[str, Any]:
 def read_checkpoint(path: Path) -> tuple[ClassifierModelInfo, dict[str, Any]]:
     """(model info, the whole payload). Loaded with ``weights_only=True``: nothing in it runs."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        if ultralytics_checkpoint.is_ultralytics(path):
-            name = ultralytics_checkpoint.model_name_of(path) or "yolov8n-seg"
-            raise CheckpointError(
-                f"{path}: an ultralytics YOLO checkpoint, not a seg-train classify one; use --model {name}"
-            ) from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({reason[:200]})") from None
+    payload = load_weights_only(path, "seg-train classify")
     hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
     if not isinstance(hparams, dict) or hparams.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(

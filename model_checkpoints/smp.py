@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from model_checkpoints import ultralytics as ultralytics_checkpoint
+from model_checkpoints.torch_files import load_weights_only
 from segcontract.checkpoint_formats import SMP_FORMAT as FORMAT
 from segcontract.checkpoint_formats import CheckpointError, SemanticModelInfo
 from segcontract.files import write_atomic
@@ -62,18 +62,7 @@ def save_checkpoint(
 def load_checkpoint(path: Path) -> tuple[SemanticModelInfo, dict[str, Any]]:
     """(model info, payload with state_dict / epoch / best_miou / optimizer). weights_only=True."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        if ultralytics_checkpoint.is_ultralytics(path):
-            name = ultralytics_checkpoint.model_name_of(path) or "yolov8n-seg"
-            raise CheckpointError(
-                f"{path}: an ultralytics YOLO checkpoint, not a seg-train semantic one; use --model {name}"
-            ) from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable checkpoint ({reason[:200]})") from None
+    payload = load_weights_only(path, "seg-train semantic")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seg-train semantic checkpoint (format {FORMAT!r} expected)")
     return SemanticModelInfo(**payload["info"]), payload

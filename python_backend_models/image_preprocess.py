@@ -9,27 +9,17 @@ So does a file whose header claims more than the record's ``max_pixels`` (build-
 it is refused before decoding, so no request makes this process decode more pixels than that.
 """
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import IMAGE, IMAGE_SIZE
-from segops.image_header import limit_opencv_pixels
-from segops.triton_params import config_metadata
+from segops import image_batch
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        metadata, params = config_metadata(args["model_config"])
+        metadata, params = image_batch.start(args["model_config"])  # before anything loads cv2
         self.max_pixels = metadata.max_pixels
-        # OpenCV reads its own pixel limit (for formats segops cannot size) once, when it loads
-        limit_opencv_pixels(self.max_pixels)
-        import cv2
-
-        from segops import decode, resize
-
-        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
-        self.decode, self.resize = decode, resize
         self.spec = metadata.input
         self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "images")
 
@@ -40,6 +30,10 @@ class TritonPythonModel:
         """A failure stays in its own request: the others batched with it still get answers."""
         try:
             return self._one(request)
+        except image_batch.BadItem as exc:
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            )
         except Exception as exc:
             return pb_utils.InferenceResponse(
                 error=pb_utils.TritonError(f"preprocess failed: {type(exc).__name__}: {exc}")
@@ -47,19 +41,8 @@ class TritonPythonModel:
 
     def _one(self, request):
         encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
-        items = encoded.reshape(encoded.shape[0], -1)[:, 0]
-        inputs = np.empty((len(items), *self.spec.shape), dtype=np.float32)
-        sizes = np.empty((len(items), 2), dtype=np.int32)
-        for i, item in enumerate(items):
-            try:
-                image = self.decode.decode_image(item, self.max_pixels)
-            except self.decode.ImageDecodeError as exc:
-                where = f"batch item {i}: " if len(items) > 1 else ""
-                return pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
-                )
-            inputs[i] = self.resize.prepare(image, self.spec)
-            sizes[i] = image.shape[:2]
+        items = image_batch.encoded_items(encoded)
+        inputs, sizes = image_batch.prepare_batch(items, self.spec, self.max_pixels)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor(self.output_name, inputs),

@@ -3,43 +3,38 @@
 Inputs ``IMAGE`` (TYPE_STRING, one encoded file per batch item), ``segment_box`` (float32 [4],
 xyxy in the original image's pixels) and ``segment_mask`` (TYPE_STRING [1]: the segment's mask as
 COCO compressed RLE counts at the image's size; an empty string keeps the whole box). The image
-is decoded as image_preprocess.py decodes it (segops.decode, the record's ``max_pixels`` refused
-before decoding), cropped by :func:`segops.segment_crop.crop_segment` (the box grown by the
-record's ``extra["segment_margin"]``, what is outside the mask filled with the normalisation mean:
-the same function seg-train classify crops with) and prepared by :func:`segops.resize.prepare`.
+is decoded as image_preprocess.py decodes it (segops.image_batch: segops.decode, the record's
+``max_pixels`` refused before decoding), cropped by :func:`segops.segment_crop.crop_segment` (the
+box grown by the record's ``extra["segment_margin"]``, what is outside the mask filled with the
+normalisation mean: the same function seg-train classify crops with) and prepared by
+:func:`segops.resize.prepare`.
 Outputs the model input (named by the ``output_name`` parameter) and ``image_size`` (the original
 height, width). A bad file, box or mask fails its own request with INVALID_ARGUMENT.
 """
 
 import math
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from segcontract.checkpoint_formats import SEGMENT_MARGIN
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import IMAGE, IMAGE_SIZE, SEGMENT_BOX, SEGMENT_MASK
-from segops.image_header import limit_opencv_pixels
-from segops.triton_params import config_metadata
+from segops import image_batch
 
 MARGIN_KEY = "segment_margin"  # the record's extra: builder/families/classifier.py writes it
 
 
-class _BadSegment(ValueError):
+class _BadSegment(image_batch.BadItem):
     """A box or mask that does not describe a segment of its image."""
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        metadata, params = config_metadata(args["model_config"])
+        metadata, params = image_batch.start(args["model_config"])  # before anything loads cv2
+        from segops import resize, segment_crop
+
+        self.resize, self.segment_crop = resize, segment_crop
         self.max_pixels = metadata.max_pixels
-        limit_opencv_pixels(self.max_pixels)  # before cv2 loads, as image_preprocess does
-        import cv2
-
-        from segops import decode, resize, segment_crop
-
-        cv2.setNumThreads(1)  # parallelism comes from Triton (requests, instances), not OpenCV
-        self.decode, self.resize, self.segment_crop = decode, resize, segment_crop
         self.spec = metadata.input
         self.margin = float(metadata.extra.get(MARGIN_KEY, SEGMENT_MARGIN))
         self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "input")
@@ -51,6 +46,10 @@ class TritonPythonModel:
         """A failure stays in its own request: the others batched with it still get answers."""
         try:
             return self._one(request)
+        except image_batch.BadItem as exc:
+            return pb_utils.InferenceResponse(
+                error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            )
         except Exception as exc:
             return pb_utils.InferenceResponse(
                 error=pb_utils.TritonError(f"segment preprocess failed: {type(exc).__name__}: {exc}")
@@ -60,24 +59,16 @@ class TritonPythonModel:
         encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
         boxes = pb_utils.get_input_tensor_by_name(request, SEGMENT_BOX.name).as_numpy()
         masks = pb_utils.get_input_tensor_by_name(request, SEGMENT_MASK.name).as_numpy()
-        items = encoded.reshape(encoded.shape[0], -1)[:, 0]
+        items = image_batch.encoded_items(encoded)
         boxes = boxes.reshape(len(items), -1)
         masks = masks.reshape(len(items), -1)[:, 0]
-        inputs = np.empty((len(items), *self.spec.shape), dtype=np.float32)
-        sizes = np.empty((len(items), 2), dtype=np.int32)
-        for i, (item, box, mask) in enumerate(zip(items, boxes, masks)):
-            where = f"batch item {i}: " if len(items) > 1 else ""
-            try:
-                image = self.decode.decode_image(item, self.max_pixels)
-                crop = self.segment_crop.crop_segment(
-                    image, _box(box), _mask(mask, image.shape[:2]), self.margin, self.spec.mean
-                )
-            except (self.decode.ImageDecodeError, _BadSegment) as exc:
-                return pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(f"{where}{exc}", pb_utils.TritonError.INVALID_ARG)
-                )
-            inputs[i] = self.resize.prepare(crop, self.spec)
-            sizes[i] = image.shape[:2]
+
+        def crop_and_prepare(i, image):
+            box, mask = _box(boxes[i]), _mask(masks[i], image.shape[:2])
+            crop = self.segment_crop.crop_segment(image, box, mask, self.margin, self.spec.mean)
+            return self.resize.prepare(crop, self.spec)
+
+        inputs, sizes = image_batch.prepare_batch(items, self.spec, self.max_pixels, crop_and_prepare)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor(self.output_name, inputs),

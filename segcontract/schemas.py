@@ -1,12 +1,15 @@
 """The JSON Schemas of the records segstack writes, shipped in ``segcontract/schemas/`` (package
 data, so every side validates against the same files):
 
-- ``image_record``: the per-image ``<name>.json`` of ``seg-client infer`` (instance or semantic);
+- ``image_record``: the per-image ``<name>.json`` of ``seg-client infer`` (instance, semantic,
+  classification, or the classes of stored segments);
+- ``ret_meta``: ``ret_meta.json`` of ``seg-client meta build``;
+- ``segstack_config``: ``segstack.yaml``, the configuration of ``seg-client meta``;
 - ``model_metadata``: :class:`segcontract.model_metadata.ModelMetadata`, the model record;
 - ``engine_record``: :class:`segcontract.engines.EngineRecord`, ``engine.json`` beside a plan.
 
-Only the locating and loading is here (standard library); validating needs a JSON Schema library
-(the tests use ``jsonschema``, Draft 2020-12).
+Only the locating and loading is here (standard library); the validating is ``jsonschema``'s
+(Draft 2020-12), in the clients and the tests.
 """
 
 from __future__ import annotations

@@ -10,10 +10,32 @@ from tqdm import tqdm
 
 from store.layout import DB_URL_HELP
 
+# what `pip install 'segstack[train]'` brings; the builder, the server and the clients do without
+TRAIN_EXTRA = {"lightning", "wandb", "tensorboard", "albumentations", "pytorch_lightning", "lightning_fabric"}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+
+class _TrainingCommands(click.Group):
+    """A command that needs the ``train`` extra says so in one line when it is not installed."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] not in TRAIN_EXTRA:
+                raise
+            click.echo(
+                f"seg-train: error: {exc.name} is not installed: "
+                "training needs pip install 'segstack[train]'",
+                err=True,
+            )
+            sys.exit(2)
+
+
+@click.group(
+    cls=_TrainingCommands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
+)
 def main() -> None:
-    """Convert datasets and train segmentation models."""
+    """Convert datasets and train segmentation and classification models."""
 
 
 @main.command()
@@ -456,7 +478,7 @@ def classify(**kwargs) -> None:
 @click.option("--timeout", type=click.IntRange(1), default=10, help="Seconds to wait for the W&B server.")
 def wandb_pull(artifact, data_root, out, timeout) -> None:
     """Download a W&B model artifact (a checkpoint seg-train classify uploaded); needs WANDB_API_KEY."""
-    from training.wandb_pull import PullError, pull_artifact
+    from training.wandb_pull import PullError, build_repo_command, pull_artifact
 
     try:
         result = pull_artifact(artifact, data_root, out, timeout)
@@ -464,11 +486,12 @@ def wandb_pull(artifact, data_root, out, timeout) -> None:
         click.echo(f"seg-train: error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"Downloaded {artifact} → {result.folder}")
-    if not result.checkpoints:
-        click.echo("seg-train: warning: the artifact holds no .ckpt file", err=True)
+    for line in result.skipped:
+        click.echo(f"seg-train: warning: {line}; skipped", err=True)
+    command = build_repo_command(result)
+    if command is None:
+        click.echo("seg-train: warning: no seg-train classify checkpoint (.ckpt) in the artifact", err=True)
         sys.exit(1)
     for path in result.checkpoints:
         click.echo(f"Checkpoint: {path}")
-    click.echo(
-        f"Serve it:\n  build-repo --model classifier --weights {result.checkpoints[0]} --name {result.name}"
-    )
+    click.echo(f"Serve it:\n  {command}")

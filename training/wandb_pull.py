@@ -1,13 +1,17 @@
 """`seg-train wandb-pull`: download a model artifact from Weights & Biases (the checkpoints
 `seg-train classify` uploads when it logs to W&B), without prompts and within a bounded time when
-the server cannot be reached. The API key comes from WANDB_API_KEY only and is never printed."""
+the server cannot be reached. The API key comes from WANDB_API_KEY only and is never printed.
+
+:func:`pull_artifact` is the download; :func:`read_folder` and :func:`build_repo_command` are what
+follows it and work on any folder (an artifact downloaded by hand, or with ``wandb artifact get``)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ class PullResult:
     folder: Path
     checkpoints: list[Path]
     name: str  # what to serve it as: the run's --name where the checkpoint records it
+    skipped: list[str] = field(default_factory=list)  # one line per .ckpt that is not a classifier
 
 
 def parse_artifact(text: str) -> tuple[str, str, str, str]:
@@ -87,7 +92,10 @@ def pull_artifact(
         else DataLayout(Path(data_root)).models / "wandb" / f"{_safe(name)}_{_safe(version)}"
     )
     os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
+    try:
+        import wandb
+    except ImportError:
+        raise PullError("the wandb package is not installed: pip install 'segstack[train]'") from None
 
     server = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
     full = f"{entity}/{project}/{name}:{version}"
@@ -109,17 +117,36 @@ def pull_artifact(
         raise PullError(f"{folder}: cannot write the download ({exc.strerror or exc})") from None
     except Exception as exc:
         raise PullError(f"W&B {server}: download of {full} failed: {_clean(exc, key)}") from None
-    checkpoints = sorted(folder.rglob("*.ckpt"))
-    return PullResult(folder, checkpoints, _served_name(checkpoints, name))
+    return read_folder(folder, name)
 
 
-def _served_name(checkpoints: list[Path], fallback: str) -> str:
-    for path in checkpoints:
+def read_folder(folder: Path, fallback_name: str | None = None) -> PullResult:
+    """What a downloaded model artifact holds, read from its folder alone (no W&B): the classifier
+    checkpoints in it (Lightning's WandbLogger uploads each as ``model.ckpt``), the name to serve
+    them as (the ``name`` the run recorded in ``hyper_parameters``, else ``fallback_name``, else
+    the folder's name) and, in ``skipped``, why each other ``.ckpt`` (no seg-train classify
+    checkpoint) was left out, one line each."""
+    folder = Path(folder)
+    checkpoints: list[Path] = []
+    skipped: list[str] = []
+    recorded: str | None = None
+    for path in sorted(folder.rglob("*.ckpt")):
         try:
             _, payload = read_checkpoint(path)
-        except CheckpointError:
+        except CheckpointError as exc:
+            skipped.append(str(exc))
             continue
-        recorded = payload["hyper_parameters"].get("name")
-        if isinstance(recorded, str) and recorded:
-            return recorded
-    return _safe(fallback)
+        checkpoints.append(path)
+        name = payload["hyper_parameters"].get("name")
+        if recorded is None and isinstance(name, str) and name:
+            recorded = name
+    return PullResult(folder, checkpoints, recorded or _safe(fallback_name or folder.name), skipped)
+
+
+def build_repo_command(result: PullResult) -> str | None:
+    """The build-repo command line that serves the first checkpoint (quoted for a POSIX shell),
+    or None when the folder holds none."""
+    if not result.checkpoints:
+        return None
+    words = ["build-repo", "--model", "classifier", "--weights", str(result.checkpoints[0])]
+    return shlex.join([*words, "--name", result.name])

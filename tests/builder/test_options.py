@@ -161,11 +161,15 @@ def test_registry_lookup_order_and_duplicates():
 
 
 def test_families_runtimes_and_writers_share_the_registry():
-    from clients.infer_run import WRITERS, InstanceWriter, SemanticWriter
+    from clients.infer_run import WRITERS, ClassificationWriter, InstanceWriter, SemanticWriter
 
     assert all(isinstance(r, Registry) for r in (FAMILIES, RUNTIMES, WRITERS))
     assert list(RUNTIMES) == ["python-onnx", "onnx", "tensorrt"]
-    assert dict(WRITERS) == {"instance_segmentation": InstanceWriter, "semantic_segmentation": SemanticWriter}
+    assert dict(WRITERS) == {
+        "instance_segmentation": InstanceWriter,
+        "semantic_segmentation": SemanticWriter,
+        "classification": ClassificationWriter,
+    }
     assert resolve(MODEL) is FAMILIES["yolov8-seg"] and resolve("smp") is FAMILIES["smp"]
     with pytest.raises(BuildError, match="matches no model family"):
         resolve("resnet50")

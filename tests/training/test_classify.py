@@ -1,4 +1,4 @@
-"""seg-train classify and wandb-pull: the run's output tree, a checkpoint build-repo can read
+"""seg-train classify: the run's output tree, a checkpoint build-repo can read
 (weights_only), eval parity between the trained module, the loaded network and the exports, resume,
 class folders, training on the segment store's approved crops, and one-line errors."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from segops.rle import encode
 from segops.segment_crop import crop_segment
 from store.records import Status
 from store.segment_store import ImageFacts, NewSegment, SegmentStore
-from tests.conftest import free_port_url, run_cli
+from tests.conftest import run_cli
 from tests.fixtures.shapes_classes import CLASSES, shape_scene, write_class_folders, write_shape_group
 from training.classify_data import ClassifyDataset, Sample, eval_input
 from training.classify_module import ClassifierModule
@@ -384,46 +383,6 @@ def test_bad_input_is_one_line(tmp_path, shapes_root, csv_run):
         _cli("classify", "--data-root", str(shapes_root), "--cat", "shapes", "--experiment", "first")
     )
     assert "already there" in line
-
-
-def test_wandb_pull_without_a_key_is_one_line(tmp_path):
-    proc = run_cli(
-        "seg-train",
-        "wandb-pull",
-        "--artifact",
-        "me/proj/model-x:v1",
-        "--data-root",
-        str(tmp_path),
-        check=False,
-    )
-    assert proc.returncode == 2 and not proc.stdout
-    assert proc.stderr.strip().count("\n") == 0 and "WANDB_API_KEY" in proc.stderr
-    bad = run_cli("seg-train", "wandb-pull", "--artifact", "model-x", check=False)
-    assert bad.returncode == 2 and "ENTITY/PROJECT/NAME:VERSION" in bad.stderr
-
-
-def test_wandb_pull_offline_is_one_line_in_bounded_time(tmp_path, monkeypatch):
-    key = "0123456789abcdef" * 2 + "deadbeef"
-    monkeypatch.setenv("WANDB_API_KEY", key)
-    monkeypatch.setenv("WANDB_BASE_URL", f"http://{free_port_url()}")
-    started = time.monotonic()
-    proc = run_cli(
-        "seg-train",
-        "wandb-pull",
-        "--artifact",
-        "me/proj/model-x:v1",
-        "--data-root",
-        str(tmp_path),
-        check=False,
-        timeout=90,
-    )
-    seconds = time.monotonic() - started
-    assert proc.returncode == 2 and not proc.stdout
-    assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert proc.stderr.startswith("seg-train: error: W&B http://127.0.0.1:")
-    assert key not in proc.stderr + proc.stdout
-    assert seconds < 40, f"{seconds:.0f} s"
-    assert not os.path.exists(tmp_path / "DATA" / "models" / "wandb")
 
 
 def test_split_is_stratified_seeded_and_a_split_column_decides(tmp_path):
