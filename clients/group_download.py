@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 import socket
 import threading
 import time
@@ -29,9 +28,8 @@ from typing import Any
 
 import httpcore
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from clients.http_retry import retry_after_seconds
+from clients.http_retry import Backoff, Transient, retry_after_seconds
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
 from segops.image_header import image_dimensions
@@ -77,14 +75,6 @@ class FetchError(Exception):
 
 class Cancelled(Exception):
     """The run is being stopped (Ctrl-C): the work in hand is dropped."""
-
-
-class _Transient(Exception):
-    """A failure that another attempt may not have: retried."""
-
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -306,27 +296,12 @@ class Fetcher:
             attempts += 1
             return self._get_once(url)
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Transient),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        backoff = Backoff(self.settings.retries, self.settings.retry_wait_s, MAX_BACKOFF_S, MAX_RETRY_AFTER_S)
         try:
-            return retrying(attempt)
-        except _Transient as exc:
+            return backoff.run(attempt, self._sleep)
+        except Transient as exc:
             tail = f" (gave up after {attempts} attempts)" if attempts > 1 else ""
             raise FetchError(f"{exc}{tail}") from None
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Transient) and exc.retry_after is not None:
-            return min(exc.retry_after, MAX_RETRY_AFTER_S)
-        # exponential with jitter (threads that failed together do not retry together); written out
-        # because tenacity's wait_exponential_jitter renamed its arguments between 8 and 9
-        first = self.settings.retry_wait_s
-        return min(MAX_BACKOFF_S, first * 2 ** (state.attempt_number - 1)) + random.uniform(0, first)
 
     def _sleep(self, seconds: float) -> None:
         if self._cancelled.wait(seconds):
@@ -352,7 +327,7 @@ class Fetcher:
             with self._client.stream("GET", url) as response:
                 status = f"HTTP {response.status_code} {response.reason_phrase}".strip()
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Transient(status, retry_after_seconds(response.headers.get("retry-after")))
+                    raise Transient(status, retry_after_seconds(response.headers.get("retry-after")))
                 if not 200 <= response.status_code < 300:
                     raise FetchError(status)
                 length = _content_length(response)
@@ -364,22 +339,22 @@ class Fetcher:
                         raise Cancelled()
                     got += len(chunk)
                     if time.monotonic() > deadline:  # where the streams are not ours to bound
-                        raise _Transient(self._past_deadline())
+                        raise Transient(self._past_deadline())
                     if got > limit:
                         raise FetchError(f"over --max-bytes (stopped reading at {limit} bytes)")
                     chunks.append(chunk)
                 if length is not None and got < length:
-                    raise _Transient(f"truncated response (got {got} of {length} bytes)")
+                    raise Transient(f"truncated response (got {got} of {length} bytes)")
                 return Fetched(b"".join(chunks), response.headers.get("content-type"))
         except httpx.TimeoutException as exc:
             if self._cancelled.is_set():
                 raise Cancelled() from None
             if _ATTEMPT.expired or time.monotonic() >= deadline:
-                raise _Transient(self._past_deadline()) from None
+                raise Transient(self._past_deadline()) from None
             timeout = f"{self.settings.timeout_s:g} s (--timeout)"
             if isinstance(exc, httpx.ConnectTimeout):
-                raise _Transient(f"cannot connect within {timeout}") from None
-            raise _Transient(f"no answer within {timeout}") from None
+                raise Transient(f"cannot connect within {timeout}") from None
+            raise Transient(f"no answer within {timeout}") from None
         except httpx.UnsupportedProtocol as exc:
             raise FetchError(f"unsupported URL ({exc})") from None
         except httpx.TransportError as exc:
@@ -387,12 +362,10 @@ class Fetcher:
                 raise Cancelled() from None
             if got or length is not None:
                 of = f" of {length}" if length is not None else ""
-                raise _Transient(
-                    f"truncated response (the connection closed after {got}{of} bytes)"
-                ) from None
+                raise Transient(f"truncated response (the connection closed after {got}{of} bytes)") from None
             if isinstance(exc, httpx.ConnectError):
-                raise _Transient(f"cannot connect ({exc})") from None
-            raise _Transient(f"connection dropped ({exc or type(exc).__name__})") from None
+                raise Transient(f"cannot connect ({exc})") from None
+            raise Transient(f"connection dropped ({exc or type(exc).__name__})") from None
         except httpx.TooManyRedirects:
             raise FetchError("too many redirects") from None
         except httpx.HTTPError as exc:  # e.g. a body that does not decompress

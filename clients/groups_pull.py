@@ -23,7 +23,6 @@ written before groups were recorded names none: it is this group's.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from typing import Any
 
 from clients.group_download import Cancelled, Fetcher, FetchError, check_picture
 from clients.manifest import Manifest, ManifestRow, redact_url
-from segcontract.files import remove_leftover_temps, write_atomic, write_json_atomic
+from segcontract.files import file_sha256, remove_leftover_temps, write_atomic, write_json_atomic
 from segcontract.image_files import IMAGE_SUFFIXES
 from store.layout import DataLayout
 
@@ -64,14 +63,6 @@ def dataset_path(layout: DataLayout, group: str) -> Path:
 def failures_path(layout: DataLayout, group: str) -> Path:
     # in a folder of its own: a file DATA/meta/<group>.failures.json could be an image's meta
     return layout.meta / "groups" / f"{group}.failures.json"
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _meta_record(
@@ -172,7 +163,7 @@ def _keep_present(
             return None
         expected = meta["sha256"]
     try:
-        if _sha256_of(layout.pictures / name) != expected:
+        if file_sha256(layout.pictures / name) != expected:
             return None
     except OSError:
         return None

@@ -22,7 +22,6 @@ import hashlib
 import ipaddress
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +31,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from clients.config_file import ServiceSettings
-from clients.http_retry import retry_after_seconds
+from clients.http_retry import Backoff, Transient, retry_after_seconds
 from clients.triton import ClientError
 from segcontract.files import write_json_atomic
 
@@ -64,12 +62,6 @@ class PostSummary:
     bytes_sent: int = 0  # compressed
     ledger: Path | None = None
     keys: list[str] = field(default_factory=list)
-
-
-class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 def make_chunks(document: dict, chunk_size: int) -> list[Chunk]:
@@ -177,9 +169,9 @@ class Poster:
                         f"{self.endpoint}: its TLS certificate is not trusted ({self._clean(exc)}); "
                         "give the CA with --ca-bundle"
                     ) from None
-                raise _Transient(f"{type(exc).__name__}: {self._clean(exc) or 'no detail'}") from None
+                raise Transient(f"{type(exc).__name__}: {self._clean(exc) or 'no detail'}") from None
             if response.status_code == 429 or response.status_code >= 500:
-                raise _Transient(
+                raise Transient(
                     f"HTTP {response.status_code}: {self._clean(response.text)}",
                     retry_after_seconds(response.headers.get("retry-after")),
                 )
@@ -195,28 +187,14 @@ class Poster:
                 "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.settings.retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Transient),
-            sleep=self.sleep,
-            reraise=True,
-        )
+        backoff = Backoff(self.settings.retries, FIRST_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_AFTER_S)
         try:
-            return retrying(attempt)
-        except _Transient as exc:
+            return backoff.run(attempt, self.sleep)
+        except Transient as exc:
             raise ClientError(
                 f"{self.endpoint}: chunk {chunk.index + 1} not acknowledged after "
                 f"{self.settings.retries + 1} attempts (last: {exc}); a re-run sends what is left"
             ) from None
-
-    @staticmethod
-    def _wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        backoff = min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2 ** (state.attempt_number - 1))
-        backoff *= random.uniform(0.8, 1.2)
-        asked = getattr(exc, "retry_after", None)
-        return min(MAX_RETRY_AFTER_S, asked) if asked is not None else backoff
 
 
 def post_group(

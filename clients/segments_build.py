@@ -20,6 +20,7 @@ from clients.image_sources import ImageItem
 from clients.records import instance_record
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
 from clients.triton import ClientError, ModelInfo, SegmentationClient
+from segcontract.files import file_sha256
 from segcontract.tasks import Task
 from store.layout import DataLayout
 from store.records import Status
@@ -142,13 +143,9 @@ def build_segments(
 def _same_picture(item: ImageItem, sha256: str) -> bool:
     """Whether the file is still the picture the store segmented (a re-pulled image may not be)."""
     try:
-        digest = hashlib.sha256()
-        with open(item.path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        return file_sha256(item.path) == sha256
     except OSError:  # unreadable now: let the run try it and report why
         return False
-    return digest.hexdigest() == sha256
 
 
 def _job(

@@ -3,6 +3,7 @@ so that a reader (or a re-run deciding what is done) never sees half a file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -77,3 +78,12 @@ def remove_leftover_temps(folder: Path) -> int:
 
 def write_json_atomic(path: Path, record: dict) -> None:
     write_atomic(path, json.dumps(record, indent=1).encode())
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -12,7 +12,6 @@ crop, small brightness/contrast/saturation changes) and then runs the same ``pre
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segcontract.checkpoint_formats import ClassifierModelInfo
+from segcontract.files import file_sha256
 from segcontract.image_files import image_paths, is_image_name
 from segcontract.model_metadata import InputSpec
 from segops.decode import ImageDecodeError, decode_image
@@ -187,14 +187,6 @@ def check_readable(
     sizes = {p: r for p, r in results.items() if not isinstance(r, str)}
     report.unreadable.extend((p, r) for p, r in results.items() if isinstance(r, str))
     return [s for s in samples if s.path in sizes], sizes
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def store_names(sample: Sample, pictures: Path) -> list[str]:

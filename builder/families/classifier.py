@@ -29,12 +29,13 @@ import torch
 from builder import triton_config
 from builder.errors import BuildError
 from builder.families.base import LoadedModel, RecordedInputFamily
-from builder.families.pipeline import IMAGE_SIZE, file_sha256, preprocess_config
+from builder.families.pipeline import IMAGE_SIZE, preprocess_config
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import load_network
 from segcontract import tasks
 from segcontract.checkpoint_formats import SMP_FORMAT, CheckpointError
+from segcontract.files import file_sha256
 from segcontract.model_metadata import ModelMetadata
 from segcontract.tasks import LABELS_FILE, PROBABILITIES_NAME, SEGMENT_BOX, SEGMENT_MASK, Task
 from segcontract.tensors import TensorSpec

@@ -8,9 +8,7 @@ their input spec, thresholds and pixel limit from it.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from builder import triton_config
 from builder.model_folder import ModelFolder, python_backend_folder
@@ -21,14 +19,6 @@ from segcontract.tensors import TensorSpec
 
 IMAGE = tasks.IMAGE
 IMAGE_SIZE = tasks.IMAGE_SIZE
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _identity(specs: Sequence[TensorSpec]) -> dict[str, str]:

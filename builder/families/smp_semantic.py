@@ -8,11 +8,12 @@ import torch
 
 from builder.errors import BuildError
 from builder.families.base import LoadedModel, RecordedInputFamily
-from builder.families.pipeline import file_sha256, three_step_ensemble
+from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import read_checkpoint as read_classifier_checkpoint
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
+from segcontract.files import file_sha256
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task
 from segops.resize import InputSpec

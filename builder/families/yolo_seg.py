@@ -11,13 +11,14 @@ import torch
 
 from builder.errors import BuildError
 from builder.families.base import LoadedModel, ModelFamily
-from builder.families.pipeline import file_sha256, three_step_ensemble
+from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints import ultralytics as ultralytics_checkpoint
 from segcontract.checkpoint_formats import CLASSIFIER_FORMAT
 from segcontract.checkpoint_formats import SMP_FORMAT as SEMANTIC_FORMAT
+from segcontract.files import file_sha256
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import Task
 from segops.letterbox import letterbox, to_model_input

@@ -123,12 +123,18 @@ def test_the_schema_catches_a_wrong_record():
 
 
 def test_every_schema_file_is_a_valid_schema():
-    assert schemas.names() == ["engine_record", "image_record", "model_metadata"]
+    assert schemas.names() == [
+        "engine_record",
+        "image_record",
+        "model_metadata",
+        "ret_meta",
+        "segstack_config",
+    ]
     for name in schemas.names():
         Draft202012Validator.check_schema(schemas.load(name))
         assert schemas.path(name).parent == schemas.SCHEMA_DIR
     with pytest.raises(KeyError, match="choose one of"):
-        schemas.path("ret_meta")
+        schemas.path("nonexistent_record")
 
 
 def test_the_engine_record_follows_its_schema():
