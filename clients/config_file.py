@@ -126,6 +126,8 @@ def _message(error) -> str:
     if error.validator == "additionalProperties":
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"{error.message.split('(')[-1].rstrip(')')}; the keys here are {allowed}"
+    if error.validator == "pattern" and list(error.absolute_path)[-1:] == ["token_env"]:
+        return "not an environment variable's name: give the variable's name here, never the token"
     if error.validator == "oneOf" and error.schema.get("description"):
         return f"expected {error.schema['description']}, not {error.instance!r}"
     return error.message

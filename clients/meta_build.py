@@ -3,10 +3,11 @@ facts and the outputs of every configured model.
 
 Each model's answers are first written per image under ``<group>/models/<model>/`` by the same
 writers and request loop as ``infer`` (so every answer is written atomically and a killed run
-keeps what it finished); ``model.json`` there records the version (the weights' checksum) they
-came from. A re-run therefore asks only for images new to a model, images whose picture changed
-(its sha256 differs from the one the last ret_meta.json recorded), and every image of a model
-whose version changed. ret_meta.json is then assembled from those records, validated against
+keeps what it finished); ``model.json`` there records the version (the weights' checksum) and
+the settings they came from, and the sha256 of each picture answered. A re-run therefore asks
+only about pictures a model has not answered (new, changed, failed last time), and about every
+picture for a model whose version or settings changed; a model reloaded during the run fails
+it. ret_meta.json is then assembled from those records, validated against
 ``segcontract/schemas/ret_meta.schema.json`` and written atomically.
 
 Badlisted images (the segment store's badlist, where there is a store) are left out. An
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from jsonschema import Draft202012Validator
 
 from clients.config_file import Config, ModelEntry
 from clients.image_sources import ImageItem, images_in_group, output_names
-from clients.infer_run import FAILURES_FILE, run_images
+from clients.infer_run import run_images
 from clients.request_loop import RunSummary
 from clients.segments_build import model_version, store_name
 from clients.triton import ClientError, ModelInfo, SegmentationClient
@@ -38,7 +40,7 @@ from segcontract.files import write_json_atomic
 from segcontract.tasks import Task
 from segops.image_header import image_dimensions
 from store.errors import StoreError
-from store.layout import DataLayout, database_url
+from store.layout import DB_ENV, DataLayout, database_url
 from store.segment_store import name_keys
 
 RET_META_FILE = "ret_meta.json"
@@ -61,6 +63,7 @@ class MetaSummary:
     badlisted: int = 0
     per_model: dict[str, RunSummary] = field(default_factory=dict)
     failures: dict[str, dict[str, str]] = field(default_factory=dict)  # image → model → reason
+    notes: list[str] = field(default_factory=list)  # what the user should know, one line each
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ def build_meta(
     items = images_in_group(group, layout)
     if not items:
         raise ClientError(f"group {group!r} lists no images")
-    store = _store(config, layout)
+    store = _store(config, layout, summary.notes)
     try:
         return _build(group, config, client, infos, progress, on_failure, summary, items, store)
     finally:
@@ -132,16 +135,23 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
     for path, reason in unreadable.items():
         summary.failures[path] = {"*": reason}
         on_failure(path, reason)
-    previous = _previous_shas(summary.path)
-    redo = {p.item.path for p in pictures if previous.get(p.name, p.sha256) != p.sha256}
     items = [p.item for p in pictures]
     names = output_names(items)
     results: dict[str, dict[str, Any]] = {p.name: {} for p in pictures}
+    sizes: dict[str, tuple[int, int]] = {}  # as the server decoded the picture
     models = []
     for entry, info in zip(config.models, infos):
         version = model_version(info)
+        settings = entry_settings(entry)
         folder = model_folder(layout, group, entry.label)
-        changed = _stamped_version(folder) not in (None, version)
+        stamp = _read(folder / MODEL_STAMP) or {}
+        same = (stamp.get("name"), stamp.get("version"), stamp.get("settings")) == (
+            entry.name,
+            version,
+            settings,
+        )
+        answered = stamp.get("images", {}) if same else {}
+        redo = {p.item.path for p in pictures if answered.get(p.name) != p.sha256}
         writer, todo = None, items
         if entry.segments:
             from clients.segment_sources import stored_segments
@@ -154,15 +164,20 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
             folder,
             concurrency=config.concurrency,
             overrides=entry.overrides,
-            overwrite=changed,
+            overwrite=not same,
             on_progress=progress(f"{group}: {entry.label}", len(todo)),
             on_failure=lambda image, reason, name=entry.label: on_failure(image, f"{name}: {reason}"),
             writer=writer,
             redo=redo,
         )
-        write_json_atomic(folder / MODEL_STAMP, {"name": entry.name, "version": version})
+        now = model_version(client.model_info(entry.name))
+        if now != version:  # reloaded meanwhile: some answers may be the other version's
+            raise ClientError(
+                f"model {entry.name!r} changed while meta build asked it ({version} → {now}); run it again"
+            )
         summary.per_model[entry.label] = run
         statuses = _statuses(store, entry.name) if info.task == Task.INSTANCE else {}
+        done = {}
         for picture in pictures:
             reason = run.failed.get(str(picture.item.path))
             if reason is not None:
@@ -170,11 +185,22 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
                 continue
             record_path = folder / f"{names[picture.item]}.json"
             record = _read(record_path)
-            if record is not None:
-                results[picture.name][entry.label] = _result(
-                    record, record_path, info, summary.path.parent, statuses, picture.name
-                )
+            if record is None:
+                continue
+            done[picture.name] = picture.sha256
+            sizes.setdefault(picture.name, (record["width"], record["height"]))
+            results[picture.name][entry.label] = _result(
+                record, record_path, info, summary.path.parent, statuses, store_name(picture.item, layout)
+            )
+        write_json_atomic(
+            folder / MODEL_STAMP,
+            {"name": entry.name, "version": version, "settings": settings, "images": done},
+        )
         models.append(_model_facts(entry, info, version))
+    pictures = [
+        replace(p, width=sizes[p.name][0], height=sizes[p.name][1]) if p.name in sizes else p
+        for p in pictures
+    ]
     document = {
         "format": FORMAT,
         "group": group,
@@ -194,12 +220,17 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
     return summary
 
 
-def _store(config: Config, layout: DataLayout):
-    """The segment store when there is one (its badlist and review states); None otherwise."""
+def _store(config: Config, layout: DataLayout, notes: list[str]):
+    """The segment store (its badlist and review states). Where none was named and the default
+    SQLite file is not there, None, with a note saying what that means; a named one must exist."""
     from store.segment_store import SegmentStore
 
     url = database_url(config.db, layout)
+    named = config.db is not None or bool(os.environ.get(DB_ENV))
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        if named:
+            raise ClientError(f"segment store {url}: no such file (store.url, --db or ${DB_ENV})")
+        notes.append(f"no segment store at {url}: no badlist applied, no review states")
         return None
     try:
         return SegmentStore.open(url, create=False)
@@ -246,21 +277,6 @@ def _read(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _previous_shas(path: Path) -> dict[str, str]:
-    """Image → sha256 as the last ret_meta.json recorded them (an image whose picture changed since
-    is asked again)."""
-    document = _read(path) or {}
-    return {i["image"]: i["sha256"] for i in document.get("images", []) if "image" in i and "sha256" in i}
-
-
-def _stamped_version(folder: Path) -> str | None:
-    stamp = _read(folder / MODEL_STAMP)
-    if stamp is None:
-        has_records = folder.is_dir() and any(p.name != FAILURES_FILE for p in folder.glob("*.json"))
-        return "unknown" if has_records else None  # records of an unknown version: redo them
-    return stamp.get("version")
-
-
 def _result(record: dict, record_path: Path, info: ModelInfo, base: Path, statuses: dict, name: str) -> dict:
     """What ret_meta keeps of a per-image record: the task's outputs, a detection's review status,
     a mask's path relative to ret_meta.json."""
@@ -276,8 +292,13 @@ def _result(record: dict, record_path: Path, info: ModelInfo, base: Path, status
     return result
 
 
+def entry_settings(entry: ModelEntry) -> dict[str, Any]:
+    """What the configuration asks of a model beyond its name: part of what its answers depend on."""
+    return {k: v for k, v in vars(entry).items() if k not in ("name", "key") and v not in (None, False)}
+
+
 def _model_facts(entry: ModelEntry, info: ModelInfo, version: str) -> dict:
-    settings = {k: v for k, v in vars(entry).items() if k not in ("name", "key") and v not in (None, False)}
+    settings = entry_settings(entry)
     facts = {
         "key": entry.label,
         "name": info.name,
@@ -295,6 +316,8 @@ def _model_facts(entry: ModelEntry, info: ModelInfo, version: str) -> dict:
 
 def _image_entry(picture: _Picture, group: str, layout: DataLayout, results: dict) -> dict:
     meta = _read(layout.meta / Path(picture.name).with_suffix(".json")) or {}
+    if meta.get("picture") not in (None, picture.name):  # a.json is a.png's meta, not a.jpg's
+        meta = {}
     groups = meta.get("groups") if isinstance(meta.get("groups"), list) else []
     entry = {
         "image": picture.name,

@@ -111,6 +111,8 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
         _fail("interrupted; finished answers are kept, a re-run resumes", 130)
     _echo(failures.summary())
     for s in summaries:
+        for note in s.notes:
+            click.echo(f"seg-client: note: {s.group}: {note}", err=True)
         asked = ", ".join(f"{m} {r.written} asked / {r.skipped} kept" for m, r in s.per_model.items())
         failed = f"; {len(s.failures)} images with a missing result" if s.failures else ""
         click.echo(
@@ -141,9 +143,10 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
 def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_bundle, dry_run) -> None:
     """POST each group's ret_meta.json to the metadata service in gzip chunks, with the bearer
     token from the environment variable the config names (ret_meta.token_env, default
-    SEGSTACK_API_TOKEN) and an Idempotency-Key per chunk. Connection errors, 5xx and 429 are
-    retried with backoff; the ledger beside ret_meta.json lists the chunks the service
-    acknowledged, so a re-run sends only the rest."""
+    SEGSTACK_API_TOKEN) and an Idempotency-Key per chunk. Connection errors, timeouts, 5xx and 429
+    are retried with backoff (honouring Retry-After); the ledger beside ret_meta.json lists the
+    images the service acknowledged, so a re-run sends only the rest, and a rebuilt ret_meta only
+    the images that changed."""
     from dataclasses import replace
 
     from clients.config_file import load_config
@@ -165,19 +168,32 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
         token = token_from_environment(settings)
         for group in every:
             path = ret_meta_path(config.layout, group)
-            with tqdm(desc=f"{group} → service", unit="chunk", file=sys.stderr, leave=False) as bar:
-                s = post_group(path, endpoint, token, settings, dry_run=dry_run, on_chunk=bar.update)
+            bars: list[tqdm] = []
+
+            def start(chunks: int, group: str = group, bars: list = bars) -> None:
+                bars.append(
+                    tqdm(total=chunks, desc=f"{group} → service", unit="chunk", file=sys.stderr, leave=False)
+                )
+
+            def sent(n: int, bars: list = bars) -> None:
+                bars[-1].update(n)
+
+            try:
+                s = post_group(path, group, endpoint, token, settings, dry_run, on_start=start, on_chunk=sent)
+            finally:
+                for bar in bars:
+                    bar.close()
+            pending = s.images - s.already
             if dry_run:
                 click.echo(
-                    f"{group}: {s.chunks} chunks of at most {settings.chunk_size} images; {s.already} "
-                    f"acknowledged before, {s.chunks - s.already} to send to {endpoint} "
+                    f"{group}: {s.images} images, {s.already} acknowledged before; {pending} to send to "
+                    f"{endpoint} in {s.chunks} chunks of at most {settings.chunk_size} "
                     "(dry run: nothing sent)"
                 )
             else:
                 click.echo(
-                    f"{group}: {s.sent} chunks sent ({s.bytes_sent / 1024:.1f} KiB gzip, "
-                    f"{s.attempts} requests), "
-                    f"{s.already} acknowledged before; ledger {s.ledger}"
+                    f"{group}: {pending} images sent in {s.sent} chunks ({s.bytes_sent / 1024:.1f} KiB gzip, "
+                    f"{s.attempts} requests), {s.already} acknowledged before; ledger {s.ledger}"
                 )
     except ClientError as exc:
         _fail(str(exc))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from clients.config_file import DEFAULT_TOKEN_ENV, load_config
-from clients.meta_post import check_endpoint, make_chunks
+from clients.config_file import DEFAULT_TOKEN_ENV, ServiceSettings, load_config
+from clients.meta_post import check_endpoint, check_token, image_keys, make_chunks
 from clients.triton import ClientError
 from segcontract import schemas
 
@@ -67,7 +68,7 @@ ret_meta: {endpoint: "https://m.example/api", token_env: MY_TOKEN, chunk_size: 7
         ("models: [{name: a, top_k: 0}]", "models[0].top_k: 0 is less than the minimum of 1"),
         ("models: [{name: a, colour: red}]", "models[0]: 'colour' was unexpected; the keys here are conf,"),
         ("triton: {url: 5}", "triton.url: expected gRPC HOST:PORT"),
-        ("ret_meta: {token_env: 'not a name'}", "ret_meta.token_env"),
+        ("ret_meta: {token_env: 'not a name'}", "ret_meta.token_env: not an environment variable's name"),
         ("layout: {pictures: x, tmp: y}", "layout: 'tmp' was unexpected"),
         ("models: [{name: a}, {name: a}]", "models[1]: 'a' is listed twice"),
         ("models: [\n", "not valid YAML (line 2)"),
@@ -94,7 +95,7 @@ def test_every_key_of_the_schema_is_described():
     walk(schemas.load("segstack_config"), "segstack.yaml")
 
 
-def test_chunks_are_content_addressed():
+def test_images_are_keyed_by_content_and_only_the_unacknowledged_are_chunked():
     document = {
         "format": "segstack.ret_meta/1",
         "group": "g",
@@ -102,14 +103,35 @@ def test_chunks_are_content_addressed():
         "models": [{"key": "m"}],
         "images": [{"image": f"{i}.png"} for i in range(5)],
     }
+    keys = image_keys(document)
+    assert len(set(keys)) == 5
+    assert image_keys({**document, "built_at": "2027-01-01T00:00:00+00:00"}) == keys  # not content
+    assert image_keys({**document, "models": [{"key": "m2"}]})[0] != keys[0]  # the models' facts are
+    fewer = {**document, "images": document["images"][1:]}
+    assert image_keys(fewer) == keys[1:]  # removing one shifts no other image's key
     chunks = make_chunks(document, 2)
     assert [c.images for c in chunks] == [2, 2, 1] and len({c.key for c in chunks}) == 3
-    again = make_chunks({**document, "built_at": "2027-01-01T00:00:00+00:00"}, 2)
-    assert [c.key for c in again] == [c.key for c in chunks]  # when it was built is not content
     assert json.loads(chunks[2].body)["images"] == [{"image": "4.png"}]
-    changed = make_chunks({**document, "images": [*document["images"][:4], {"image": "new.png"}]}, 2)
-    assert [c.key == d.key for c, d in zip(changed, chunks)] == [True, True, False]
-    assert len(make_chunks({**document, "images": []}, 2)) == 1
+    assert chunks[0].key == hashlib.sha256(chunks[0].body).hexdigest()
+    pending = make_chunks(document, 2, acknowledged={keys[0], keys[3]})
+    assert [c.image_keys for c in pending] == [(keys[1], keys[2]), (keys[4],)]
+    assert make_chunks(document, 2, acknowledged=set(keys)) == []
+
+
+def test_a_token_a_header_cannot_carry_is_refused_without_showing_it():
+    settings = ServiceSettings(token_env="T")
+    check_token("abc.DEF-123_~", settings)
+    for token in ("two words", "line\nbreak", "caf\u00e9"):
+        with pytest.raises(ClientError) as error:
+            check_token(token, settings)
+        assert token not in str(error.value) and "$T" in str(error.value)
+
+
+def test_a_token_pasted_into_token_env_is_not_echoed(tmp_path):
+    path = _write(tmp_path, "ret_meta: {token_env: 'sk-live 1234567890'}")
+    with pytest.raises(ClientError) as error:
+        load_config(path, tmp_path)
+    assert "1234567890" not in str(error.value) and "ret_meta.token_env" in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +143,7 @@ def test_chunks_are_content_addressed():
         ("http://meta.example/api", False),
         ("ftp://meta.example", False),
         ("meta.example", False),
+        ("https://user:pass@meta.example/api", False),
     ],
 )
 def test_the_token_travels_in_clear_only_on_this_machine(endpoint, ok):

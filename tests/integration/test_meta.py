@@ -226,8 +226,7 @@ def test_a_rerun_asks_only_for_what_changed(root):
     assert "seg 0 asked / 3 kept" in changed.stdout and "sem 0 asked / 3 kept" in changed.stdout, (
         changed.stdout
     )
-    # p2 has no approved segment, before or after: its record (no segments) stands
-    assert "cls_segments 0 asked / 3 kept" in changed.stdout
+    assert "cls_segments 1 asked / 2 kept" in changed.stdout  # the one that failed, asked again
     assert "failures" not in _document(root, SASHA)
     # a model whose version changed (another build of it): all its images again, the others kept
     stamp = root / "TEST" / "ret_meta" / SASHA / "models" / "cls" / "model.json"
@@ -267,34 +266,63 @@ def _post(root: Path, service: MetaService, *args: str, check: bool = True, toke
     return _meta(root, "post", *args, "--endpoint", service.endpoint, check=check, env=env)
 
 
-def _every_chunk_once(root: Path, service: MetaService, group: str) -> dict:
+def _every_image_once(root: Path, service: MetaService, group: str) -> dict:
+    """The service stored each image of the group's ret_meta once, and the ledger lists each as
+    acknowledged in a chunk the service stored."""
     state = service.state()
     ledger = json.loads((root / "TEST" / "ret_meta" / group / "ret_meta.posted.json").read_text())
     acknowledged = ledger["acknowledged"][service.endpoint]
     images = [i["image"] for i in _document(root, group)["images"]]
     stored = {k: v for k, v in state["stored"].items() if v["group"] == group}
-    assert set(acknowledged) == set(stored) and len(stored) == len(images)  # chunk_size 1
     assert sorted(i for v in stored.values() for i in v["images"]) == sorted(images)
+    assert len(acknowledged) == len(images) and {a["chunk"] for a in acknowledged.values()} == set(stored)
     return state
 
 
 def test_post_retries_transient_failures_and_a_rerun_sends_nothing(root, service):
     _meta(root, "build", "--groups", SASHA, "test")
     service.faults(["503", "429:1", "drop", "ok", "500"])
+    started = time.monotonic()
     proc = _post(root, service, "--groups", SASHA, "test")
-    assert f"{SASHA}: 3 chunks sent" in proc.stdout and "test: 3 chunks sent" in proc.stdout, proc.stdout
+    assert time.monotonic() - started >= 1.0  # the Retry-After was waited for
+    assert f"{SASHA}: 3 images sent in 3 chunks" in proc.stdout and "test: 3 images sent" in proc.stdout, (
+        proc.stdout
+    )
     assert TOKEN not in proc.stdout + proc.stderr
-    state = _every_chunk_once(root, service, SASHA)
-    _every_chunk_once(root, service, "test")
+    state = _every_image_once(root, service, SASHA)
+    _every_image_once(root, service, "test")
     assert state["duplicates"] == 0
     assert [r["status"] for r in state["requests"][:5]] == [503, 429, None, 200, 500]
     assert all(r["encoding"] == "gzip" for r in state["requests"])
     requests = len(state["requests"])
     again = _post(root, service, "--groups", SASHA, "test")
-    assert "0 chunks sent" in again.stdout and "3 acknowledged before" in again.stdout
+    assert "0 images sent in 0 chunks" in again.stdout and "3 acknowledged before" in again.stdout
     assert len(service.state()["requests"]) == requests
     dry = _post(root, service, "--groups", SASHA, "--dry-run", token=None)
-    assert "3 acknowledged before, 0 to send" in dry.stdout
+    assert "3 acknowledged before; 0 to send" in dry.stdout
+
+
+def test_a_rebuilt_ret_meta_sends_only_the_images_that_changed(root, service):
+    _meta(root, "build", "--groups", SASHA)
+    first = _post(root, service, "--groups", SASHA, "--chunk-size", "2")
+    assert "3 images sent in 2 chunks" in first.stdout
+    config = yaml.safe_load((root / "segstack.yaml").read_text())
+    changed = {**config, "models": [{**config["models"][0], "conf": 0.5}, *config["models"][1:]]}
+    (root / "changed.yaml").write_text(yaml.safe_dump(changed))
+    rebuilt = _meta(root, "build", "--groups", SASHA, "--config", str(root / "changed.yaml"))
+    assert "seg 3 asked / 0 kept" in rebuilt.stdout and "sem 0 asked / 3 kept" in rebuilt.stdout  # settings
+    (root / "bad2.txt").write_text("p0\n")
+    run_cli("seg-client", "segments", "badlist", "push", str(root / "bad2.txt"), "--data-root", str(root))
+    _meta(root, "build", "--groups", SASHA, "--config", str(root / "changed.yaml"))
+    document = _document(root, SASHA)
+    assert [i["image"] for i in document["images"]] == ["p2.png", "p3.png"]
+    # seg's settings changed every image; p0 is gone: the two left are sent, in one chunk
+    again = _post(root, service, "--groups", SASHA, "--chunk-size", "2")
+    assert "2 images sent in 1 chunks" in again.stdout and "0 acknowledged before" in again.stdout
+    assert len(service.state()["stored"]) == 3
+    unchanged = _post(root, service, "--groups", SASHA, "--chunk-size", "1")
+    assert "0 images sent" in unchanged.stdout  # another chunk size changes nothing
+    run_cli("seg-client", "segments", "badlist", "push", str(root / "bad.txt"), "--data-root", str(root))
 
 
 def test_refusals_are_one_line_and_never_show_the_token(root, service):
@@ -333,10 +361,61 @@ def test_a_killed_post_resends_only_what_was_not_acknowledged(root, service):
     stored_before = set(service.state()["stored"])
     assert len(stored_before) == 2
     service.faults([], delay=0.0)
+    in_flight = (set(service.state()["stored"]) - _acknowledged_chunks(root, service, SASHA)).pop()
     rerun = _post(root, service, "--groups", SASHA)
-    assert "chunks sent" in rerun.stdout
-    state = _every_chunk_once(root, service, SASHA)
-    # the chunk in flight at the kill was sent again, with its key: stored once, counted a duplicate
-    assert state["duplicates"] <= 1
+    assert "2 images sent in 2 chunks, " not in rerun.stdout and "1 acknowledged before" in rerun.stdout
+    state = _every_image_once(root, service, SASHA)
+    # the chunk in flight at the kill was sent again with its key: stored once, counted a duplicate
+    assert state["duplicates"] == 1
     keys = [r["key"] for r in state["requests"] if r["status"] == 200]
-    assert len(keys) <= len(set(keys)) + 1
+    assert [k for k in keys if keys.count(k) > 1] == [in_flight, in_flight]
+
+
+def _acknowledged_chunks(root: Path, service: MetaService, group: str) -> set[str]:
+    ledger = json.loads((root / "TEST" / "ret_meta" / group / "ret_meta.posted.json").read_text())
+    return {a["chunk"] for a in ledger["acknowledged"][service.endpoint].values()}
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_tls_certificates_are_checked_and_a_ca_bundle_trusts_one(root, certificate, tmp_path):
+    _meta(root, "build", "--groups", "test")
+    with MetaService(TOKEN, tls=certificate) as service:
+        assert service.endpoint.startswith("https://127.0.0.1:")
+        untrusted = _post(root, service, "--groups", "test", check=False)
+        assert untrusted.returncode == 2 and "TLS certificate is not trusted" in untrusted.stderr
+        assert "--ca-bundle" in untrusted.stderr and not service.state()["requests"]
+        not_pem = tmp_path / "not.pem"
+        not_pem.write_text("not a certificate")
+        bad = _post(root, service, "--groups", "test", "--ca-bundle", str(not_pem), check=False)
+        assert bad.returncode == 2 and "not a PEM CA bundle" in bad.stderr and "Traceback" not in bad.stderr
+        trusted = _post(root, service, "--groups", "test", "--ca-bundle", str(certificate[0]))
+        assert "3 images sent" in trusted.stdout
+        _every_image_once(root, service, "test")

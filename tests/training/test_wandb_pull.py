@@ -178,6 +178,8 @@ def test_training_without_the_train_extra_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "lightning", None)
     monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
+    for name in [m for m in sys.modules if m.startswith("training.classify")]:  # imported by earlier tests
+        monkeypatch.delitem(sys.modules, name)
     result = CliRunner().invoke(main, ["classify", "--data", str(tmp_path), "--data-root", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert result.stderr.strip() == (
