@@ -22,14 +22,13 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpcore
 import httpx
 
-from clients.http_retry import Backoff, Transient, retry_after_seconds
+from clients.http_retry import Backoff, Transient, retry_after_seconds, user_agent
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
 from segops.image_header import image_dimensions
@@ -59,14 +58,6 @@ _CONTENT_TYPES = {
     "image/tiff": ".tif",
     "image/gif": ".gif",
 }
-
-
-def _user_agent() -> str:
-    try:
-        version = metadata.version("segstack")
-    except metadata.PackageNotFoundError:
-        version = "dev"
-    return f"segstack-groups-pull/{version} (+httpx/{httpx.__version__})"
 
 
 class FetchError(Exception):
@@ -240,7 +231,7 @@ class Fetcher:
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout_s),
             follow_redirects=True,
-            headers={"User-Agent": _user_agent()},
+            headers={"User-Agent": user_agent("groups-pull")},
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
         self._backends = _track_sockets(self._client)

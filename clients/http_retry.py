@@ -1,5 +1,5 @@
-"""How the HTTP clients (groups pull, meta post) retry: which failures are worth another
-attempt, how long to wait before it, and a server's Retry-After."""
+"""What the HTTP clients (groups pull, meta post) share: how they name themselves, which failures
+are worth another attempt, how long to wait before it, and a server's Retry-After."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from typing import TypeVar
 
+import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 T = TypeVar("T")
+
+
+def user_agent(tool: str) -> str:
+    """``segstack-<tool>/<version> (+httpx/<version>)``: who is asking, for the server's logs."""
+    try:
+        version = metadata.version("segstack")
+    except metadata.PackageNotFoundError:
+        version = "dev"
+    return f"segstack-{tool}/{version} (+httpx/{httpx.__version__})"
 
 
 def retry_after_seconds(value: str | None) -> float | None:

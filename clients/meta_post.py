@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,7 +40,7 @@ import httpx
 from jsonschema import Draft202012Validator
 
 from clients.config_file import ServiceSettings
-from clients.http_retry import Backoff, Transient, retry_after_seconds
+from clients.http_retry import Backoff, Transient, retry_after_seconds, user_agent
 from clients.triton import ClientError
 from segcontract import schemas
 from segcontract.files import write_json_atomic
@@ -154,14 +153,6 @@ def check_token(token: str, settings: ServiceSettings) -> None:
         )
 
 
-def _user_agent() -> str:
-    try:
-        version = metadata.version("segstack")
-    except metadata.PackageNotFoundError:
-        version = "dev"
-    return f"segstack-meta-post/{version} (+httpx/{httpx.__version__})"
-
-
 def _tls(settings: ServiceSettings) -> ssl.SSLContext:
     if settings.ca_bundle is None:
         return ssl.create_default_context()
@@ -195,7 +186,7 @@ class Poster:
         self.client = httpx.Client(
             timeout=httpx.Timeout(settings.timeout_s),
             verify=_tls(settings),
-            headers={"User-Agent": _user_agent()},
+            headers={"User-Agent": user_agent("meta-post")},
             follow_redirects=False,
             trust_env=False,
         )

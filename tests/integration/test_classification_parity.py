@@ -11,7 +11,6 @@ the images and of the segments, and every served probability is within 1e-3 of t
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -21,11 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from segops.rle import encode
 from store.records import Status
-from store.segment_store import ImageFacts, NewSegment, SegmentStore
+from store.segment_store import SegmentStore
 from tests.conftest import run_cli
-from tests.fixtures.shapes_classes import CLASSES, shape_scene, write_shape_group
+from tests.fixtures.shapes_classes import CLASSES, shape_scene, store_scene, write_shape_group
 from tests.schema_check import validate
 
 NAME = "shapes_cls"
@@ -64,15 +62,7 @@ def _write_scenes(root: Path) -> None:
         for kind in CLASSES:
             for i in range(6):
                 name = f"scenes/{kind}_{i:02d}.png"
-                image, shapes = shape_scene(kind, rng, size=128, count=2)
-                cv2.imwrite(str(pictures / name), image)
-                data = (pictures / name).read_bytes()
-                facts = ImageFacts(name, hashlib.sha256(data).hexdigest(), len(data), 128, 128)
-                segments = [
-                    NewSegment(0, "shape", 0.9 - 0.1 * j, s.bbox, encode(s.mask).decode())
-                    for j, s in enumerate(shapes)
-                ]
-                store.save_segmentation(facts, SEG_MODEL, "1", segments, groups=["scenes"])
+                store_scene(store, pictures, name, kind, rng, SEG_MODEL)
                 rows.append((name, kind))
         store.review([r[0] for r in rows[1:]], Status.APPROVED, model=SEG_MODEL)
         store.review([rows[0][0]], Status.REJECTED, model=SEG_MODEL)  # classified: none of its segments

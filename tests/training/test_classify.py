@@ -26,23 +26,18 @@ from segops.segment_crop import crop_segment
 from store.records import Status
 from store.segment_store import ImageFacts, NewSegment, SegmentStore
 from tests.conftest import run_cli
-from tests.fixtures.shapes_classes import CLASSES, shape_scene, write_class_folders, write_shape_group
+from tests.fixtures.shapes_classes import (
+    CLASSES,
+    store_scene,
+    write_class_folders,
+    write_shape_group,
+)
 from training.classify_data import ClassifyDataset, Sample, eval_input
 from training.classify_module import ClassifierModule
 
 ARCH = "resnet10t"  # trains the shapes in seconds on two CPU cores
 FAST = ("--arch", ARCH, "--imgsz", "64", "--batch-size", "16", "--workers", "0", "--lr", "2e-3")
 SEG_MODEL = "shapes-seg"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_wandb():
-    """No W&B key from the developer's shell reaches a test run; nothing may log anywhere."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_MODE"):
-            mp.delenv(name, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        yield
 
 
 def classify(root: Path, *args: str, check: bool = True):
@@ -213,18 +208,9 @@ def _fill_store(root: Path) -> tuple[str, int]:
         for kind in CLASSES:
             for i in range(10):
                 name = f"scenes/{kind}_{i:02d}.png"
-                image, shapes = shape_scene(kind, rng, size=128, count=2)
-                cv2.imwrite(str(pictures / name), image)
-                data = (pictures / name).read_bytes()
-                facts = ImageFacts(name, hashlib.sha256(data).hexdigest(), len(data), 128, 128)
-                segments = [
-                    NewSegment(0, "shape", 0.9 - 0.1 * j, s.bbox, encode(s.mask).decode())
-                    for j, s in enumerate(shapes)
-                ]
-                store.save_segmentation(facts, SEG_MODEL, "1", segments, groups=["scenes"])
+                expected += store_scene(store, pictures, name, kind, rng, SEG_MODEL)
                 store.review([name], Status.APPROVED, model=SEG_MODEL)
                 rows.append((name, kind))
-                expected += len(segments)
         first = f"scenes/{CLASSES[0]}_00.png"
         corner = np.zeros((128, 128), np.uint8)
         corner[:9, :9] = 1

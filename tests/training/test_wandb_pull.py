@@ -27,16 +27,6 @@ RUN_NAME = "shapes-cls"  # seg-train classify --name: the checkpoint records it 
 ARTIFACT = "model-1a2b3c4d"  # WandbLogger: f"model-{experiment.id}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def no_wandb():
-    """No W&B key from the developer's shell reaches a test run; nothing may log anywhere."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_MODE"):
-            mp.delenv(name, raising=False)
-        mp.setenv("WANDB_SILENT", "true")
-        yield
-
-
 @pytest.fixture(scope="module")
 def run_checkpoint(tmp_path_factory) -> Path:
     """A run's best checkpoint as seg-train classify leaves it, with the run's name recorded."""
