@@ -132,13 +132,14 @@ def infer(
             raise click.UsageError("--segment-model and --db go with --segments")
         client = SegmentationClient(url, timeout_s=timeout_s)
         info = client.model_info(model)
-        _refuse_options_of_other_tasks(
-            info.task,
-            model,
-            {"--top-k": top_k, "--segments": on_segments or None},
-            {"--conf": conf, "--iou": iou, "--max-det": max_det, "--overlay": overlay or None},
-        )
-        from clients.infer_run import run_images
+        from clients.infer_run import run_images, settings_not_taken
+
+        given = {"conf": conf, "iou": iou, "max_det": max_det, "overlay": overlay, "top_k": top_k}
+        wrong, takes = settings_not_taken(info.task, {**given, "segments": on_segments})
+        if wrong:
+            flags = ", ".join("--" + name.replace("_", "-") for name in wrong)
+            usable = ", ".join("--" + name.replace("_", "-") for name in takes) or "none of them"
+            raise ClientError(f"{flags}: {model!r} serves {info.task}, which takes {usable}")
 
         writer = None
         if on_segments:
@@ -185,15 +186,6 @@ def infer(
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)
         sys.exit(1)
-
-
-def _refuse_options_of_other_tasks(task: str, model: str, classifying: dict, segmenting: dict) -> None:
-    """An option the model's task has no use for is a mistake to point out, not to ignore."""
-    wrong = classifying if task != Task.CLASSIFICATION else segmenting
-    given = [flag for flag, value in wrong.items() if value is not None]
-    if given:
-        kind = "segmentation" if wrong is segmenting else "classification"
-        raise ClientError(f"{', '.join(given)}: options of {kind} models; {model!r} serves {task}")
 
 
 def _echo_lines(lines: list[str]) -> None:

@@ -40,6 +40,7 @@ class Writer(ABC):
     from the run's threshold overrides, so that the registry can make any of them the same way."""
 
     task: str
+    takes: frozenset[str] = frozenset()  # the settings a model of its task uses (conf, top_k...)
 
     def __init__(self, overrides: dict | None = None):
         self.overrides = overrides or {}
@@ -70,6 +71,7 @@ class InstanceWriter(Writer):
     """Instance segmentation: ``<name>.json`` (DESIGN.md's schema) and, on request, an overlay."""
 
     task = Task.INSTANCE
+    takes = frozenset({"conf", "iou", "max_det", "overlay"})
 
     def __call__(
         self,
@@ -96,6 +98,7 @@ class SemanticWriter(Writer):
     takes no thresholds: the overrides are not sent."""
 
     task = Task.SEMANTIC
+    takes = frozenset({"overlay"})
 
     def __call__(
         self,
@@ -137,6 +140,14 @@ class SemanticWriter(Writer):
 DEFAULT_TOP_K = 5
 
 
+def settings_not_taken(task: str, given: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """(the settings given a value that a model of ``task`` has no use for, the ones it takes),
+    sorted: a mistake for the command to point out rather than ignore."""
+    takes = WRITERS[task].takes if task in WRITERS else frozenset()
+    wrong = sorted(k for k, v in given.items() if v not in (None, False) and k not in takes)
+    return wrong, sorted(takes)
+
+
 def top_k(model: ModelInfo, overrides: Mapping) -> int:
     """``--top-k`` (default 5), at most the model's class count."""
     wanted = overrides.get("top_k") or DEFAULT_TOP_K
@@ -170,6 +181,7 @@ class ClassificationWriter(Writer):
     (``overrides["top_k"]``, at most the model's class count)."""
 
     task = Task.CLASSIFICATION
+    takes = frozenset({"top_k", "segments", "segment_model"})
 
     def __call__(
         self,

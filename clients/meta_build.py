@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator
 
 from clients.config_file import Config, ModelEntry
 from clients.image_sources import ImageItem, images_in_group, output_names
-from clients.infer_run import run_images
+from clients.infer_run import run_images, settings_not_taken
 from clients.request_loop import RunSummary
 from clients.segments_build import model_version, store_name
 from clients.triton import ClientError, ModelInfo, SegmentationClient
@@ -88,17 +88,12 @@ def check_entries(entries: tuple[ModelEntry, ...], infos: list[ModelInfo], confi
     """Settings of a model that its task has no use for are a mistake in the file: say so."""
     where = f"{config_path}: " if config_path else ""
     for index, (entry, info) in enumerate(zip(entries, infos)):
-        given = {k: v for k, v in vars(entry).items() if k not in ("name", "key") and v not in (None, False)}
-        allowed = {
-            Task.INSTANCE: {"conf", "iou", "max_det"},
-            Task.SEMANTIC: set(),
-            Task.CLASSIFICATION: {"top_k", "segments", "segment_model"},
-        }[Task(info.task)]
-        wrong = sorted(set(given) - allowed)
+        wrong, allowed = settings_not_taken(info.task, entry_settings(entry))
         if wrong:
+            allowed = [a for a in allowed if hasattr(entry, a)]  # overlay is infer's, not the file's
             raise ClientError(
                 f"{where}models[{index}].{wrong[0]}: {entry.name!r} serves {info.task}, which takes "
-                f"{', '.join(sorted(allowed)) or 'no settings'}"
+                f"{', '.join(allowed) or 'no settings'}"
             )
         if entry.segment_model and not entry.segments:
             raise ClientError(f"{where}models[{index}].segment_model goes with segments: true")

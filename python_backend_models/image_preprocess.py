@@ -24,20 +24,7 @@ class TritonPythonModel:
         self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "images")
 
     def execute(self, requests):
-        return [self._guarded(request) for request in requests]
-
-    def _guarded(self, request):
-        """A failure stays in its own request: the others batched with it still get answers."""
-        try:
-            return self._one(request)
-        except image_batch.BadItem as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-            )
-        except Exception as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"preprocess failed: {type(exc).__name__}: {exc}")
-            )
+        return image_batch.guarded_responses(pb_utils, requests, self._one, "preprocess")
 
     def _one(self, request):
         encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()

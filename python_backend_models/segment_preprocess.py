@@ -16,12 +16,10 @@ import math
 
 import triton_python_backend_utils as pb_utils
 
-from segcontract.checkpoint_formats import SEGMENT_MARGIN
+from segcontract.checkpoint_formats import SEGMENT_MARGIN, SEGMENT_MARGIN_KEY
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import IMAGE, IMAGE_SIZE, SEGMENT_BOX, SEGMENT_MASK
 from segops import image_batch
-
-MARGIN_KEY = "segment_margin"  # the record's extra: builder/families/classifier.py writes it
 
 
 class _BadSegment(image_batch.BadItem):
@@ -36,24 +34,11 @@ class TritonPythonModel:
         self.resize, self.segment_crop = resize, segment_crop
         self.max_pixels = metadata.max_pixels
         self.spec = metadata.input
-        self.margin = float(metadata.extra.get(MARGIN_KEY, SEGMENT_MARGIN))
+        self.margin = float(metadata.extra.get(SEGMENT_MARGIN_KEY, SEGMENT_MARGIN))
         self.output_name = params.get(ConfigKeys.OUTPUT_NAME, "input")
 
     def execute(self, requests):
-        return [self._guarded(request) for request in requests]
-
-    def _guarded(self, request):
-        """A failure stays in its own request: the others batched with it still get answers."""
-        try:
-            return self._one(request)
-        except image_batch.BadItem as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
-            )
-        except Exception as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"segment preprocess failed: {type(exc).__name__}: {exc}")
-            )
+        return image_batch.guarded_responses(pb_utils, requests, self._one, "segment preprocess")
 
     def _one(self, request):
         encoded = pb_utils.get_input_tensor_by_name(request, IMAGE.name).as_numpy()
@@ -93,37 +78,15 @@ def _mask(counts, size):
     if not counts:
         return None
     height, width = size
-    pixels = _rle_pixels(counts)
+    from segops.rle import covered_pixels, decode
+
+    try:
+        pixels = covered_pixels(counts)
+    except ValueError as exc:
+        raise _BadSegment(f"{SEGMENT_MASK.name} is {exc}") from None
     if pixels != height * width:
         raise _BadSegment(
             f"{SEGMENT_MASK.name} covers {pixels} pixels, not the image's {height}x{width}: "
             "send the RLE of a mask at the image's size"
         )
-    from segops.rle import decode
-
     return decode(counts, height, width)
-
-
-def _rle_pixels(counts: bytes) -> int:
-    """How many pixels COCO compressed RLE counts cover (pycocotools' rleFrString, summed)."""
-    if any(c < 48 or c > 111 for c in counts):  # each character carries 6 bits from "0"
-        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts")
-    runs, p = [], 0
-    try:
-        while p < len(counts):
-            x, k, more = 0, 0, True
-            while more:
-                c = counts[p] - 48
-                x |= (c & 0x1F) << (5 * k)
-                more = bool(c & 0x20)
-                p, k = p + 1, k + 1
-                if not more and c & 0x10:
-                    x |= -1 << (5 * k)
-            if len(runs) > 2:
-                x += runs[-2]
-            runs.append(x)
-    except IndexError:
-        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts (truncated)") from None
-    if any(r < 0 for r in runs):
-        raise _BadSegment(f"{SEGMENT_MASK.name} is not COCO compressed RLE counts")
-    return sum(runs)

@@ -58,6 +58,7 @@ class SemanticModelInfo:
 CLASSIFIER_FORMAT = "segstack.classifier/1"
 # how much of a segment's box is added on each side when it is cropped for the classifier
 SEGMENT_MARGIN = 0.1
+SEGMENT_MARGIN_KEY = "segment_margin"  # the model record's extra: the crop margin the segment ensemble uses
 
 
 @dataclass

@@ -4,7 +4,8 @@ from config.pbtxt, OpenCV's pixel limit set before cv2 loads) and the loop that 
 turns it into the model input and keeps its original size.
 
 No OpenCV import at module level: :func:`start` sets OpenCV's limit, which it reads when it loads.
-No Triton import either; the models turn :class:`BadItem` into an INVALID_ARGUMENT response.
+No Triton import either: :func:`guarded_responses` takes the backend's ``pb_utils`` from the model
+and turns a :class:`BadItem` into an INVALID_ARGUMENT response.
 """
 
 from __future__ import annotations
@@ -35,6 +36,26 @@ def start(model_config_json: str) -> tuple[ModelMetadata, dict[str, str]]:
 
     cv2.setNumThreads(1)
     return metadata, params
+
+
+def guarded_responses(
+    pb_utils: Any, requests: Sequence[Any], answer: Callable[[Any], Any], what: str
+) -> list:
+    """``answer(request)`` for each request, a failure kept to its own request (the others batched
+    with it still get answers): a :class:`BadItem` as INVALID_ARGUMENT, anything else as an internal
+    error naming ``what`` failed. ``pb_utils`` is the Python backend's module, which only the
+    running model can import."""
+    responses = []
+    for request in requests:
+        try:
+            responses.append(answer(request))
+        except BadItem as exc:
+            error = pb_utils.TritonError(str(exc), pb_utils.TritonError.INVALID_ARG)
+            responses.append(pb_utils.InferenceResponse(error=error))
+        except Exception as exc:
+            error = pb_utils.TritonError(f"{what} failed: {type(exc).__name__}: {exc}")
+            responses.append(pb_utils.InferenceResponse(error=error))
+    return responses
 
 
 def encoded_items(tensor: np.ndarray) -> np.ndarray:

@@ -39,3 +39,31 @@ def encode_window(patch: np.ndarray, window: tuple[int, int, int, int], orig_hw:
         elif w - x1:
             counts.append((w - x1) * h)
     return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]
+
+
+def covered_pixels(counts: bytes) -> int:
+    """How many pixels COCO compressed RLE ``counts`` cover: the sum of their runs, read as
+    pycocotools' rleFrString reads them. pycocotools has no public call for it, and decodes counts
+    of another size into any mask without complaint, so a size check needs it. ValueError ("not
+    COCO compressed RLE counts ...") for what is not such a string."""
+    if any(c < 48 or c > 111 for c in counts):  # each character carries 6 bits from "0"
+        raise ValueError("not COCO compressed RLE counts")
+    runs, p = [], 0
+    try:
+        while p < len(counts):
+            x, k, more = 0, 0, True
+            while more:
+                c = counts[p] - 48
+                x |= (c & 0x1F) << (5 * k)
+                more = bool(c & 0x20)
+                p, k = p + 1, k + 1
+                if not more and c & 0x10:
+                    x |= -1 << (5 * k)
+            if len(runs) > 2:
+                x += runs[-2]
+            runs.append(x)
+    except IndexError:
+        raise ValueError("not COCO compressed RLE counts (truncated)") from None
+    if any(r < 0 for r in runs):
+        raise ValueError("not COCO compressed RLE counts")
+    return sum(runs)

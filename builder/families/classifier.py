@@ -29,12 +29,12 @@ import torch
 from builder import triton_config
 from builder.errors import BuildError
 from builder.families.base import LoadedModel, RecordedInputFamily
-from builder.families.pipeline import IMAGE_SIZE, preprocess_config
+from builder.families.pipeline import IMAGE_SIZE, identity_map, preprocess_config
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import load_network
 from segcontract import tasks
-from segcontract.checkpoint_formats import SMP_FORMAT, CheckpointError
+from segcontract.checkpoint_formats import SEGMENT_MARGIN_KEY, SMP_FORMAT, CheckpointError
 from segcontract.files import file_sha256
 from segcontract.model_metadata import ModelMetadata
 from segcontract.tasks import LABELS_FILE, PROBABILITIES_NAME, SEGMENT_BOX, SEGMENT_MASK, Task
@@ -42,7 +42,6 @@ from segcontract.tensors import TensorSpec
 from segops.resize import InputSpec
 
 INPUT_NAME = "input"
-SEGMENT_MARGIN_KEY = "segment_margin"  # ModelMetadata.extra: the crop margin segment_preprocess uses
 
 log = logging.getLogger("build-repo")
 
@@ -158,14 +157,10 @@ def classifier_ensembles(
             outputs=tasks.ensemble_outputs(Task.CLASSIFICATION, metadata.num_classes),
             steps=[
                 triton_config.EnsembleStep(
-                    pre.name,
-                    {t.name: t.name for t in inputs},
-                    {model_inputs[0].name: model_inputs[0].name, IMAGE_SIZE.name: IMAGE_SIZE.name},
+                    pre.name, identity_map(inputs), identity_map([model_inputs[0], IMAGE_SIZE])
                 ),
                 triton_config.EnsembleStep(
-                    f"{name}_model",
-                    {model_inputs[0].name: model_inputs[0].name},
-                    {probabilities.name: probabilities.name},
+                    f"{name}_model", identity_map(model_inputs[:1]), identity_map([probabilities])
                 ),
             ],
             max_batch_size=settings.max_batch_size,

@@ -21,7 +21,7 @@ IMAGE = tasks.IMAGE
 IMAGE_SIZE = tasks.IMAGE_SIZE
 
 
-def _identity(specs: Sequence[TensorSpec]) -> dict[str, str]:
+def identity_map(specs: Sequence[TensorSpec]) -> dict[str, str]:
     return {t.name: t.name for t in specs}
 
 
@@ -91,11 +91,15 @@ def three_step_ensemble(
         outputs=tasks.ensemble_outputs(metadata.task, metadata.num_classes),
         steps=[
             triton_config.EnsembleStep(
-                pre.name, _identity(inputs), {**_identity(model_inputs), **_identity([IMAGE_SIZE])}
+                pre.name, identity_map(inputs), {**identity_map(model_inputs), **identity_map([IMAGE_SIZE])}
             ),
-            triton_config.EnsembleStep(f"{name}_model", _identity(model_inputs), _identity(model_outputs)),
             triton_config.EnsembleStep(
-                post.name, {**_identity(model_outputs), **_identity([IMAGE_SIZE])}, _identity(outputs)
+                f"{name}_model", identity_map(model_inputs), identity_map(model_outputs)
+            ),
+            triton_config.EnsembleStep(
+                post.name,
+                {**identity_map(model_outputs), **identity_map([IMAGE_SIZE])},
+                identity_map(outputs),
             ),
         ],
         max_batch_size=settings.max_batch_size,

@@ -55,3 +55,18 @@ def test_top_k_defaults_to_five_and_is_capped_at_the_class_count(wanted, expecte
     assert top_k(_model(), {"top_k": wanted}) == expected
     many = _model(tuple(f"c{i}" for i in range(9)))
     assert top_k(many, {}) == 5
+
+
+@pytest.mark.parametrize(
+    ("task", "given", "wrong"),
+    [
+        (Task.INSTANCE, {"conf": 0.5, "iou": None, "top_k": 3}, ["top_k"]),
+        (Task.SEMANTIC, {"conf": 0.5, "overlay": True}, ["conf"]),  # a semantic model has no thresholds
+        (Task.CLASSIFICATION, {"top_k": 2, "segments": True, "overlay": False}, []),
+        (Task.CLASSIFICATION, {"max_det": 3, "overlay": True}, ["max_det", "overlay"]),
+    ],
+)
+def test_the_settings_a_task_takes_are_one_table_for_infer_and_meta(task, given, wrong):
+    from clients.infer_run import settings_not_taken
+
+    assert settings_not_taken(task, given)[0] == wrong

@@ -349,8 +349,14 @@ def test_another_runs_records_and_options_of_other_tasks_are_one_line(server, ro
     assert proc.returncode == 2 and "holds another run's results (whole images classified" in proc.stderr
     assert "--overwrite" in proc.stderr and sorted(out.glob("*.json")) == before
     for args, expected in [
-        (("--conf", "0.5"), "--conf: options of segmentation models"),
-        (("--overlay", "--max-det", "3"), "--max-det, --overlay: options of segmentation models"),
+        (
+            ("--conf", "0.5"),
+            "--conf: 'shapes_cls' serves classification, which takes --segment-model, --segments, --top-k",
+        ),
+        (
+            ("--overlay", "--max-det", "3"),
+            "--max-det, --overlay: 'shapes_cls' serves classification, which takes",
+        ),
     ]:
         proc = _infer(server, root, tmp_path / "y", "--group", "held_out", *args, check=False)
         assert proc.returncode == 2 and expected in proc.stderr, proc.stderr

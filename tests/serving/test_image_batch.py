@@ -49,3 +49,19 @@ def test_prepare_replaces_the_resize_and_its_bad_items_are_named():
         image_batch.prepare_batch([_png(8, 8), _png(9, 9)], SPEC, 10_000, prepare_item)
     with pytest.raises(ZeroDivisionError):  # not the request's fault: the model's generic error
         image_batch.prepare_batch([_png(8, 8)], SPEC, 10_000, lambda i, image: 1 / 0)
+
+
+def test_covered_pixels_sums_the_runs_of_compressed_rle():
+    import numpy as np
+    import pytest
+
+    from segops.rle import covered_pixels, encode
+
+    mask = np.zeros((37, 53), np.uint8)
+    mask[5:30, 10:40] = 1
+    assert covered_pixels(encode(mask)) == 37 * 53
+    assert covered_pixels(encode(np.ones((4, 4), np.uint8))) == 16
+    with pytest.raises(ValueError, match=r"^not COCO compressed RLE counts$"):
+        covered_pixels(b"not rle!")
+    with pytest.raises(ValueError, match="truncated"):
+        covered_pixels(b"4`")  # a run whose last character says more follow
