@@ -22,6 +22,7 @@ from clients.failure_log import FailureLog
 from clients.groups_cli import groups
 from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
 from clients.meta_cli import meta
+from clients.replicas import connect
 from clients.segments_cli import masks, segments
 from clients.triton import ClientError, SegmentationClient
 from segcontract.tasks import Task
@@ -130,7 +131,7 @@ def infer(
             raise ClientError(f"--out {out} is a file; give a folder")
         if (segment_model is not None or db is not None) and not on_segments:
             raise click.UsageError("--segment-model and --db go with --segments")
-        client = SegmentationClient(url, timeout_s=timeout_s)
+        client = connect(url, timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr))
         info = client.model_info(model)
         from clients.infer_run import run_images, settings_not_taken
 
@@ -172,6 +173,7 @@ def infer(
         click.echo("seg-client: interrupted; finished images are saved, a re-run resumes", err=True)
         sys.exit(130)
     _echo_lines(failures.summary())
+    _echo_lines([line] if (line := client.summary()) else [])
     elapsed = time.perf_counter() - started
     found = {
         Task.INSTANCE: f"{summary.detections} detections",

@@ -28,7 +28,15 @@ DATA_ROOT_OPTION = click.option(
     help="Root of the DATA/ MARKUP/ TEST/ layout (DATA/pictures, DATA/datasets, DATA/meta...).",
 )
 
-URL_OPTION = click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
+URL_HELP = (
+    "Triton gRPC endpoint HOST:PORT. Several replicas: repeat it or separate by commas; each request "
+    "goes to the ready one with the fewest in flight, a failing one is skipped (its requests sent "
+    "again elsewhere) and re-admitted once ready."
+)
+
+URL_OPTION = click.option(
+    "--url", "url", multiple=True, default=("127.0.0.1:8001",), metavar="HOST:PORT", help=URL_HELP
+)
 
 DB_OPTION = click.option(
     "--db",

@@ -22,8 +22,9 @@ import numpy as np
 from clients.image_sources import ImageItem, output_names
 from clients.overlays import draw_instances
 from clients.records import classification_record, instance_record, ranked_classes, segments_record
+from clients.replicas import Servers
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
-from clients.triton import ClientError, ModelInfo, SegmentationClient
+from clients.triton import ClientError, ModelInfo
 from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.registry import Registry
 from segcontract.tasks import Task
@@ -48,7 +49,7 @@ class Writer(ABC):
     @abstractmethod
     def __call__(
         self,
-        client: SegmentationClient,
+        client: Servers,
         model: ModelInfo,
         item: ImageItem,
         data: bytes,
@@ -75,7 +76,7 @@ class InstanceWriter(Writer):
 
     def __call__(
         self,
-        client: SegmentationClient,
+        client: Servers,
         model: ModelInfo,
         item: ImageItem,
         data: bytes,
@@ -102,7 +103,7 @@ class SemanticWriter(Writer):
 
     def __call__(
         self,
-        client: SegmentationClient,
+        client: Servers,
         model: ModelInfo,
         item: ImageItem,
         data: bytes,
@@ -185,7 +186,7 @@ class ClassificationWriter(Writer):
 
     def __call__(
         self,
-        client: SegmentationClient,
+        client: Servers,
         model: ModelInfo,
         item: ImageItem,
         data: bytes,
@@ -256,7 +257,7 @@ class SegmentClassificationWriter(Writer):
 
     def __call__(
         self,
-        client: SegmentationClient,
+        client: Servers,
         model: ModelInfo,
         item: ImageItem,
         data: bytes,
@@ -311,7 +312,7 @@ def _one(client, model, item: ImageItem, base: Path, overlay_path: Path | None, 
 
 
 def run_images(
-    client: SegmentationClient,
+    client: Servers,
     model: ModelInfo,
     items: list[ImageItem],
     out_dir: Path,

@@ -32,9 +32,10 @@ from jsonschema import Draft202012Validator
 from clients.config_file import Config, ModelEntry
 from clients.image_sources import ImageItem, images_in_group, output_names
 from clients.infer_run import run_images, settings_not_taken
+from clients.replicas import Servers
 from clients.request_loop import RunSummary
 from clients.segments_build import model_version, store_name
-from clients.triton import ClientError, ModelInfo, SegmentationClient
+from clients.triton import ClientError, ModelInfo
 from segcontract import schemas
 from segcontract.files import write_json_atomic
 from segcontract.tasks import Task
@@ -102,7 +103,7 @@ def check_entries(entries: tuple[ModelEntry, ...], infos: list[ModelInfo], confi
 def build_meta(
     group: str,
     config: Config,
-    client: SegmentationClient,
+    client: Servers,
     infos: list[ModelInfo],
     progress: Callable[[str, int], Callable[[int], None]] = lambda desc, total: lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,

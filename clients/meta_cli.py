@@ -59,7 +59,11 @@ def meta() -> None:
 @CONFIG_OPTION
 @DATA_ROOT_OPTION
 @click.option(
-    "--url", default=None, help="Triton gRPC HOST:PORT [the config's triton.url, else 127.0.0.1:8001]."
+    "--url",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Triton gRPC HOST:PORT [the config's triton.url, else 127.0.0.1:8001]; several replicas: "
+    "repeat it or separate by commas (as for infer).",
 )
 @DB_OPTION
 def build(groups, more_groups, config_path, data_root, url, db) -> None:
@@ -72,7 +76,7 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
 
     from clients.config_file import load_config
     from clients.meta_build import build_meta, check_entries
-    from clients.triton import SegmentationClient
+    from clients.replicas import connect
 
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     try:
@@ -83,7 +87,9 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
         if not config.models:
             where = config.path or Path(data_root) / "segstack.yaml"
             raise ClientError(f"{where}: no models: list the served models under models: (see the README)")
-        client = SegmentationClient(url or config.urls[0], timeout_s=config.timeout_s)
+        client = connect(
+            url or config.urls, config.timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr)
+        )
         infos = [client.model_info(entry.name) for entry in config.models]
         check_entries(config.models, infos, config.path)
         bars: list[tqdm] = []
@@ -110,6 +116,7 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
         _echo(failures.summary())
         _fail("interrupted; finished answers are kept, a re-run resumes", 130)
     _echo(failures.summary())
+    _echo(list(filter(None, [client.summary()])))
     for s in summaries:
         for note in s.notes:
             click.echo(f"seg-client: note: {s.group}: {note}", err=True)

@@ -16,12 +16,12 @@ import cv2
 from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem
+from clients.replicas import Servers
 from clients.triton import (
     DEADLINE_EXCEEDED,
     INVALID_ARGUMENT,
     ClientError,
     ModelInfo,
-    SegmentationClient,
     ServerStopped,
 )
 
@@ -68,7 +68,7 @@ def _frame_count(path) -> int:
         return 1
 
 
-def asking(client: SegmentationClient, model: ModelInfo, request: Callable[[], T]) -> T:
+def asking(client: Servers, model: ModelInfo, request: Callable[[], T]) -> T:
     """Run one request; the server's refusal or silence becomes a RequestError with gRPC's code."""
     try:
         return request()
@@ -80,7 +80,7 @@ def asking(client: SegmentationClient, model: ModelInfo, request: Callable[[], T
 
 
 def run_jobs(
-    client: SegmentationClient,
+    client: Servers,
     summary: RunSummary,
     jobs: Sequence[tuple[ImageItem, Callable[[], int]]],
     concurrency: int,
@@ -131,7 +131,7 @@ def run_jobs(
     pool.shutdown(wait=True)
 
 
-def _stop_if_server_is_down(client: SegmentationClient, results_at: str) -> None:
+def _stop_if_server_is_down(client: Servers, results_at: str) -> None:
     problem = client.health_problem()
     if problem is not None:
         raise ServerStopped(

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from clients.image_sources import ImageItem
 from clients.records import instance_record
+from clients.replicas import Servers
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
-from clients.triton import ClientError, ModelInfo, SegmentationClient
+from clients.triton import ClientError, ModelInfo
 from segcontract.files import file_sha256
 from segcontract.tasks import Task
 from store.layout import DataLayout
@@ -70,7 +71,7 @@ def class_ids(model: ModelInfo, classes: str | None) -> set[int] | None:
 
 
 def build_segments(
-    client: SegmentationClient,
+    client: Servers,
     model: ModelInfo,
     items: list[ImageItem],
     layout: DataLayout,

@@ -25,7 +25,8 @@ from clients.cli_options import (
 )
 from clients.failure_log import FailureLog
 from clients.image_sources import ImageItem, images_in_folder, images_in_group, no_images_error, output_names
-from clients.triton import ClientError, SegmentationClient
+from clients.replicas import connect
+from clients.triton import ClientError
 from segcontract.files import write_atomic
 from store.errors import StoreError
 from store.layout import DataLayout, database_url
@@ -149,7 +150,7 @@ def build(
         raise (
             no_images_error(source) if source is not None else ClientError(f"group {group!r} lists no images")
         )
-    client = SegmentationClient(url, timeout_s=timeout_s)
+    client = connect(url, timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr))
     info = client.model_info(model)
     chosen = class_ids(info, classes)
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
@@ -171,7 +172,7 @@ def build(
                 on_progress=bar.update,
                 on_failure=failures,
             )
-        for line in failures.summary():
+        for line in [*failures.summary(), *filter(None, [client.summary()])]:
             click.echo(line, err=True)
         elapsed = time.perf_counter() - started
         rate = f", {summary.written / elapsed:.1f} images/s" if summary.written and elapsed > 0 else ""

@@ -103,10 +103,20 @@ class SegmentationClient:
     """``timeout_s`` bounds every request: without it a server that stops answering (hung, or
     SIGSTOP'ed) holds each request forever."""
 
-    def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S, connect_timeout_s: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        connect_timeout_s: float = 5.0,
+        check: bool = True,
+    ):
+        """``check``: ask at once whether the server is live (ClientError when it is not); a
+        replica set asks its replicas itself."""
         self.url = url
         self.timeout_s = timeout_s
         self._client = grpcclient.InferenceServerClient(url)
+        if not check:
+            return
         try:
             live = self._client.is_server_live(client_timeout=min(connect_timeout_s, timeout_s))
         except InferenceServerException as exc:
