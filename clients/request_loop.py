@@ -7,8 +7,9 @@ the requests in flight are cancelled rather than waited for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import itertools
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -82,7 +83,7 @@ def asking(client: Servers, model: ModelInfo, request: Callable[[], T]) -> T:
 def run_jobs(
     client: Servers,
     summary: RunSummary,
-    jobs: Sequence[tuple[ImageItem, Callable[[], int]]],
+    jobs: Iterable[tuple[ImageItem, Callable[[], int]]],
     concurrency: int,
     results_at: str,
     on_progress: Callable[[int], None] = lambda n: None,
@@ -92,36 +93,50 @@ def run_jobs(
     returns (detections) when it succeeds, its reason when it fails. An image's own failure
     (RequestError, ValueError) is recorded and the rest go on; a server that is down or stuck, an
     output that cannot be written, Ctrl-C or any other error ends the run with the requests in
-    flight cancelled. ``results_at`` says in messages where the finished work is."""
-    pool = ThreadPoolExecutor(max_workers=max(1, concurrency))
+    flight cancelled. ``results_at`` says in messages where the finished work is. ``jobs`` is
+    read as the work goes (a few ahead of what is in flight): it may be claimed as it comes."""
+    workers = max(1, concurrency)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: dict[Future, ImageItem] = {}
+    source = iter(jobs)
     timed_out = 0  # requests in a row with no reply although the server answers health checks
+
+    def top_up() -> None:
+        for item, job in itertools.islice(source, max(0, 2 * workers - len(pending))):
+            pending[pool.submit(job)] = item
+
     try:
-        futures = {pool.submit(job): item for item, job in jobs}
-        for future in as_completed(futures):
-            item = futures[future]
-            try:
-                summary.detections += future.result()
-                summary.written += 1
-                timed_out = 0
-            except RequestError as exc:
-                if exc.status != INVALID_ARGUMENT:  # maybe not this image's fault: ask the server
-                    _stop_if_server_is_down(client, results_at)
-                    timed_out = timed_out + 1 if exc.status == DEADLINE_EXCEEDED else 0
-                    if timed_out >= max(2, concurrency):
-                        raise ServerStopped(
-                            f"Triton at {client.url} answers health checks, but {timed_out} requests in a "
-                            f"row got no reply within {client.timeout_s:g} s: its model seems stuck (raise "
-                            f"--timeout if the images are just slow); results so far are in {results_at}, "
-                            "a re-run resumes"
-                        ) from None
-                summary.failed[str(item.path)] = str(exc)
-                on_failure(str(item.path), str(exc))
-            except ValueError as exc:
-                summary.failed[str(item.path)] = str(exc)
-                on_failure(str(item.path), str(exc))
-            except OSError as exc:  # cannot write the output: every image would fail the same way
-                raise ClientError(f"cannot write results under {results_at}: {exc.strerror or exc}") from None
-            on_progress(1)
+        top_up()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = pending.pop(future)
+                try:
+                    summary.detections += future.result()
+                    summary.written += 1
+                    timed_out = 0
+                except RequestError as exc:
+                    if exc.status != INVALID_ARGUMENT:  # maybe not this image's fault: ask the server
+                        _stop_if_server_is_down(client, results_at)
+                        timed_out = timed_out + 1 if exc.status == DEADLINE_EXCEEDED else 0
+                        if timed_out >= max(2, concurrency):
+                            raise ServerStopped(
+                                f"Triton at {client.url} answers health checks, but {timed_out} requests in "
+                                f"a row got no reply within {client.timeout_s:g} s: its model seems stuck "
+                                f"(raise --timeout if the images are just slow); results so far are in "
+                                f"{results_at}, a re-run resumes"
+                            ) from None
+                    summary.failed[str(item.path)] = str(exc)
+                    on_failure(str(item.path), str(exc))
+                except ValueError as exc:
+                    summary.failed[str(item.path)] = str(exc)
+                    on_failure(str(item.path), str(exc))
+                except OSError as exc:  # cannot write the output: every image would fail the same way
+                    raise ClientError(
+                        f"cannot write results under {results_at}: {exc.strerror or exc}"
+                    ) from None
+                on_progress(1)
+            top_up()
     except BaseException:
         # Ctrl-C or a fatal error: end the requests in flight now (else each waits out its timeout)
         # and drop the queued images; finished ones are saved, a re-run resumes
