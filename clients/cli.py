@@ -12,8 +12,8 @@ from tqdm import tqdm
 from clients.cli_options import (
     CONCURRENCY_OPTION,
     DATA_ROOT_OPTION,
-    DB_OPTION,
     GROUP_OPTION,
+    LEASE_OPTION,
     TIMEOUT_OPTION,
     URL_OPTION,
     threshold_options,
@@ -25,8 +25,10 @@ from clients.meta_cli import meta
 from clients.replicas import connect
 from clients.segments_cli import masks, segments
 from clients.triton import ClientError, SegmentationClient
+from clients.work_share import shared_work
 from segcontract.tasks import Task
 from store.errors import StoreError
+from store.layout import database_url
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -81,7 +83,14 @@ def main() -> None:
     default=None,
     help="With --segments: whose segments (the instance model's served name; default: the store's only one).",
 )
-@DB_OPTION
+@click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help="With --segments: the segment store (default DATA/segments.db). Without: a PostgreSQL "
+    "store through which several workers writing the same --out share the images (see --lease).",
+)
+@LEASE_OPTION
 def infer(
     source,
     group,
@@ -100,6 +109,7 @@ def infer(
     on_segments,
     segment_model,
     db,
+    lease_s,
 ) -> None:
     """Run a served model over a folder or a group; write one JSON per image.
 
@@ -129,8 +139,8 @@ def infer(
             raise ClientError(f"group {group!r} lists no images")
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
-        if (segment_model is not None or db is not None) and not on_segments:
-            raise click.UsageError("--segment-model and --db go with --segments")
+        if segment_model is not None and not on_segments:
+            raise click.UsageError("--segment-model goes with --segments")
         client = connect(url, timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr))
         info = client.model_info(model)
         from clients.infer_run import run_images, settings_not_taken
@@ -149,20 +159,33 @@ def infer(
             items, writer, badlisted = stored_segments(items, layout, db, segment_model, {"top_k": top_k})
             if badlisted:
                 click.echo(f"{badlisted} badlisted images left out", err=True)
+        overrides = {"conf": conf, "iou": iou, "max_det": max_det, "top_k": top_k}
+        job = (
+            "infer", model, str(out.resolve()), str(sorted(overrides.items())), str(overwrite), str(overlay),
+            str(on_segments), *sorted(i.relative.as_posix() for i in items),
+        )  # fmt: skip
+        sharing = shared_work(
+            database_url(db, layout) if db is not None else None,
+            job,
+            lease_s,
+            batch=2 * concurrency,
+            required=not on_segments,
+        )
         started = time.perf_counter()
-        with tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
+        with sharing as share, tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
             summary = run_images(
                 client,
                 info,
                 items,
                 out,
                 concurrency=concurrency,
-                overrides={"conf": conf, "iou": iou, "max_det": max_det, "top_k": top_k},
+                overrides=overrides,
                 overwrite=overwrite,
                 overlays=overlay,
                 on_progress=bar.update,
                 on_failure=failures,
                 writer=writer,
+                share=share,
             )
     except (ClientError, StoreError) as exc:
         _echo_lines(failures.summary())

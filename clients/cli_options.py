@@ -79,3 +79,14 @@ def threshold_options(command):
 CONCURRENCY_OPTION = click.option(
     "--concurrency", "-j", type=click.IntRange(1, 256), default=4, help="Requests in flight."
 )
+
+LEASE_OPTION = click.option(
+    "--lease",
+    "lease_s",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    metavar="SECONDS",
+    help="With a PostgreSQL store, several workers share the run: each claims images in batches "
+    "and holds them this long without a heartbeat (renewed while it runs); a killed worker's "
+    "images go to the others once it has passed.",
+)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from clients.records import classification_record, instance_record, ranked_class
 from clients.replicas import Servers
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
 from clients.triton import ClientError, ModelInfo
+from clients.work_share import SharedWork
 from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.registry import Registry
 from segcontract.tasks import Task
@@ -324,10 +327,14 @@ def run_images(
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
     writer: Writer | None = None,
     redo: Collection[Path] = (),
+    share: SharedWork | None = None,
 ) -> RunSummary:
     """``writer`` replaces the one the registry has for the model's task (e.g. the segment
     classifier); the images whose paths are in ``redo`` are redone even where done (their
-    picture changed, say)."""
+    picture changed, say). ``share``: this worker's share where several workers write the same
+    folder (claimed as the work goes; a claimed image whose record another worker has written
+    meanwhile is let go)."""
+    started = time.time()
     if model.task not in WRITERS:
         raise ClientError(
             f"model {model.name!r} serves {model.task!r}; seg-client knows {', '.join(WRITERS)}"
@@ -352,14 +359,32 @@ def run_images(
             continue
         overlay_path = out_dir / "overlays" / f"{names[item]}.jpg" if overlays else None
         todo.append((item, out_dir / names[item], overlay_path))
+    jobs = [
+        (item, partial(_one, client, model, item, base, overlay_path, writer))
+        for item, base, overlay_path in todo
+    ]
+    if share is not None:
+
+        def still_to_do(claimed: list[ImageItem], began: datetime) -> set[ImageItem]:
+            left = set()
+            for item in claimed:
+                path = out_dir / f"{names[item]}.json"
+                if not path.exists():
+                    left.add(item)
+                elif overwrite or item.path in redo:  # redone by this run: written since it began?
+                    if path.stat().st_mtime < min(began.timestamp(), started):
+                        left.add(item)
+                elif not writer.done(model, item, path):
+                    left.add(item)
+            on_progress(len(claimed) - len(left))
+            return left
+
+        jobs = share.jobs([(str(names[item]), item, job) for item, job in jobs], still_to_do)
     try:
         run_jobs(
             client,
             summary,
-            [
-                (item, partial(_one, client, model, item, base, overlay_path, writer))
-                for item, base, overlay_path in todo
-            ],
+            jobs,
             concurrency=concurrency,
             results_at=str(out_dir),
             on_progress=on_progress,
@@ -370,6 +395,8 @@ def run_images(
             _save_failures(out_dir, summary.failed, complete=False)
         raise
     _save_failures(out_dir, summary.failed, complete=True)
+    if share is not None:
+        summary.skipped += share.done_elsewhere
     return summary
 
 

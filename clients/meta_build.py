@@ -36,6 +36,7 @@ from clients.replicas import Servers
 from clients.request_loop import RunSummary
 from clients.segments_build import model_version, store_name
 from clients.triton import ClientError, ModelInfo
+from clients.work_share import DEFAULT_LEASE_S, shared_work
 from segcontract import schemas
 from segcontract.files import write_json_atomic
 from segcontract.tasks import Task
@@ -107,8 +108,12 @@ def build_meta(
     infos: list[ModelInfo],
     progress: Callable[[str, int], Callable[[int], None]] = lambda desc, total: lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
+    lease_s: float = DEFAULT_LEASE_S,
 ) -> MetaSummary:
-    """Build one group's ret_meta.json with the models ``infos`` (``config.models``, in order)."""
+    """Build one group's ret_meta.json with the models ``infos`` (``config.models``, in order).
+    With a PostgreSQL store, workers building the same group share each model's images (claimed
+    in batches, ``lease_s``); each waits until a model's images are all answered before it
+    records the model and goes on, so every worker writes the same ret_meta.json."""
     layout = config.layout
     summary = MetaSummary(group, ret_meta_path(layout, group))
     items = images_in_group(group, layout)
@@ -116,13 +121,13 @@ def build_meta(
         raise ClientError(f"group {group!r} lists no images")
     store = _store(config, layout, summary.notes)
     try:
-        return _build(group, config, client, infos, progress, on_failure, summary, items, store)
+        return _build(group, config, client, infos, progress, on_failure, summary, items, store, lease_s)
     finally:
         if store is not None:
             store.close()
 
 
-def _build(group, config, client, infos, progress, on_failure, summary, items, store) -> MetaSummary:
+def _build(group, config, client, infos, progress, on_failure, summary, items, store, lease_s) -> MetaSummary:
     layout = config.layout
     badlist = store.badlist_names() if store is not None else set()
     kept = [i for i in items if not name_keys(store_name(i, layout)) & badlist]
@@ -153,19 +158,26 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
             from clients.segment_sources import stored_segments
 
             todo, writer, _ = stored_segments(items, layout, config.db, entry.segment_model, entry.overrides)
-        run = run_images(
-            client,
-            info,
-            todo,
-            folder,
-            concurrency=config.concurrency,
-            overrides=entry.overrides,
-            overwrite=not same,
-            on_progress=progress(f"{group}: {entry.label}", len(todo)),
-            on_failure=lambda image, reason, name=entry.label: on_failure(image, f"{name}: {reason}"),
-            writer=writer,
-            redo=redo,
-        )
+        job = (
+            "meta build", group, entry.label, entry.name, version, json.dumps(settings, sort_keys=True),
+            *sorted(p.name for p in pictures),
+        )  # fmt: skip
+        shared_url = database_url(config.db, layout) if store is not None else None
+        with shared_work(shared_url, job, lease_s, batch=2 * config.concurrency) as share:
+            run = run_images(
+                client,
+                info,
+                todo,
+                folder,
+                concurrency=config.concurrency,
+                overrides=entry.overrides,
+                overwrite=not same,
+                on_progress=progress(f"{group}: {entry.label}", len(todo)),
+                on_failure=lambda image, reason, name=entry.label: on_failure(image, f"{name}: {reason}"),
+                writer=writer,
+                redo=redo,
+                share=share,
+            )
         now = model_version(client.model_info(entry.name))
         if now != version:  # reloaded meanwhile: some answers may be the other version's
             raise ClientError(

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clients.cli_options import DATA_ROOT_OPTION, DB_OPTION
+from clients.cli_options import DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
 from clients.failure_log import FailureLog
 from clients.triton import ClientError
 from store.errors import StoreError
@@ -66,7 +66,8 @@ def meta() -> None:
     "repeat it or separate by commas (as for infer).",
 )
 @DB_OPTION
-def build(groups, more_groups, config_path, data_root, url, db) -> None:
+@LEASE_OPTION
+def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None:
     """Build <ret_meta>/<group>/ret_meta.json for each group: every image's facts (path, size,
     sha256, groups, its DATA/meta fields) and the outputs of every model listed under `models:` in
     the configuration, with each model's version. Badlisted images are left out. A re-run asks
@@ -105,7 +106,7 @@ def build(groups, more_groups, config_path, data_root, url, db) -> None:
         summaries = []
         try:
             for group in every:
-                summaries.append(build_meta(group, config, client, infos, progress, failures))
+                summaries.append(build_meta(group, config, client, infos, progress, failures, lease_s))
         finally:
             for bar in bars:
                 bar.close()

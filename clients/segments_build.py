@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from clients.image_sources import ImageItem
@@ -21,6 +22,7 @@ from clients.records import instance_record
 from clients.replicas import Servers
 from clients.request_loop import RunSummary, asking, read_image, run_jobs
 from clients.triton import ClientError, ModelInfo
+from clients.work_share import SharedWork
 from segcontract.files import file_sha256
 from segcontract.tasks import Task
 from store.layout import DataLayout
@@ -84,13 +86,18 @@ def build_segments(
     overrides: dict | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
+    share: SharedWork | None = None,
 ) -> BuildSummary:
+    """``share``: this worker's share of the run where several workers segment the same images
+    (a PostgreSQL store); the images are then claimed as the work goes, and each claimed image is
+    looked up again in case another worker has stored it meanwhile."""
     if model.task != Task.INSTANCE:
         raise ClientError(
             f"model {model.name!r} serves {model.task} segmentation; segments build stores instances "
             "(a YOLO-seg model built by build-repo)"
         )
     summary = BuildSummary()
+    started = store.clock()
     done = {} if process_all else store.done_paths(model.name)
     badlist = store.badlist_names()
     version = model_version(model)
@@ -129,6 +136,21 @@ def build_segments(
             continue
         on_progress(1)
     store.join_groups(skipped, list(groups))  # images done before still join this run's group
+    if share is not None:
+        names = {item: store_name(item, layout) for item, _ in jobs}
+
+        def still_to_do(claimed: list[ImageItem], began: datetime) -> set[ImageItem]:
+            """Not stored meanwhile by another worker (with process_all: not since the run began)."""
+            stored = store.done_paths(
+                model.name,
+                among=[names[i] for i in claimed],
+                since=min(began, started) if process_all else None,
+            )
+            todo = {i for i in claimed if not (names[i] in stored and _same_picture(i, stored[names[i]]))}
+            on_progress(len(claimed) - len(todo))
+            return todo
+
+        jobs = share.jobs([(names[item], item, job) for item, job in jobs], still_to_do)
     run_jobs(
         client,
         summary,
@@ -138,6 +160,8 @@ def build_segments(
         on_progress=on_progress,
         on_failure=on_failure,
     )
+    if share is not None:
+        summary.done_elsewhere += share.done_elsewhere
     return summary
 
 

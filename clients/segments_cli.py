@@ -19,6 +19,7 @@ from clients.cli_options import (
     DATA_ROOT_OPTION,
     DB_OPTION,
     GROUP_OPTION,
+    LEASE_OPTION,
     TIMEOUT_OPTION,
     URL_OPTION,
     threshold_options,
@@ -115,6 +116,7 @@ def segments() -> None:
 @threshold_options
 @CONCURRENCY_OPTION
 @TIMEOUT_OPTION
+@LEASE_OPTION
 @_one_line_errors
 def build(
     group,
@@ -131,16 +133,20 @@ def build(
     max_det,
     concurrency,
     timeout_s,
+    lease_s,
 ) -> None:
     """Segment a group (or a folder) with a served model and store the segments.
 
     Images the model has already segmented are skipped, and so are badlisted ones; segments are
     stored `unchecked` until reviewed (`segments review`). Each image is stored as soon as its
     answer is in: a killed run keeps what it finished and a re-run does the rest; two runs at once
-    on the same store never store a segment twice. A --source folder's images join the group
-    --group names, else the group named after the folder.
+    on the same store never store a segment twice. With a PostgreSQL store, runs of the same
+    command on several machines share the images: each claims a batch at a time (see --lease), so
+    every image is segmented by one of them. A --source folder's images join the group --group
+    names, else the group named after the folder.
     """
-    from clients.segments_build import build_segments, class_ids, source_group
+    from clients.segments_build import build_segments, class_ids, model_version, source_group, store_name
+    from clients.work_share import shared_work
 
     if source is None and group is None:
         raise click.UsageError("give --group NAME (a group under DATA/datasets) or --source DIR")
@@ -154,7 +160,16 @@ def build(
     info = client.model_info(model)
     chosen = class_ids(info, classes)
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
-    with _store(db, layout, create=True, connections=concurrency) as store:
+    overrides = {"conf": conf, "iou": iou, "max_det": max_det}
+    job = (
+        "segments build", model, model_version(info), str(process_all), str(sorted(chosen or [])),
+        str(sorted(overrides.items())), str(mark_approved), *sorted(store_name(i, layout) for i in items),
+    )  # fmt: skip
+    url = database_url(db, layout)
+    with (
+        _store(db, layout, create=True, connections=concurrency) as store,
+        shared_work(url, job, lease_s, batch=2 * concurrency) as share,
+    ):
         started = time.perf_counter()
         with tqdm(total=len(items), desc=f"{model} → store", unit="img", file=sys.stderr) as bar:
             summary = build_segments(
@@ -168,15 +183,18 @@ def build(
                 process_all=process_all,
                 status=Status.APPROVED if mark_approved else Status.UNCHECKED,
                 concurrency=concurrency,
-                overrides={"conf": conf, "iou": iou, "max_det": max_det},
+                overrides=overrides,
                 on_progress=bar.update,
                 on_failure=failures,
+                share=share,
             )
         for line in [*failures.summary(), *filter(None, [client.summary()])]:
             click.echo(line, err=True)
         elapsed = time.perf_counter() - started
         rate = f", {summary.written / elapsed:.1f} images/s" if summary.written and elapsed > 0 else ""
         replaced = f", {summary.removed} unchecked replaced" if summary.removed else ""
+        if share is not None:
+            replaced += f", {summary.done_elsewhere} done by other workers"
         click.echo(
             f"{summary.written} segmented, {summary.skipped} skipped (done before), "
             f"{summary.badlisted} badlisted, {len(summary.failed)} failed; {summary.added} segments stored, "

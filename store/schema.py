@@ -130,3 +130,17 @@ class Segment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WorkClaim(Base):
+    """An image of a job that several workers share, not yet finished (``store.claims``): who
+    holds it and until when. Finishing deletes the row."""
+
+    __tablename__ = "work_claims"
+    __table_args__ = (Index("ix_work_claims_job_lease", "job", "lease_until"),)
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    item: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

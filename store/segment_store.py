@@ -8,7 +8,7 @@ segmentation and keeps it (or, replacing, finds the same fingerprints already th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -128,19 +128,37 @@ class SegmentStore:
 
     # --- what is done ---------------------------------------------------------------------------
 
-    def done_paths(self, model: str) -> dict[str, str]:
+    def done_paths(
+        self, model: str, among: Collection[str] | None = None, since: datetime | None = None
+    ) -> dict[str, str]:
         """Store names of the images ``model`` has segmented (whatever it found), with the sha256 of
-        the picture it segmented: a file whose content differs now is not done."""
+        the picture it segmented: a file whose content differs now is not done. ``among``: only
+        these names; ``since``: only those stored at or after that time (the database's clock,
+        :meth:`clock`)."""
         query = (
             select(Image.path, Segmentation.image_sha256)
             .join(Segmentation, Segmentation.image_id == Image.id)
             .where(Segmentation.model == model, Segmentation.image_sha256 == Image.sha256)
         )
+        if among is not None:
+            query = query.where(Image.path.in_(list(among)))
+        if since is not None:
+            query = query.where(Segmentation.updated_at >= since)
         try:
             with self._session() as session:
                 return {path: sha for path, sha in session.execute(query)}
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "read which images are done") from None
+
+    def clock(self) -> datetime:
+        """The database's time now: what several workers on several machines agree on."""
+        try:
+            if self.engine.dialect.name != "postgresql":
+                return _now()
+            with self._session() as session:
+                return session.scalar(select(func.now()))
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the time") from None
 
     def badlist_names(self) -> set[str]:
         try:
@@ -306,8 +324,15 @@ class SegmentStore:
     def _record_segmentation(
         self, session: Session, image_id: int, sha256: str, model: str, model_version: str, found: int
     ) -> None:
+        # PostgreSQL's own clock, which every worker's `since` is read from (clock())
+        now = func.now() if session.get_bind().dialect.name == "postgresql" else _now()
         statement = _insert(session, Segmentation).values(
-            image_id=image_id, model=model, model_version=model_version, image_sha256=sha256, segments=found
+            image_id=image_id,
+            model=model,
+            model_version=model_version,
+            image_sha256=sha256,
+            segments=found,
+            updated_at=now,
         )
         session.execute(
             statement.on_conflict_do_update(
@@ -316,7 +341,7 @@ class SegmentStore:
                     "model_version": model_version,
                     "image_sha256": sha256,
                     "segments": found,
-                    "updated_at": _now(),
+                    "updated_at": now,
                 },
             )
         )
