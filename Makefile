@@ -8,7 +8,7 @@ export YOLO_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test unit bench bench-store lint clean
+.PHONY: setup demo test unit bench bench-store bench-replicas lint clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,9 @@ bench: setup
 
 bench-store: setup
 	$(BIN)/python -m benchmarks.segment_store
+
+bench-replicas: setup
+	$(BIN)/python -m benchmarks.replicas
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
