@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,5 +143,6 @@ class WorkClaim(Base):
     item: Mapped[str] = mapped_column(String(1024), primary_key=True)
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # claims so far
+    # the database's clock, as for the leases: workers on several machines share it
+    offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
