@@ -151,7 +151,8 @@ def test_workers_share_an_infer_folder_through_the_store(triton, postgres_server
 
     again = run_cli("seg-client", *args)  # a re-run finds everything done
     assert "0 written, 60 skipped" in again.stdout
-    print("infer, 2 workers, one killed:", answered, "requests answered;", outputs[0].strip().splitlines()[-1])
+    last = outputs[0].strip().splitlines()[-1]
+    print("infer, 2 workers, one killed:", answered, "requests answered;", last)
 
 
 def test_two_meta_builds_share_each_model_and_write_the_same_ret_meta(triton, postgres_server, tmp_path):
