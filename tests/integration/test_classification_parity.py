@@ -284,7 +284,7 @@ def test_segments_of_a_changed_picture_fail_and_the_rest_go_on(server, root, tmp
 
 def test_wrong_uses_are_one_line(server, root, tmp_path):
     for args, expected in [
-        (("--segment-model", SEG_MODEL), "--segment-model and --db go with --segments"),
+        (("--segment-model", SEG_MODEL), "--segment-model goes with --segments"),
         (("--segments", "--segment-model", "nope"), "no segments of model 'nope'"),
         (("--segments", "--db", f"sqlite:///{tmp_path / 'none.db'}"), "none.db"),
     ]:
