@@ -31,7 +31,8 @@ DATA_ROOT_OPTION = click.option(
 URL_HELP = (
     "Triton gRPC endpoint HOST:PORT. Several replicas: repeat it or separate by commas; each request "
     "goes to the ready one with the fewest in flight, a failing one is skipped (its requests sent "
-    "again elsewhere) and re-admitted once ready."
+    "again elsewhere) and re-admitted once ready. dns:///NAME:PORT: every address NAME resolves to "
+    "(a Kubernetes headless Service), looked up again every 10 s."
 )
 
 URL_OPTION = click.option(

@@ -8,12 +8,17 @@ check fails, is taken out; every few seconds a fresh connection asks it again an
 once it is ready and serves the same builds of the models asked so far (a replica that was
 rolled to another build stays out: its answers would not match the others').
 
+A ``dns:///NAME:PORT`` address stands for every address NAME resolves to (a Kubernetes headless
+Service: one per ready pod), resolved again every few seconds: a pod that appears joins once it is
+ready, one whose address is gone is taken out.
+
 Nothing is answered twice: a request is only re-sent when no answer came back for it, and the
 caller writes what the one answer says.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +38,8 @@ from clients.triton import (
 )
 
 CHECK_EVERY_S = 2.0  # how often each replica's readiness is asked
+RESOLVE_EVERY_S = 10.0  # how often a dns:/// address is resolved again
+DNS = "dns:"
 UNAVAILABLE = "StatusCode.UNAVAILABLE"
 CANCELLED = "StatusCode.CANCELLED"
 SEND_ELSEWHERE = frozenset({UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED})
@@ -51,6 +58,29 @@ def split_urls(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(u for u in urls if u))
 
 
+def resolve(name: str) -> list[str]:
+    """``NAME:PORT`` → every ``ADDRESS:PORT`` NAME resolves to (IPv6 in brackets), sorted;
+    ClientError when it resolves to nothing."""
+    host, _, port = name.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClientError(f"--url {DNS}///{name}: give {DNS}///NAME:PORT, e.g. {DNS}///triton.ns:8001")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ClientError(f"--url {DNS}///{name}: {host} does not resolve ({exc.strerror or exc})") from None
+    found = {
+        f"[{info[4][0]}]:{port}" if info[0] == socket.AF_INET6 else f"{info[4][0]}:{port}" for info in infos
+    }
+    return sorted(found)
+
+
+def _dns_name(url: str) -> str | None:
+    """``dns:///NAME:PORT`` or ``dns:NAME:PORT`` → ``NAME:PORT``; None for a plain address."""
+    if not url.startswith(DNS):
+        return None
+    return url[len(DNS) :].removeprefix("///")
+
+
 @dataclass(eq=False)
 class Replica:
     url: str
@@ -62,13 +92,17 @@ class Replica:
     sent_elsewhere: int = 0  # requests that failed here and went to another replica
     outages: int = 0  # times it was taken out
     refusal: str | None = None  # why it may not join, as last said
+    gone: bool = False  # its dns:/// name no longer resolves to it: not asked again
+    watcher: int = 0  # which of its health-check threads is the live one
 
 
 class ReplicaSet:
-    """The replicas at ``urls`` (one or more). ``on_event`` hears, one line each, a replica taken
-    out or re-admitted. Ready replicas are asked at start (ClientError when none is); the others
-    join when they are ready. With one replica there is nowhere else to send a request: it is
-    never taken out, and its failures reach the caller as they would from a SegmentationClient."""
+    """The replicas at ``urls`` (one or more; ``dns:///NAME:PORT`` for every address of NAME).
+    ``on_event`` hears, one line each, a replica taken out, re-admitted or found. Ready replicas
+    are asked at start (ClientError when none is); the others join when they are ready. With one
+    plain address there is nowhere else to send a request: it is never taken out, and its failures
+    reach the caller as they would from a SegmentationClient. ``resolver`` turns NAME:PORT into
+    addresses (the tests give their own)."""
 
     def __init__(
         self,
@@ -77,6 +111,8 @@ class ReplicaSet:
         check_every_s: float = CHECK_EVERY_S,
         connect_timeout_s: float = 5.0,
         on_event: Callable[[str], None] = lambda line: None,
+        resolver: Callable[[str], list[str]] = resolve,
+        resolve_every_s: float = RESOLVE_EVERY_S,
     ):
         urls = split_urls(urls)
         if not urls:
@@ -89,14 +125,18 @@ class ReplicaSet:
         self._stop = threading.Event()
         self._closed = False
         self._models: dict[str, ModelInfo] = {}  # what was asked, as the ready replicas serve it
-        if len(urls) == 1:  # the single server's own checks and messages
+        self._names = [name for u in urls if (name := _dns_name(u)) is not None]
+        self._resolver = resolver
+        if len(urls) == 1 and not self._names:  # the single server's own checks and messages
             self._replicas = [
                 Replica(urls[0], SegmentationClient(urls[0], timeout_s, connect_timeout_s), True)
             ]
-            self._watchers: list[threading.Thread] = []
             return
-        self._replicas = [Replica(u, SegmentationClient(u, timeout_s, check=False)) for u in urls]
-        problems = self._ask_all()
+        plain = [u for u in urls if _dns_name(u) is None]
+        addresses = list(dict.fromkeys(plain + [a for name in self._names for a in resolver(name)]))
+        self._replicas = [Replica(a, SegmentationClient(a, timeout_s, check=False)) for a in addresses]
+        self._plain = set(plain)
+        problems = self._ask_all(self._replicas)
         for replica, problem in zip(self._replicas, problems):
             replica.ready = problem is None
         if not any(r.ready for r in self._replicas):
@@ -109,12 +149,12 @@ class ReplicaSet:
         for replica, problem in zip(self._replicas, problems):
             if problem is not None:
                 on_event(f"replica {replica.url} {problem}; it joins when it is ready")
-        self._watchers = [
-            threading.Thread(target=self._watch, args=(r,), name=f"replica {r.url}", daemon=True)
-            for r in self._replicas
-        ]
-        for watcher in self._watchers:
-            watcher.start()
+        for replica in self._replicas:
+            self._start_watching(replica)
+        if self._names:
+            threading.Thread(
+                target=self._follow_dns, args=(resolve_every_s,), name="replicas dns", daemon=True
+            ).start()
 
     # --- what SegmentationClient offers ------------------------------------------------------
 
@@ -142,13 +182,14 @@ class ReplicaSet:
         A replica found not ready here is taken out."""
         if len(self._replicas) == 1:
             return self._replicas[0].client.health_problem()
-        problems = self._ask_all()
-        for replica, problem in zip(self._replicas, problems):
+        replicas = self._current()
+        problems = self._ask_all(replicas)
+        for replica, problem in zip(replicas, problems):
             if problem is not None and replica.ready:
                 self._take_out(replica, problem)
         if any(p is None for p in problems):
             return None
-        listed = "; ".join(f"{r.url} {p}" for r, p in zip(self._replicas, problems))
+        listed = "; ".join(f"{r.url} {p}" for r, p in zip(replicas, problems))
         return f"is down on every replica ({listed})"
 
     def infer_instances(self, *args, **kwargs) -> InstanceResult:
@@ -165,7 +206,7 @@ class ReplicaSet:
         CANCELLED, which is then not sent elsewhere)."""
         self._closed = True
         self._stop.set()
-        for replica in self._replicas:
+        for replica in self._current():
             replica.client.close()
 
     # --- what a run reports -------------------------------------------------------------------
@@ -177,7 +218,7 @@ class ReplicaSet:
     def summary(self) -> str | None:
         """One line for the end of a run: answers per replica and what failed over; None with a
         single replica."""
-        if len(self._replicas) == 1:
+        if not self._spread():
             return None
         with self._lock:
             parts = [f"{r.url} {r.answered}" for r in self._replicas]
@@ -200,7 +241,7 @@ class ReplicaSet:
             try:
                 answer = getattr(replica.client, method)(*args, **kwargs)
             except InferenceServerException as exc:
-                if self._closed or exc.status() not in SEND_ELSEWHERE or len(self._replicas) == 1:
+                if self._closed or exc.status() not in SEND_ELSEWHERE or not self._spread():
                     raise
                 error = exc
                 if exc.status() != DEADLINE_EXCEEDED:
@@ -235,8 +276,16 @@ class ReplicaSet:
         with self._lock:
             return [r for r in self._replicas if r.ready]
 
+    def _current(self) -> list[Replica]:
+        with self._lock:
+            return list(self._replicas)
+
+    def _spread(self) -> bool:
+        """False for the single plain address, which is never taken out."""
+        return len(self._replicas) > 1 or bool(self._names)
+
     def _take_out(self, replica: Replica, problem: str) -> None:
-        if len(self._replicas) == 1:
+        if not self._spread():
             return
         with self._lock:
             if not replica.ready:
@@ -245,15 +294,52 @@ class ReplicaSet:
             replica.outages += 1
         self._on_event(f"replica {replica.url} {problem}: taken out, its requests go to the others")
 
-    def _ask_all(self) -> list[str | None]:
-        """Every replica's health problem (None: ready), asked at once."""
-        with ThreadPoolExecutor(max_workers=len(self._replicas)) as pool:
-            return list(pool.map(lambda r: r.client.health_problem(), self._replicas))
+    @staticmethod
+    def _ask_all(replicas: list[Replica]) -> list[str | None]:
+        """Each replica's health problem (None: ready), asked at once."""
+        with ThreadPoolExecutor(max_workers=len(replicas)) as pool:
+            return list(pool.map(lambda r: r.client.health_problem(), replicas))
 
-    def _watch(self, replica: Replica) -> None:
+    def _start_watching(self, replica: Replica) -> None:
+        with self._lock:
+            replica.watcher += 1
+            generation = replica.watcher
+        threading.Thread(
+            target=self._watch, args=(replica, generation), name=f"replica {replica.url}", daemon=True
+        ).start()
+
+    def _follow_dns(self, every_s: float) -> None:
+        """Resolves the dns:/// names again every ``every_s``: a new address is added (it joins once
+        it is ready and serves the same builds), one no longer listed is taken out and not asked
+        again until it is listed again. A failed lookup changes nothing."""
+        while not self._stop.wait(every_s):
+            listed: set[str] = set(self._plain)
+            try:
+                for name in self._names:
+                    listed.update(self._resolver(name))
+            except ClientError as exc:
+                self._on_event(f"replicas: {exc}; keeping the replicas known")
+                continue
+            known = {r.url: r for r in self._current()}
+            for replica in known.values():
+                if replica.url not in listed and not replica.gone:
+                    self._take_out(replica, "is no longer listed by DNS")
+                    replica.gone = True
+                elif replica.url in listed and replica.gone:
+                    replica.gone = False
+                    self._start_watching(replica)
+            for address in sorted(listed - set(known)):
+                replica = Replica(address, SegmentationClient(address, self.timeout_s, check=False))
+                with self._lock:
+                    self._replicas.append(replica)
+                self._on_event(f"replica {address} found by DNS; it joins when it is ready")
+                self._start_watching(replica)
+
+    def _watch(self, replica: Replica, generation: int) -> None:
         """Every few seconds: a ready replica is asked whether it still is; one that is out is
-        asked over a fresh connection (the old one may be waiting out gRPC's reconnect backoff)."""
-        while not self._stop.wait(self.check_every_s):
+        asked over a fresh connection (the old one may be waiting out gRPC's reconnect backoff).
+        It stops when the replica is gone from DNS (or another watcher took over)."""
+        while not self._stop.wait(self.check_every_s) and not replica.gone and replica.watcher == generation:
             if replica.ready:
                 if (problem := replica.client.health_problem()) is not None and not self._closed:
                     self._take_out(replica, problem)
@@ -264,7 +350,7 @@ class ReplicaSet:
                 if refusal != replica.refusal:
                     self._on_event(f"replica {replica.url} {refusal}: it stays out")
                 replica.refusal, problem = refusal, refusal
-            if problem is not None or self._closed:
+            if problem is not None or self._closed or replica.gone:
                 fresh.close()
                 continue
             with self._lock:

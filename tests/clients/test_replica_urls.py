@@ -15,3 +15,22 @@ def test_repeated_and_comma_separated_urls_each_count_once_in_order():
 def test_no_url_is_a_clear_error():
     with pytest.raises(ClientError, match="pass --url HOST:PORT"):
         ReplicaSet([" , "])
+
+
+def test_a_dns_name_stands_for_every_address_it_resolves_to():
+    from clients.replicas import resolve
+
+    assert "127.0.0.1:8001" in resolve("localhost:8001")
+    assert resolve("127.0.0.1:9") == ["127.0.0.1:9"]
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("no-such-host.invalid:8001", "no-such-host.invalid does not resolve"),
+        ("triton", "give dns:///NAME:PORT"),
+    ],
+)
+def test_a_dns_name_that_does_not_resolve_is_one_clear_error(name, message):
+    with pytest.raises(ClientError, match=message):
+        ReplicaSet([f"dns:///{name}"])

@@ -226,3 +226,54 @@ def test_no_replica_ready_is_one_line():
                      "--url", free_port_url(), "--url", free_port_url(), check=False)  # fmt: skip
     assert result.returncode == 2
     assert "no Triton replica is ready" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dns_name_spreads_over_what_it_resolves_to(triton, many_images, reference, tmp_path):
+    """``--url dns:///localhost:PORT`` as a headless Service's name would be given, resolved for real."""
+    port = triton.grpc_url.rpartition(":")[2]
+    out = tmp_path / "out"
+    result = run_cli("seg-client", "infer", "--source", str(many_images), "--model", MODEL,
+                     "--url", f"dns:///localhost:{port}", "--out", str(out))  # fmt: skip
+    assert _answers(result.stdout + result.stderr) == {triton.grpc_url: IMAGES}
+    _same(_records(out), reference)
+
+
+def test_pods_that_dns_adds_join_and_pods_it_drops_are_taken_out(triton, second_triton, many_images):
+    """A headless Service scaled up, then down: what its name resolves to changes under a run."""
+    from clients.replicas import ReplicaSet
+
+    listed = [triton.grpc_url]
+    events: list[str] = []
+    replicas = ReplicaSet(["dns:///triton.test:8001"], timeout_s=30, check_every_s=0.3,
+                          on_event=events.append, resolver=lambda name: list(listed),
+                          resolve_every_s=0.3)  # fmt: skip
+    data = (many_images / "s000.jpg").read_bytes()
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def keep_asking():
+        while not stop.is_set():
+            answers.append(len(replicas.infer_instances(MODEL, data).boxes))
+
+    askers = [threading.Thread(target=keep_asking) for _ in range(3)]
+    try:
+        replicas.model_info(MODEL)
+        for asker in askers:
+            asker.start()
+        answered = replicas.requests_per_replica
+        _wait(lambda: answered()[triton.grpc_url] > 5, 60, events)
+        listed.append(second_triton.grpc_url)  # scaled up
+        _wait(lambda: answered().get(second_triton.grpc_url, 0) > 5, 60, events)
+        assert any(f"replica {second_triton.grpc_url} found by DNS" in e for e in events), events
+        listed.remove(triton.grpc_url)  # scaled down
+        _wait(lambda: any("is no longer listed by DNS" in e for e in events), 30, events)
+        first = answered()[triton.grpc_url]
+        _wait(lambda: answered()[second_triton.grpc_url] > first + 10, 60, events)
+        assert answered()[triton.grpc_url] <= first + 3  # at most what was in flight when it went
+    finally:
+        stop.set()
+        for asker in askers:
+            asker.join(timeout=60)
+        replicas.close()
+    assert len(set(answers)) == 1 and len(answers) == sum(answered().values())
+    assert "answers per replica" in replicas.summary()
