@@ -168,8 +168,11 @@ def ultralytics_predict_cocoeval(
     return dict(zip(["box_map50", "box_map", "mask_map50", "mask_map"], score_results(ground_truth, results)))
 
 
+PARITY_CONF = 0.25  # the served overlays' run and ultralytics' predict, both at ultralytics' default
+
+
 def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: int) -> str:
-    """Detection-level parity of the served model with ultralytics' predict at conf 0.25."""
+    """Detection-level parity of the served model with ultralytics' predict, both at PARITY_CONF."""
     from ultralytics import YOLO
 
     from clients.image_sources import images_in_folder, output_names
@@ -179,10 +182,10 @@ def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: 
     items = images_in_folder(images)
     for item, name in output_names(items).items():
         ref = model.predict(
-            str(item.path), imgsz=imgsz, conf=0.5, rect=False, retina_masks=True, verbose=False
+            str(item.path), imgsz=imgsz, conf=PARITY_CONF, rect=False, retina_masks=True, verbose=False
         )[0]
         served = Dets.from_record(json.loads((records / f"{name}.json").read_text()))
-        total.merge(compare(Dets.from_ultralytics(ref), served, 0.25))
+        total.merge(compare(Dets.from_ultralytics(ref), served, PARITY_CONF))
     return total.summary()
 
 
@@ -285,7 +288,7 @@ def main() -> None:
             "--out",
             str(overlays),
             "--conf",
-            "0.25",
+            str(PARITY_CONF),
             "--overlay",
             "--overwrite",
         )
@@ -294,7 +297,8 @@ def main() -> None:
         server.wait(60)
 
     print(
-        "\n== 6. served detections vs ultralytics predict(rect=False, retina_masks=True) at conf 0.25",
+        "\n== 6. served detections vs ultralytics predict(rect=False, retina_masks=True), "
+        f"both at conf {PARITY_CONF}",
         flush=True,
     )
     print(served_vs_predict_parity(weights, dataset / "images" / "val", overlays, args.imgsz), flush=True)
