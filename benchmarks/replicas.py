@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.report import BIN, MODEL, THROUGHPUT_SETTING, cpu_name, make_images, run_measured
+from benchmarks.report import BIN, MODEL, cpu_name, make_images, run_measured
 from demo.offline import configure_offline_ultralytics
 
 HEADING = "## Replicas (make bench-replicas)"
@@ -264,7 +264,7 @@ def notes(r: dict) -> list[str]:
             f"{', '.join(f'{v:.2f}' for v in ratio[1][1])}) is the client's spreading overhead plus "
             f"the machine's noise; read the other rows against it (±{margin:.2f})."
         )
-    if cores < 2 * 2:  # two replicas of the throughput setting hold 4 single-threaded sessions
+    if cores < 2 * 2:  # two replicas of the defaults hold 4 sessions of a thread or more each
         busy = ", ".join(
             f"{by[1, c]['server_cores_busy']:.2f} → {by[2, c]['server_cores_busy']:.2f} at {c}" for c in total
         )
@@ -405,9 +405,9 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, help="served input size (default: the checkpoint's)")
     parser.add_argument(
         "--build-args",
-        default=" ".join(THROUGHPUT_SETTING),
-        help=f"more build-repo options (default: benchmarks.report's throughput setting, "
-        f"'{' '.join(THROUGHPUT_SETTING)}')",
+        default="",
+        help="more build-repo options (default: none; build-repo's defaults share each server's cores "
+        "between two instances)",
     )
     parser.add_argument(
         "--quick",

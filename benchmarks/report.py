@@ -34,7 +34,8 @@ from demo.offline import configure_offline_ultralytics
 BIN = Path(sys.executable).parent
 MODEL = "yolov8n-seg"
 SIZES = [(480, 640), (720, 1280), (640, 480), (1080, 1920), (375, 500), (600, 600)]
-THROUGHPUT_SETTING = ["--instances", "2", "--threads", "1"]  # two single-threaded network sessions on 2 cores
+LATENCY_SETTING = ["--instances", "1", "--threads", "0"]  # one network session on every core
+DEFAULT_CONCURRENCY = 4  # seg-client infer's -j default: the targets are measured with it
 
 
 class PeakRss:
@@ -223,11 +224,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     weights = args.weights or trained_checkpoint(work)
     images = make_images(work / "images", args.images)
-    repo, repo_throughput = work / "repo", work / "repo-throughput"
+    repo, repo_latency = work / "repo", work / "repo-latency"
     print(f"checkpoint {weights}; {len(images)} images; imgsz {args.imgsz}", flush=True)
     build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz", str(args.imgsz)]
     _, build_s, build_rss = run_measured([*build, "--output", str(repo), "--quiet"])
-    run_measured([*build, "--output", str(repo_throughput), "--quiet", *THROUGHPUT_SETTING])
+    run_measured([*build, "--output", str(repo_latency), "--quiet", *LATENCY_SETTING])
     print(f"build-repo: {build_s:.1f} s, peak RSS {build_rss / 2**30:.2f} GiB", flush=True)
     onnx_path = repo / f"{MODEL}_model" / "1" / "model.onnx"
 
@@ -257,7 +258,10 @@ def main() -> None:
 
     served: dict[str, float] = {}
     client_peak, server_peak = 0, 0
-    for label, folder, levels in (("latency", repo, (1, 4)), ("throughput", repo_throughput, (1, 4))):
+    for label, folder, levels in (
+        ("defaults", repo, (1, DEFAULT_CONCURRENCY)),
+        ("latency", repo_latency, (1, 4)),
+    ):
         with (
             TritonServer(folder, log_path=work / f"tritonserver-{label}.log") as server,
             PeakRss(server.process.pid) as server_rss,
@@ -299,7 +303,7 @@ def main() -> None:
                     f"(c)  seg-client, {label} setting, {concurrency} in flight: {ms:7.1f} ms/image",
                     flush=True,
                 )
-            if label == "throughput":
+            if label == "defaults":
                 from clients.perf import run_perf_analyzer, write_input_data
 
                 data = write_input_data(images, work / "input_data.json")
@@ -318,7 +322,7 @@ def main() -> None:
         server_peak = max(server_peak, server_rss.peak)
     print(f"(d)  perf_analyzer: {[round(r.throughput, 2) for r in d]} infer/s", flush=True)
 
-    c_best = min(served.values())
+    c_default = served[f"defaults, {DEFAULT_CONCURRENCY} in flight"]
     results = {
         "checkpoint": str(weights),
         "images": len(images),
@@ -336,9 +340,9 @@ def main() -> None:
         "full_mask_bytes": sizes.full_mask_bytes,
         "build_s": build_s,
         "build_rss": build_rss,
-        "P1_vs_a": a / c_best,
-        "P1_vs_a_onnx": a2 / c_best,
-        "P2": c_best / b,
+        "P1_vs_a": a / c_default,
+        "P1_vs_a_onnx": a2 / c_default,
+        "P2": c_default / b,
         "P3": sizes.response_bytes / max(sizes.full_mask_bytes, 1),
     }
     (work / "results.json").write_text(json.dumps(results, indent=1))
@@ -368,7 +372,6 @@ def render(r: dict) -> str:
         return "met" if ok else "**not met**"
 
     c = r["c_ms"]
-    best_c = min(c, key=c.get)
     d_rows = "\n".join(
         f"| {x['concurrency']} | {x['throughput']:.2f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['p99_ms']:.0f} | "
         + ", ".join(
@@ -400,9 +403,10 @@ Times are wall-clock per image over the whole set (throughput), after a warm-up,
             f"| (c) seg-client through the server, {k} | {v:.1f} | {1000 / v:.2f} |\n" for k, v in c.items()
         )
         + f"""
-Settings: *latency* = build-repo defaults (one instance per model, the network session on all
-cores); *throughput* = `build-repo --instances 2 --threads 1` (two single-threaded network
-sessions, two instances of pre- and post-processing). (d) below uses the throughput setting.
+Settings: *defaults* = build-repo's defaults (two instances of each model, each network session on
+its share of the cores the server sees: one thread each on 2 cores), seg-client's default
+`-j {DEFAULT_CONCURRENCY}` for the targets; *latency* = `build-repo --instances 1 --threads 0` (one network
+session on every core). (d) below uses the defaults.
 
 (d) perf_analyzer on the ensemble (gRPC, the same images as payloads; stage = queue+compute ms):
 
@@ -427,7 +431,7 @@ perf_analyzer on `{MODEL}_model` alone (random input of the model's shape):
 
 | target | measured | |
 |---|---|---|
-| P1 throughput (c) ≥ 1.8 × (a) | {r["P1_vs_a"]:.2f} × (best (c): {best_c}) | {verdict(r["P1_vs_a"] >= 1.8)} |
+| P1 throughput (c) ≥ 1.8 × (a) | {r["P1_vs_a"]:.2f} × ((c): defaults, {DEFAULT_CONCURRENCY} in flight) | {verdict(r["P1_vs_a"] >= 1.8)} |
 | P1 throughput (c) ≥ 1.0 × (a') | {r["P1_vs_a_onnx"]:.2f} × | {verdict(r["P1_vs_a_onnx"] >= 1.0)} |
 | P2 (c) ≤ 1.15 × (b) per image | {r["P2"]:.2f} × | {verdict(r["P2"] <= 1.15)} |
 | P3 response ≤ 5 % of the full masks | {100 * r["P3"]:.3f} % | {verdict(r["P3"] <= 0.05)} |

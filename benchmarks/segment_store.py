@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import psutil
 
-from benchmarks.report import BIN, MODEL, SIZES, THROUGHPUT_SETTING, cpu_name, trained_checkpoint
+from benchmarks.report import BIN, MODEL, SIZES, cpu_name, trained_checkpoint
 from demo.offline import configure_offline_ultralytics
 
 GROUP = "bench"
@@ -205,7 +205,7 @@ def measure(args: argparse.Namespace) -> dict:
     root, drawn = data_root(work, count)
     repo = work / "repo"
     build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--runtime", "python-onnx"]
-    build += [*(["--imgsz", str(args.imgsz)] if args.imgsz else []), *THROUGHPUT_SETTING]
+    build += ["--imgsz", str(args.imgsz)] if args.imgsz else []
     _, build_s = run([*build, "--output", str(repo), "--quiet"])
     imgsz = served_size(repo)
     print(f"checkpoint {weights} ({how}); {count} images; served at {imgsz}; build-repo {build_s:.0f} s")
@@ -282,7 +282,7 @@ def measure(args: argparse.Namespace) -> dict:
         "request_options": " ".join(limits),
         "concurrency": args.concurrency,
         "passes": args.passes,
-        "build_repo": f"--runtime python-onnx {' '.join(THROUGHPUT_SETTING)}",
+        "build_repo": "--runtime python-onnx (defaults)",
         "machine": f"{psutil.cpu_count()} CPU ({cpu_name()}), {memory_gib:.0f} GiB",
         "load_average": [load_before, os.getloadavg()[0]],
         "postgres_skipped": stores.skipped_postgres,

@@ -72,7 +72,7 @@ def build_repository(
             settings.max_batch_size,
             dynamic_batching=opts.batching.dynamic_batching(),
             instances=settings.instances,
-            parameters=runtime.thread_parameters(opts.runtime.threads),
+            parameters=runtime.thread_parameters(opts.runtime.threads, settings.instances),
         )
         network = ExportedNetwork(
             onnx_path,

@@ -172,7 +172,8 @@ BATCHING_OPTIONS: tuple[Decorator, ...] = (
         "--instances",
         type=click.IntRange(1, 64),
         default=BatchingOptions.instances,
-        help="Instances of each model (instance_group count). On a 2-core CPU: --instances 2 --threads 1.",
+        help="Instances of each model (instance_group count). With 2 (the default) one instance computes "
+        "while the other's request is decoded or sent; 1 with --threads 0 is the latency setting.",
     ),
 )
 
@@ -187,8 +188,9 @@ RUNTIME_OPTIONS: tuple[Decorator, ...] = (
         "--threads",
         type=click.IntRange(0, 256),
         default=RuntimeOptions.threads,
-        help="Intra-op threads of each network instance (0: all cores). Instances × threads ≈ cores is the "
-        "throughput setting; one instance with all cores the latency setting.",
+        help="Intra-op threads of each network instance; 0: all cores each. Default: the cores divided "
+        "among the instances (python-onnx: the cores the server sees, when it loads; onnx: this "
+        "machine's, written into the config).",
     ),
     click.option(
         "--onnx-tensorrt",

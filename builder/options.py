@@ -50,7 +50,7 @@ class BatchingOptions:
     max_batch_size: int = DEFAULT_MAX_BATCH
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_us: int = 0
-    instances: int = 1
+    instances: int = 2  # two of each model: one runs while the other's request is decoded or sent
 
     def __post_init__(self) -> None:
         too_big = [b for b in self.preferred_batch_sizes if b > self.max_batch_size]
@@ -68,7 +68,7 @@ class RuntimeOptions:
     """Which runtime serves the network, with how many threads, and onnx's TensorRT accelerator."""
 
     name: str = PythonOnnxRuntime.name
-    threads: int = 0  # intra-op threads of the network's session; 0: the runtime's default (all cores)
+    threads: int | None = None  # intra-op threads of each network session; None: a share of the cores; 0: all
     onnx_tensorrt: bool = False
 
     def __post_init__(self) -> None:

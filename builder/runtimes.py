@@ -15,6 +15,7 @@ from builder.model_folder import ModelFolder, python_backend_folder
 from builder.tensorrt.options import EngineOptions
 from segcontract.registry import Registry
 from segcontract.tensors import TensorSpec
+from segops.cpu_cores import threads_per_instance
 from segops.resize import InputSpec
 
 
@@ -46,8 +47,9 @@ class Runtime(ABC):
         self, settings: triton_config.ModelSettings, network: ExportedNetwork
     ) -> ModelFolder: ...
 
-    def thread_parameters(self, threads: int) -> dict[str, int]:
-        """Config parameters that set the network session's intra-op threads (0: runtime default)."""
+    def thread_parameters(self, threads: int | None, instances: int) -> dict[str, int]:
+        """Config parameters that set the network session's intra-op threads (None: each of the
+        ``instances`` takes its share of the cores; 0: each takes all, the runtime's default)."""
         return {}
 
     @classmethod
@@ -64,8 +66,9 @@ class PythonOnnxRuntime(Runtime):
     name = "python-onnx"
     help = "ONNX run by onnxruntime inside Triton's Python backend (pip-only, CPU; what seg-serve runs)"
 
-    def thread_parameters(self, threads: int) -> dict[str, int]:
-        return {"intra_op_threads": threads} if threads else {}  # read by models/onnx_model.py
+    def thread_parameters(self, threads, instances):
+        # read by onnx_model.py, which shares out the cores the server sees when it is absent
+        return {} if threads is None else {"intra_op_threads": threads}
 
     def model_folder(self, settings, network):
         config = triton_config.python_model_config(settings)
@@ -85,8 +88,11 @@ class OnnxRuntime(Runtime):
         """The TensorRT execution accelerator's precision, profile and workspace (--onnx-tensorrt)."""
         return self.engine
 
-    def thread_parameters(self, threads: int) -> dict[str, int]:
-        return {"intra_op_thread_count": threads} if threads else {}  # the onnxruntime backend's own key
+    def thread_parameters(self, threads, instances):
+        # the onnxruntime backend's own key, a fixed number: the share of this machine's cores
+        if threads is None:
+            threads = threads_per_instance(instances)
+        return {"intra_op_thread_count": threads} if threads else {}
 
     def model_folder(self, settings, network):
         accelerator = None

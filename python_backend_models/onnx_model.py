@@ -3,14 +3,20 @@
 This is the ``python-onnx`` runtime: the tritonserver shipped in the nvidia-pytriton wheel has only
 the Python backend. Requests gathered by dynamic batching are concatenated into one session run.
 Input and output names come from the ONNX file; they match the config.pbtxt build-repo wrote.
+
+Without an ``intra_op_threads`` parameter, each instance's session takes its share of the CPUs the
+server may use (segops.cpu_cores), so the instances together fill them without fighting over them;
+``intra_op_threads`` 0 lets each session take them all (onnxruntime's own default).
 """
 
+import json
 import os
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+from segops.cpu_cores import cores_seen, threads_per_instance
 from segops.triton_params import config_parameters
 
 
@@ -19,7 +25,17 @@ class TritonPythonModel:
         params = config_parameters(args["model_config"])
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = int(params.get("intra_op_threads", "0"))
+        if "intra_op_threads" in params:
+            threads = int(params["intra_op_threads"])
+        else:
+            groups = json.loads(args["model_config"]).get("instance_group", [])
+            instances = sum(int(g.get("count", 1)) for g in groups) or 1
+            threads = threads_per_instance(instances)
+            print(  # into the server's log
+                f"{args['model_name']}: {instances} instances on {cores_seen()} cores, "
+                f"{threads} intra-op threads each",
+                flush=True,
+            )
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1

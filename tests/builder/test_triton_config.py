@@ -142,3 +142,18 @@ def test_preprocess_carries_the_pixel_limit_and_postprocess_the_max_det_ceiling(
     post = {k: v.string_value for k, v in configs[f"{MODEL}_postprocess"].parameters.items()}
     assert pre["max_pixels"] == "64000000"  # build-repo --max-pixels default
     assert post["max_det"] == "300"
+
+
+def test_by_default_two_instances_share_the_cores_the_server_sees(
+    built_repository, tmp_path, yolo_checkpoint
+):
+    """No thread count in a python-onnx config by default: onnx_model.py divides the server's cores
+    among the instances when it loads; --threads 0 lets each session take every core."""
+    configs = _configs(built_repository)
+    assert {c.instance_group[0].count for c in configs.values() if c.instance_group} == {2}
+    assert "intra_op_threads" not in configs[f"{MODEL}_model"].parameters
+    run_cli("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(tmp_path),
+            "--threads", "0", "--instances", "1", "--quiet")  # fmt: skip
+    config = triton_config.parse((tmp_path / f"{MODEL}_model" / "config.pbtxt").read_text())
+    assert config.parameters["intra_op_threads"].string_value == "0"
+    assert config.instance_group[0].count == 1
