@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from benchmarks.report import BIN, MODEL, cpu_name, make_images, run_measured
+from benchmarks.report import BIN, MODEL, cpu_name, make_images, run_measured, write_section
 from demo.offline import configure_offline_ultralytics
 
 HEADING = "## Replicas (make bench-replicas)"
@@ -361,26 +361,6 @@ def render(r: dict) -> str:
         *(f"- {note}" for note in r.get("notes", [])),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put ``section`` (it starts with HEADING) in place of the file's section of that heading, or at
-    the end; every other section stays as it is (benchmarks.report keeps it too when it rewrites)."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    out, skipping, replaced = [], False, False
-    for line in text.splitlines(keepends=True):
-        if line.rstrip("\n") == HEADING:
-            skipping, replaced = True, True
-            out.append(section)
-            continue
-        if skipping and (line.startswith("## ") or line.startswith("# ")):
-            skipping = False
-            out.append("\n")
-        if not skipping:
-            out.append(line)
-    if not replaced:
-        out.append(("\n" if out and not out[-1].endswith("\n\n") else "") + section)
-    path.write_text("".join(out))
 
 
 def concurrency_list(value: str) -> list[int]:

@@ -77,7 +77,7 @@ def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, in
     return result, time.perf_counter() - start, rss.peak
 
 
-def served_run(url: str, images: Path, out: Path, concurrency: int) -> tuple[float, int]:
+def served_run(url: str, images: Path, out: Path, concurrency: int, model: str = MODEL) -> tuple[float, int]:
     """seg-client infer over the folder: (its own ms/image, its peak RSS)."""
     proc, _, rss = run_measured(
         [
@@ -86,7 +86,7 @@ def served_run(url: str, images: Path, out: Path, concurrency: int) -> tuple[flo
             "--source",
             str(images),
             "--model",
-            MODEL,
+            model,
             "--url",
             url,
             "--out",
@@ -110,13 +110,13 @@ def cpu_name() -> str:
 
 
 def trained_checkpoint(work: Path) -> Path:
-    """The demo's recipe (two generated CVAT exports, 30 epochs from scratch), unless it ran already."""
+    """The demo's recipe (two generated CVAT exports, trained from scratch), unless it ran already."""
     existing = Path("demo_output/runs/train/weights/best.pt")
     if existing.is_file():
         return existing
-    from demo.run import TRAIN_ARGS, make_exports
+    from demo.run import EPOCHS, IMAGES_PER_EXPORT, IMGSZ, TRAIN_ARGS, make_exports
 
-    make_exports(work / "exports", 50)
+    make_exports(work / "exports", IMAGES_PER_EXPORT)
     subprocess.run(
         [
             str(BIN / "seg-train"),
@@ -138,11 +138,11 @@ def trained_checkpoint(work: Path) -> Path:
             "--model",
             f"{MODEL}.yaml",
             "--epochs",
-            "30",
+            str(EPOCHS),
             "--batch-size",
             "8",
             "--imgsz",
-            "192",
+            str(IMGSZ),
             "--device",
             "cpu",
             "nbs=8",
@@ -365,6 +365,28 @@ def other_sections(path: Path, own: str) -> str:
         if keep:
             kept.append(line)
     return ("\n" + "".join(kept)) if kept else ""
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put ``section`` (its first line is its ``## `` heading) in place of the file's section of that
+    heading, or at the end; every other section stays as it is (main() here keeps them too when it
+    rewrites the file)."""
+    heading = section.splitlines()[0]
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    out, skipping, replaced = [], False, False
+    for line in text.splitlines(keepends=True):
+        if line.rstrip("\n") == heading:
+            skipping, replaced = True, True
+            out.append(section)
+            continue
+        if skipping and (line.startswith("## ") or line.startswith("# ")):
+            skipping = False
+            out.append("\n")
+        if not skipping:
+            out.append(line)
+    if not replaced:
+        out.append(("\n" if out and not out[-1].endswith("\n\n") else "") + section)
+    path.write_text("".join(out))
 
 
 def render(r: dict) -> str:

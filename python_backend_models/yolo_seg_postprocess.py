@@ -62,6 +62,10 @@ class TritonPythonModel:
         preds = pb_utils.get_input_tensor_by_name(request, "output0").as_numpy()
         protos = pb_utils.get_input_tensor_by_name(request, "output1").as_numpy()
         sizes = pb_utils.get_input_tensor_by_name(request, IMAGE_SIZE.name).as_numpy()
+        return self.answer(preds, protos, sizes, options)
+
+    def answer(self, preds, protos, sizes, options):
+        """The response for a batch of raw outputs and the images' original sizes."""
         per_image = [self._image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)]
         k = max((len(scores) for _, scores, _, _ in per_image), default=0)
         b = len(per_image)
