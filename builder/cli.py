@@ -1,4 +1,5 @@
-"""``build-repo``: a checkpoint in, a Triton model repository out; ``build-repo doctor`` checks one."""
+"""``build-repo``: a checkpoint in, a Triton model repository out; ``build-repo doctor`` checks one,
+``build-repo tune`` fits its serving settings to the machine."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from builder.tensorrt.options import (
     EngineOptions,
     engine_tolerance,
 )
+from builder.tune_cli import tune
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS, MAX_DET_CEILING
 
 if TYPE_CHECKING:
@@ -379,7 +381,8 @@ def main(options: BuildOptions, quiet: bool) -> None:
       seg-client infer --source images/ --model yolov8n-seg --out results/
 
     `build-repo doctor [REPOSITORY]` checks that a repository's TensorRT engines match this
-    machine's GPU and TensorRT (see build-repo doctor --help).
+    machine's GPU and TensorRT (see build-repo doctor --help); `build-repo tune [REPOSITORY]
+    --name NAME --images DIR` searches instances, threads and batching for this machine.
     """
     os.environ.setdefault("YOLO_VERBOSE", "False")
     with _user_errors():
@@ -390,6 +393,7 @@ def main(options: BuildOptions, quiet: bool) -> None:
 
 
 main.add_command(doctor)
+main.add_command(tune)
 
 
 def _build(options: BuildOptions, quiet: bool) -> BuildResult:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from builder.subcommand import REPOSITORY_ARGUMENT, SETTINGS
 from builder.tensorrt.ngc import TENSORRT_VERSION, TRITON_IMAGE
 from segcontract import engines as engine_compat
 
@@ -14,13 +15,9 @@ from segcontract import engines as engine_compat
 @click.command(
     "doctor",
     short_help="Check that a repository's TensorRT engines will load on this machine.",
-    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    context_settings=SETTINGS,
 )
-@click.argument(
-    "repository",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("model_repository"),
-)
+@REPOSITORY_ARGUMENT
 @click.option(
     "--tensorrt-version",
     default=None,

@@ -1,0 +1,125 @@
+"""What ``build-repo tune`` varies in a built repository (instances, the network's threads, the
+largest batch, the dynamic batcher's queue delay), read from and written into the configs of one
+served ensemble and its composing models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tritonclient.grpc import model_config_pb2 as mc
+
+from builder import triton_config
+from builder.errors import BuildError
+from builder.repository import MARKER
+from segcontract.files import write_atomic
+
+THREADS_KEY = "intra_op_threads"  # the python-onnx network's parameter (python_backend_models/onnx_model.py)
+
+
+@dataclass(frozen=True)
+class Setting:
+    instances: int
+    threads: int | None  # None: the instances share the cores the server sees; 0: every core each
+    max_batch_size: int
+    max_queue_delay_us: int
+
+    def label(self) -> str:
+        threads = {None: "shared", 0: "all"}.get(self.threads, str(self.threads))
+        return (
+            f"instances {self.instances}, threads {threads}, max batch {self.max_batch_size}, "
+            f"queue delay {self.max_queue_delay_us} µs"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "instances": self.instances,
+            "threads": self.threads,
+            "max_batch_size": self.max_batch_size,
+            "max_queue_delay_us": self.max_queue_delay_us,
+        }
+
+    def but(self, **changes) -> Setting:
+        return replace(self, **changes)
+
+
+@dataclass
+class ServedModel:
+    """An ensemble build-repo wrote and its composing models: config messages by folder name."""
+
+    name: str
+    configs: dict[str, mc.ModelConfig]
+
+    @classmethod
+    def read(cls, repository: Path, name: str) -> ServedModel:
+        ensemble = cls._config(repository, name)
+        if ensemble.platform != "ensemble":
+            raise BuildError(f"{repository / name}: not an ensemble; give --name the served model's name")
+        configs = {name: ensemble}
+        for step in ensemble.ensemble_scheduling.step:
+            configs[step.model_name] = cls._config(repository, step.model_name)
+        served = cls(name, configs)
+        if served.network.backend != "python":
+            raise BuildError(
+                f"{repository / served.network.name}: build-repo tune measures with the bundled "
+                "tritonserver (seg-serve), which serves python-onnx repositories; build with "
+                "--runtime python-onnx, or tune an NGC server's repository with Triton Model Analyzer"
+            )
+        return served
+
+    @staticmethod
+    def _config(repository: Path, folder: str) -> mc.ModelConfig:
+        path = repository / folder / "config.pbtxt"
+        if not (repository / folder / MARKER).is_file() or not path.is_file():
+            raise BuildError(
+                f"{repository / folder}: not a model build-repo wrote (no {MARKER} and config.pbtxt); "
+                "build-repo tune changes only build-repo's own models"
+            )
+        return triton_config.parse(path.read_text())
+
+    @property
+    def network(self) -> mc.ModelConfig:
+        return self.configs[f"{self.name}_model"]
+
+    def current(self) -> Setting:
+        network = self.network
+        threads = network.parameters[THREADS_KEY].string_value if THREADS_KEY in network.parameters else None
+        return Setting(
+            instances=network.instance_group[0].count if network.instance_group else 1,
+            threads=None if threads is None else int(threads),
+            max_batch_size=network.max_batch_size,
+            max_queue_delay_us=network.dynamic_batching.max_queue_delay_microseconds,
+        )
+
+    def with_setting(self, setting: Setting) -> dict[str, mc.ModelConfig]:
+        """Every config with ``setting`` in it (copies; these are not changed)."""
+        out = {}
+        for folder, original in self.configs.items():
+            config = mc.ModelConfig()
+            config.CopyFrom(original)
+            config.max_batch_size = setting.max_batch_size
+            for group in config.instance_group:
+                group.count = setting.instances
+            if config.HasField("dynamic_batching"):
+                config.dynamic_batching.max_queue_delay_microseconds = setting.max_queue_delay_us
+                preferred = [
+                    b for b in config.dynamic_batching.preferred_batch_size if b <= setting.max_batch_size
+                ]
+                del config.dynamic_batching.preferred_batch_size[:]
+                config.dynamic_batching.preferred_batch_size.extend(preferred)
+            if folder == self.network.name:
+                if setting.threads is None:
+                    config.parameters.pop(THREADS_KEY, None)
+                else:
+                    config.parameters[THREADS_KEY].string_value = str(setting.threads)
+            out[folder] = config
+        return out
+
+    def write(self, repository: Path, setting: Setting) -> list[Path]:
+        """``setting`` into the repository's configs, each file replaced atomically."""
+        written = []
+        for folder, config in self.with_setting(setting).items():
+            path = repository / folder / "config.pbtxt"
+            write_atomic(path, triton_config.to_text(config).encode())
+            written.append(path)
+        return written

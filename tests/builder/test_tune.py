@@ -1,0 +1,113 @@
+"""build-repo tune without a server: which settings it reads and writes, and how its search
+moves through them (the measurement itself is tests/integration/test_tune.py's, on a real server)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from builder import triton_config
+from builder.errors import BuildError
+from builder.tune import MIN_GAIN, STAGES, Trial, search
+from builder.tune_settings import THREADS_KEY, ServedModel, Setting
+from tests.conftest import MODEL, run_cli
+
+
+@pytest.fixture
+def repo(built_repository, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(built_repository, copy)
+    return copy
+
+
+def test_the_setting_is_read_from_the_network_and_written_into_every_model(repo):
+    served = ServedModel.read(repo, MODEL)
+    assert served.current() == Setting(instances=2, threads=None, max_batch_size=8, max_queue_delay_us=0)
+    wanted = Setting(instances=3, threads=1, max_batch_size=4, max_queue_delay_us=2000)
+    written = served.write(repo, wanted)
+    assert len(written) == 4
+    again = ServedModel.read(repo, MODEL)
+    assert again.current() == wanted
+    for folder, config in again.configs.items():
+        assert config.max_batch_size == 4
+        if folder != MODEL:  # the ensemble has no instances of its own
+            assert config.instance_group[0].count == 3
+            assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    assert again.network.parameters[THREADS_KEY].string_value == "1"
+    again.write(repo, wanted.but(threads=None))
+    assert THREADS_KEY not in ServedModel.read(repo, MODEL).network.parameters
+
+
+def test_preferred_batch_sizes_above_the_new_largest_batch_are_dropped(repo):
+    path = repo / f"{MODEL}_model" / "config.pbtxt"
+    config = triton_config.parse(path.read_text())
+    config.dynamic_batching.preferred_batch_size.extend([2, 8])
+    path.write_text(triton_config.to_text(config))
+    served = ServedModel.read(repo, MODEL)
+    changed = served.with_setting(served.current().but(max_batch_size=4))
+    assert list(changed[f"{MODEL}_model"].dynamic_batching.preferred_batch_size) == [2]
+
+
+def test_only_build_repos_python_onnx_ensembles_are_tuned(repo, tmp_path, yolo_checkpoint):
+    with pytest.raises(BuildError, match="not an ensemble"):
+        ServedModel.read(repo, f"{MODEL}_model")
+    (repo / f"{MODEL}_postprocess" / ".build-repo").unlink()
+    with pytest.raises(BuildError, match="not a model build-repo wrote"):
+        ServedModel.read(repo, MODEL)
+    onnx = tmp_path / "onnx"
+    run_cli("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(onnx),
+            "--runtime", "onnx", "--quiet")  # fmt: skip
+    with pytest.raises(BuildError, match="python-onnx repositories"):
+        ServedModel.read(onnx, MODEL)
+
+
+def _measured(speed):
+    """A measurement whose images/s is ``speed(setting)``, recording the order asked."""
+    asked = []
+
+    def measure(repository, served, setting, images, concurrency):
+        asked.append(setting)
+        return Trial(setting, throughput=speed(setting), p95_ms=10.0, seconds=0.01)
+
+    return measure, asked
+
+
+def test_the_search_varies_one_thing_at_a_time_from_the_best_so_far(repo, tmp_path):
+    def speed(s: Setting) -> float:  # 4 instances win, then one thread each, then no batching
+        return (
+            10
+            * {1: 1.0, 2: 1.2, 4: 1.5, 8: 1.4}[s.instances]
+            * (1.2 if s.threads == 1 else 1.0)
+            * (1.1 if s.max_batch_size == 1 else 1.0)
+        )
+
+    measure, asked = _measured(speed)
+    result = search(repo, MODEL, tmp_path, budget_s=300, measure=measure)
+    assert result.best.setting == Setting(instances=4, threads=1, max_batch_size=1, max_queue_delay_us=0)
+    assert asked[0] == result.start.setting  # the repository's own first
+    assert len(asked) == len(set(asked))  # nothing measured twice
+    assert not any(s.max_queue_delay_us for s in asked)  # no batching: no queue delay to try
+    assert not result.stopped_by_budget and len(STAGES) == 4
+
+
+def test_a_gain_within_the_noise_keeps_the_repositorys_own_setting(repo, tmp_path):
+    measure, _ = _measured(lambda s: 10.0 * (MIN_GAIN - 0.01 if s.instances == 4 else 1.0))
+    result = search(repo, MODEL, tmp_path, measure=measure)
+    assert result.best is result.start
+
+
+def test_no_trial_starts_that_would_overrun_the_budget(repo, tmp_path):
+    def slow(repository, served, setting, images, concurrency):
+        return Trial(setting, throughput=1.0, seconds=100.0)
+
+    result = search(repo, MODEL, tmp_path, budget_s=30, measure=slow)
+    assert [t.setting for t in result.trials] == [result.start.setting] and result.stopped_by_budget
+
+
+def test_a_repository_that_does_not_serve_is_one_error(repo, tmp_path):
+    def broken(repository, served, setting, images, concurrency):
+        return Trial(setting, error="the server did not become ready: boom")
+
+    with pytest.raises(BuildError, match="does not serve: the server did not become ready"):
+        search(repo, MODEL, tmp_path, measure=broken)
