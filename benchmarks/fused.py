@@ -19,14 +19,13 @@ from pathlib import Path
 from benchmarks.report import (
     BIN,
     MODEL,
+    add_common_arguments,
     cpu_name,
-    make_images,
+    prepared,
     run_measured,
     served_run,
-    trained_checkpoint,
     write_section,
 )
-from demo.offline import configure_offline_ultralytics
 
 HEADING = "## One Python model instead of the ensemble (make bench-fused)"
 FUSED = f"{MODEL}_fused"
@@ -80,23 +79,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--weights", type=Path, help="a trained YOLOv8-seg .pt (default: the demo's recipe)")
-    parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--imgsz", type=int, default=640)
+    add_common_arguments(parser, Path("benchmarks/output/fused"))
     parser.add_argument("--passes", type=int, default=3, help="passes of each (alternating); default 3")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="seg-client -j (default 4, its own default)"
     )
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/output/fused"))
-    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"))
     args = parser.parse_args()
-    configure_offline_ultralytics()
+    work, weights, images = prepared(args)
     from serving.tritonserver import TritonServer
 
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    weights = args.weights or trained_checkpoint(work)
-    images = make_images(work / "images", args.images)
     repo = work / "repo"
     run_measured([str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz",
                   str(args.imgsz), "--output", str(repo), "--quiet"])  # fmt: skip

@@ -207,23 +207,33 @@ def response_sizes(url: str, images: list[Path]) -> ResponseSize:
     return ResponseSize(total, full, n)
 
 
+def add_common_arguments(parser: argparse.ArgumentParser, work: Path) -> None:
+    """The options every benchmark of one checkpoint over generated scenes takes."""
+    parser.add_argument("--weights", type=Path, help="a trained YOLOv8-seg .pt (default: the demo's recipe)")
+    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--work", type=Path, default=work)
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"))
+
+
+def prepared(args: argparse.Namespace) -> tuple[Path, Path, list[Path]]:
+    """(work folder, checkpoint, images) for ``args`` of :func:`add_common_arguments`."""
+    configure_offline_ultralytics()
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    weights = args.weights or trained_checkpoint(work)
+    return work, weights, make_images(work / "images", args.images)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--weights", type=Path, help="a trained YOLOv8-seg .pt (default: the demo's recipe)")
-    parser.add_argument("--images", type=int, default=50)
-    parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--work", type=Path, default=Path("benchmarks/output/work"))
-    parser.add_argument("--results", type=Path, default=Path("benchmarks/RESULTS.md"))
+    add_common_arguments(parser, Path("benchmarks/output/work"))
     args = parser.parse_args()
-    configure_offline_ultralytics()
+    work, weights, images = prepared(args)
     from serving.tritonserver import TritonServer
 
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    weights = args.weights or trained_checkpoint(work)
-    images = make_images(work / "images", args.images)
     repo, repo_latency = work / "repo", work / "repo-latency"
     print(f"checkpoint {weights}; {len(images)} images; imgsz {args.imgsz}", flush=True)
     build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz", str(args.imgsz)]
