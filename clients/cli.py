@@ -187,6 +187,8 @@ def infer(
                 writer=writer,
                 share=share,
             )
+            if share is not None:  # the job is done: the rest was done by the other workers
+                bar.update(bar.total - bar.n)
     except (ClientError, StoreError) as exc:
         _echo_lines(failures.summary())
         click.echo(f"seg-client: error: {exc}", err=True)

@@ -188,6 +188,8 @@ def build(
                 on_failure=failures,
                 share=share,
             )
+            if share is not None:  # the job is done: the rest was done by the other workers
+                bar.update(bar.total - bar.n)
         for line in [*failures.summary(), *filter(None, [client.summary()])]:
             click.echo(line, err=True)
         elapsed = time.perf_counter() - started

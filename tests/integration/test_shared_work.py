@@ -123,6 +123,7 @@ def test_three_workers_segment_300_images_once_with_one_killed(triton, postgres_
     done = [int(re.search(r"(\d+) segmented", o).group(1)) for o in outputs]
     killed_stored = 300 - sum(done)
     assert killed_stored > 0 and all(n > 0 for n in done), outputs  # all three did some
+    assert all("300/300" in o for o in outputs), outputs  # each bar ends full: the job is done
     answered = _answered(triton) - before
     assert 300 <= answered <= 300 + IN_FLIGHT_BOUND, (answered, outputs)  # the killed one's last claims
     print("segments build, 3 workers, one killed:", done, "+", killed_stored, "by the killed one;",
@@ -143,6 +144,7 @@ def test_workers_share_an_infer_folder_through_the_store(triton, postgres_server
     assert not (out / "failures.json").exists()
     records = sorted(out.rglob("i*.json"))
     assert len(records) == 60
+    assert "60/60" in outputs[0], outputs
     for path in records:
         assert json.loads(path.read_text())["model"] == MODEL
     assert _rows(db, "SELECT count(*) FROM work_claims") == [(0,)]
