@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from builder import triton_config
 from builder.errors import BuildError
 from builder.tune_settings import ServedModel, Setting
 from segcontract.files import write_atomic
-from segops.cpu_cores import cores_seen
+from segops.cpu_cores import cores_seen, threads_per_instance
 
 MIN_GAIN = 1.03  # a change must beat the best so far by 3 %: these machines are noisy
 SERVER_READY_S = 300.0
@@ -69,7 +70,11 @@ def instances(best: Setting, cores: int) -> list[Setting]:
 
 
 def threads(best: Setting, cores: int) -> list[Setting]:
-    return [best.but(threads=t) for t in (None, 0, 1)]  # shared, all cores each, one each
+    """Shared, every core each, one each: those that come to the same count on these cores (one
+    each is the share when instances fill the cores) are one setting, measured once."""
+    share = threads_per_instance(best.instances, cores)
+    counts = {None: share, 0: cores, 1: 1}
+    return [best.but(threads=t) for t in counts if t is None or counts[t] != share]
 
 
 def batch_sizes(best: Setting, cores: int) -> list[Setting]:
@@ -87,15 +92,16 @@ STAGES = (instances, threads, batch_sizes, queue_delays)  # in this order, each 
 
 def search(
     repository: Path,
-    name: str,
+    served: ServedModel,
     images: Path,
     concurrency: int = 4,
     budget_s: float = 300.0,
     progress: Callable[[str], None] = lambda line: None,
     measure: Callable[[Path, ServedModel, Setting, Path, int], Trial] | None = None,
+    cores: int | None = None,
 ) -> TuneResult:
-    """Measure the repository's setting, then its variations, within ``budget_s`` seconds."""
-    served = ServedModel.read(repository, name)
+    """Measure the repository's setting, then its variations, within ``budget_s`` seconds.
+    ``cores``: those the server will see (default: this process's, as seg-serve runs here)."""
     measure = measure or measure_setting
     started = time.monotonic()
     trials: dict[Setting, Trial] = {}
@@ -112,7 +118,7 @@ def search(
     if start.error is not None:
         raise BuildError(f"the repository as it is does not serve: {start.error}")
     best, over_budget = start, False
-    cores = cores_seen()
+    cores = cores if cores is not None else cores_seen()
     for stage in STAGES:
         for setting in stage(best.setting, cores):
             slowest = max(t.seconds for t in trials.values())
@@ -164,7 +170,6 @@ class _served:
     def __init__(self, repository: Path, log: Path):
         self.command = [_tool("seg-serve"), "--model-repository", str(repository), "--grpc-port", "0",
                         "--http-port", "0", "--metrics-port", "0", "--log-file", str(log)]  # fmt: skip
-        self.log = log
 
     def __enter__(self) -> str:
         self.process = subprocess.Popen(
@@ -178,6 +183,8 @@ class _served:
                 break
             lines.append(line.strip())
             if found := re.search(r"ready\. gRPC (\S+)", line):
+                # what it says from now on is read and dropped, so a full pipe never stalls it
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
                 return found.group(1)
         self.__exit__()
         raise TrialFailed(f"the server did not become ready: {(lines or ['no output'])[-1]}")

@@ -58,7 +58,7 @@ def tune(repository: Path, name: str, images: Path, concurrency: int, budget_s: 
 
     try:
         served = ServedModel.read(repository, name)
-        result = search(repository, name, images, concurrency, budget_s, progress=_progress)
+        result = search(repository, served, images, concurrency, budget_s, progress=_progress)
         written = save(repository, served, result, apply=not dry_run)
     except BuildError as exc:
         click.echo(f"build-repo tune: error: {' '.join(str(exc).split())}", err=True)

@@ -180,7 +180,7 @@ class ReplicaSet:
     def health_problem(self) -> str | None:
         """None while some replica answers that it is ready; else what is wrong, as a phrase.
         A replica found not ready here is taken out."""
-        if len(self._replicas) == 1:
+        if not self._spread():
             return self._replicas[0].client.health_problem()
         replicas = self._current()
         problems = self._ask_all(replicas)
@@ -323,8 +323,8 @@ class ReplicaSet:
             known = {r.url: r for r in self._current()}
             for replica in known.values():
                 if replica.url not in listed and not replica.gone:
+                    replica.gone = True  # first: its watcher must not re-admit it meanwhile
                     self._take_out(replica, "is no longer listed by DNS")
-                    replica.gone = True
                 elif replica.url in listed and replica.gone:
                     replica.gone = False
                     self._start_watching(replica)

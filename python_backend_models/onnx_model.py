@@ -30,9 +30,10 @@ class TritonPythonModel:
         else:
             groups = json.loads(args["model_config"]).get("instance_group", [])
             instances = sum(int(g.get("count", 1)) for g in groups) or 1
-            threads = threads_per_instance(instances)
+            cores = cores_seen()
+            threads = threads_per_instance(instances, cores)
             print(  # into the server's log
-                f"{args['model_name']}: {instances} instances on {cores_seen()} cores, "
+                f"{args['model_name']}: {instances} instances on {cores} cores, "
                 f"{threads} intra-op threads each",
                 flush=True,
             )

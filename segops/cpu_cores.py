@@ -22,11 +22,10 @@ def cores_seen(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
         cores = os.cpu_count() or 1
     try:
         quota, period = cgroup_cpu_max.read_text().split()[:2]
-    except (OSError, ValueError):
+        limit = math.ceil(int(quota) / int(period))
+    except (OSError, ValueError, ZeroDivisionError):  # no file, "max" (no quota), or unreadable
         return max(1, cores)
-    if quota == "max":
-        return max(1, cores)
-    return max(1, min(cores, math.ceil(int(quota) / int(period))))
+    return max(1, min(cores, limit))
 
 
 def threads_per_instance(instances: int, cores: int | None = None) -> int:

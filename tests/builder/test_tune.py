@@ -9,7 +9,7 @@ import pytest
 
 from builder import triton_config
 from builder.errors import BuildError
-from builder.tune import MIN_GAIN, STAGES, Trial, search
+from builder.tune import MIN_GAIN, STAGES, Trial, search, threads
 from builder.tune_settings import THREADS_KEY, ServedModel, Setting
 from tests.conftest import MODEL, run_cli
 
@@ -83,7 +83,7 @@ def test_the_search_varies_one_thing_at_a_time_from_the_best_so_far(repo, tmp_pa
         )
 
     measure, asked = _measured(speed)
-    result = search(repo, MODEL, tmp_path, budget_s=300, measure=measure)
+    result = search(repo, ServedModel.read(repo, MODEL), tmp_path, budget_s=300, measure=measure, cores=16)
     assert result.best.setting == Setting(instances=4, threads=1, max_batch_size=1, max_queue_delay_us=0)
     assert asked[0] == result.start.setting  # the repository's own first
     assert len(asked) == len(set(asked))  # nothing measured twice
@@ -93,7 +93,7 @@ def test_the_search_varies_one_thing_at_a_time_from_the_best_so_far(repo, tmp_pa
 
 def test_a_gain_within_the_noise_keeps_the_repositorys_own_setting(repo, tmp_path):
     measure, _ = _measured(lambda s: 10.0 * (MIN_GAIN - 0.01 if s.instances == 4 else 1.0))
-    result = search(repo, MODEL, tmp_path, measure=measure)
+    result = search(repo, ServedModel.read(repo, MODEL), tmp_path, measure=measure)
     assert result.best is result.start
 
 
@@ -101,7 +101,7 @@ def test_no_trial_starts_that_would_overrun_the_budget(repo, tmp_path):
     def slow(repository, served, setting, images, concurrency):
         return Trial(setting, throughput=1.0, seconds=100.0)
 
-    result = search(repo, MODEL, tmp_path, budget_s=30, measure=slow)
+    result = search(repo, ServedModel.read(repo, MODEL), tmp_path, budget_s=30, measure=slow)
     assert [t.setting for t in result.trials] == [result.start.setting] and result.stopped_by_budget
 
 
@@ -110,4 +110,11 @@ def test_a_repository_that_does_not_serve_is_one_error(repo, tmp_path):
         return Trial(setting, error="the server did not become ready: boom")
 
     with pytest.raises(BuildError, match="does not serve: the server did not become ready"):
-        search(repo, MODEL, tmp_path, measure=broken)
+        search(repo, ServedModel.read(repo, MODEL), tmp_path, measure=broken)
+
+
+def test_thread_counts_that_come_to_the_same_on_these_cores_are_measured_once():
+    two = Setting(instances=2, threads=None, max_batch_size=8, max_queue_delay_us=0)
+    assert [s.threads for s in threads(two, cores=2)] == [None, 0]  # one each is the share here
+    assert [s.threads for s in threads(two.but(instances=1), cores=2)] == [None, 1]  # all is the share
+    assert [s.threads for s in threads(two, cores=16)] == [None, 0, 1]

@@ -20,6 +20,8 @@ AFFINITY = len(os.sched_getaffinity(0))
         ("150000 100000\n", min(2, AFFINITY)),  # a fraction of a core more counts as a core
         ("6400000 100000\n", AFFINITY),  # a quota above the CPUs there are
         ("garbage", AFFINITY),
+        ("abc 100000", AFFINITY),
+        ("100000 0", AFFINITY),
     ],
 )
 def test_cores_seen_is_the_affinity_capped_by_the_cgroup_quota(tmp_path, cpu_max, expected):
