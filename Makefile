@@ -8,7 +8,7 @@ export YOLO_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test unit bench bench-store bench-replicas bench-fused lint clean
+.PHONY: setup demo test unit bench bench-store bench-replicas lint clean
 
 setup: $(STAMP)
 
@@ -37,9 +37,6 @@ bench-store: setup
 
 bench-replicas: setup
 	$(BIN)/python -m benchmarks.replicas
-
-bench-fused: setup
-	$(BIN)/python -m benchmarks.fused
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

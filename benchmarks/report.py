@@ -2,9 +2,13 @@
 """`make bench`: one run, one checkpoint, one set of images, every figure side by side, written to
 benchmarks/RESULTS.md. Ratios are what to compare: these machines are shared and noisy.
 
-  (a)  ultralytics predict on the .pt            (a') ultralytics predict on the exported ONNX
+  (a)  ultralytics predict on the .pt (its default rect input: padded only to the stride), and with
+       rect=False (the 640×640 square the server runs)
+  (a') ultralytics predict on the exported ONNX
   (b)  a bare onnxruntime session, model only    (the floor)
-  (c)  seg-client through the served ensemble    (d) perf_analyzer on the ensemble and on <name>_model
+  (c)  seg-client through the server: build-repo's defaults (one Python model), the same build as
+       the three-model ensemble (--ensemble), the latency setting
+  (d)  perf_analyzer on the served model, and on the ensemble's <name>_model alone
   peak RSS of server and client, bytes per response, build-repo wall time and peak RSS.
 
 Targets (2-core CPU): P1 (c) ≥ 1.8×(a) and ≥ 1.0×(a') in throughput; P2 (c) ≤ 1.15×(b) per image;
@@ -35,6 +39,7 @@ BIN = Path(sys.executable).parent
 MODEL = "yolov8n-seg"
 SIZES = [(480, 640), (720, 1280), (640, 480), (1080, 1920), (375, 500), (600, 600)]
 LATENCY_SETTING = ["--instances", "1", "--threads", "0"]  # one network session on every core
+ENSEMBLE_SETTING = ["--ensemble"]  # the defaults, as preprocess → network → postprocess
 DEFAULT_CONCURRENCY = 4  # seg-client infer's -j default: the targets are measured with it
 
 
@@ -234,13 +239,14 @@ def main() -> None:
     work, weights, images = prepared(args)
     from serving.tritonserver import TritonServer
 
-    repo, repo_latency = work / "repo", work / "repo-latency"
+    repo, repo_ensemble, repo_latency = work / "repo", work / "repo-ensemble", work / "repo-latency"
     print(f"checkpoint {weights}; {len(images)} images; imgsz {args.imgsz}", flush=True)
     build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz", str(args.imgsz)]
     _, build_s, build_rss = run_measured([*build, "--output", str(repo), "--quiet"])
+    run_measured([*build, "--output", str(repo_ensemble), "--quiet", *ENSEMBLE_SETTING])
     run_measured([*build, "--output", str(repo_latency), "--quiet", *LATENCY_SETTING])
     print(f"build-repo: {build_s:.1f} s, peak RSS {build_rss / 2**30:.2f} GiB", flush=True)
-    onnx_path = repo / f"{MODEL}_model" / "1" / "model.onnx"
+    onnx_path = repo / MODEL / "1" / "model.onnx"
 
     from ultralytics import YOLO
 
@@ -249,6 +255,11 @@ def main() -> None:
         lambda p: pt_model.predict(str(p), imgsz=args.imgsz, retina_masks=True, verbose=False), images
     )
     print(f"(a)  ultralytics predict .pt:   {a:7.1f} ms/image", flush=True)
+    a_square = ms_per_image(
+        lambda p: pt_model.predict(str(p), imgsz=args.imgsz, retina_masks=True, rect=False, verbose=False),
+        images,
+    )
+    print(f"(a)  ... with rect=False:       {a_square:7.1f} ms/image", flush=True)
     onnx_model = YOLO(str(onnx_path), task="segment")
     a2 = ms_per_image(
         lambda p: onnx_model.predict(str(p), imgsz=args.imgsz, retina_masks=True, rect=False, verbose=False),
@@ -270,6 +281,7 @@ def main() -> None:
     client_peak, server_peak = 0, 0
     for label, folder, levels in (
         ("defaults", repo, (1, DEFAULT_CONCURRENCY)),
+        ("ensemble", repo_ensemble, (DEFAULT_CONCURRENCY,)),
         ("latency", repo_latency, (1, 4)),
     ):
         with (
@@ -313,13 +325,15 @@ def main() -> None:
                     f"(c)  seg-client, {label} setting, {concurrency} in flight: {ms:7.1f} ms/image",
                     flush=True,
                 )
-            if label == "defaults":
-                from clients.perf import run_perf_analyzer, write_input_data
+            from clients.perf import run_perf_analyzer, write_input_data
 
+            if label == "defaults":
                 data = write_input_data(images, work / "input_data.json")
                 d = run_perf_analyzer(
                     MODEL, server.grpc_url, work / "perf", data, "1:4", requests_per_window=len(images)
                 )
+                sizes = response_sizes(server.grpc_url, images)
+            if label == "ensemble":
                 d_model = run_perf_analyzer(
                     f"{MODEL}_model",
                     server.grpc_url,
@@ -328,17 +342,18 @@ def main() -> None:
                     "1:4",
                     requests_per_window=len(images),
                 )
-                sizes = response_sizes(server.grpc_url, images)
         server_peak = max(server_peak, server_rss.peak)
     print(f"(d)  perf_analyzer: {[round(r.throughput, 2) for r in d]} infer/s", flush=True)
 
     c_default = served[f"defaults, {DEFAULT_CONCURRENCY} in flight"]
+    c_ensemble = served[f"ensemble, {DEFAULT_CONCURRENCY} in flight"]
     results = {
         "checkpoint": str(weights),
         "images": len(images),
         "imgsz": args.imgsz,
         "machine": f"{psutil.cpu_count()} CPU ({cpu_name()}), {psutil.virtual_memory().total / 2**30:.0f} GiB",
         "a_ms": a,
+        "a_square_ms": a_square,
         "a_onnx_ms": a2,
         "b_ms": b,
         "c_ms": served,
@@ -351,8 +366,10 @@ def main() -> None:
         "build_s": build_s,
         "build_rss": build_rss,
         "P1_vs_a": a / c_default,
+        "P1_vs_a_square": a_square / c_default,
         "P1_vs_a_onnx": a2 / c_default,
         "P2": c_default / b,
+        "one_model_vs_ensemble": c_default / c_ensemble,
         "P3": sizes.response_bytes / max(sizes.full_mask_bytes, 1),
     }
     (work / "results.json").write_text(json.dumps(results, indent=1))
@@ -405,12 +422,7 @@ def render(r: dict) -> str:
 
     c = r["c_ms"]
     d_rows = "\n".join(
-        f"| {x['concurrency']} | {x['throughput']:.2f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['p99_ms']:.0f} | "
-        + ", ".join(
-            f"{k.rsplit('_', 1)[-1]} {v['queue']:.0f}+{v['input'] + v['infer'] + v['output']:.0f}"
-            for k, v in x["composing"].items()
-        )
-        + " |"
+        f"| {x['concurrency']} | {x['throughput']:.2f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['p99_ms']:.0f} |"
         for x in r["d"]
     )
     m_rows = "\n".join(
@@ -428,6 +440,7 @@ Times are wall-clock per image over the whole set (throughput), after a warm-up,
 | | ms / image | images / s |
 |---|---|---|
 | (a) ultralytics `predict` on the .pt (retina masks) | {r["a_ms"]:.1f} | {1000 / r["a_ms"]:.2f} |
+| (a) the same with `rect=False` (the served 640×640 square) | {r["a_square_ms"]:.1f} | {1000 / r["a_square_ms"]:.2f} |
 | (a') ultralytics `predict` on the exported ONNX | {r["a_onnx_ms"]:.1f} | {1000 / r["a_onnx_ms"]:.2f} |
 | (b) bare onnxruntime session, model only (floor) | {r["b_ms"]:.1f} | {1000 / r["b_ms"]:.2f} |
 """
@@ -435,18 +448,21 @@ Times are wall-clock per image over the whole set (throughput), after a warm-up,
             f"| (c) seg-client through the server, {k} | {v:.1f} | {1000 / v:.2f} |\n" for k, v in c.items()
         )
         + f"""
-Settings: *defaults* = build-repo's defaults (two instances of each model, each network session on
-its share of the cores the server sees: one thread each on 2 cores), seg-client's default
-`-j {DEFAULT_CONCURRENCY}` for the targets; *latency* = `build-repo --instances 1 --threads 0` (one network
-session on every core). (d) below uses the defaults.
+Settings: *defaults* = build-repo's defaults (one Python model that decodes, runs the network and
+post-processes in one process; two instances, each network session on its share of the cores the
+server sees: one thread each on 2 cores), seg-client's default `-j {DEFAULT_CONCURRENCY}` for the targets;
+*ensemble* = the same build as the three-model ensemble (`build-repo --ensemble`: preprocess →
+network → postprocess, each a Python-backend process, two instances each): defaults / ensemble =
+{r["one_model_vs_ensemble"]:.2f} at {DEFAULT_CONCURRENCY} in flight; *latency* = `build-repo --instances 1 --threads 0`
+(one network session on every core). (d) below uses the defaults.
 
-(d) perf_analyzer on the ensemble (gRPC, the same images as payloads; stage = queue+compute ms):
+(d) perf_analyzer on the served model (gRPC, the same images as payloads):
 
-| concurrency | infer/s | p50 ms | p95 ms | p99 ms | per composing model |
-|---|---|---|---|---|---|
+| concurrency | infer/s | p50 ms | p95 ms | p99 ms |
+|---|---|---|---|---|
 {d_rows}
 
-perf_analyzer on `{MODEL}_model` alone (random input of the model's shape):
+perf_analyzer on the ensemble's `{MODEL}_model` alone (random input of the model's shape):
 
 | concurrency | infer/s | p50 ms | p99 ms |
 |---|---|---|---|
@@ -465,6 +481,7 @@ perf_analyzer on `{MODEL}_model` alone (random input of the model's shape):
 |---|---|---|
 | P1 throughput (c) ≥ 1.8 × (a) | {r["P1_vs_a"]:.2f} × ((c): defaults, {DEFAULT_CONCURRENCY} in flight) | {verdict(r["P1_vs_a"] >= 1.8)} |
 | P1 throughput (c) ≥ 1.0 × (a') | {r["P1_vs_a_onnx"]:.2f} × | {verdict(r["P1_vs_a_onnx"] >= 1.0)} |
+| (c) / (a) with `rect=False`, the same pixels as served (not a target) | {r["P1_vs_a_square"]:.2f} × | |
 | P2 (c) ≤ 1.15 × (b) per image | {r["P2"]:.2f} × | {verdict(r["P2"] <= 1.15)} |
 | P3 response ≤ 5 % of the full masks | {100 * r["P3"]:.3f} % | {verdict(r["P3"] <= 0.05)} |
 | P4 build-repo ≤ 30 s and ≤ 3 GiB | {r["build_s"]:.1f} s, {r["build_rss"] / 2**30:.2f} GiB | {verdict(r["build_s"] <= 30 and r["build_rss"] <= 3 * 2**30)} |

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from builder import families, graph_surgery, repository, triton_config, verify
+from builder import families, graph_surgery, one_model, repository, triton_config, verify
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.options import BuildOptions
 from builder.runtimes import ExportedNetwork, io_specs
@@ -86,6 +86,8 @@ def build_repository(
             runtime.model_folder(model_settings, network),
             *family.server_models(loaded, model_io, settings),
         ]
+        if family.one_model_source and opts.runtime.folds_ensemble:
+            folders = [one_model.fold_ensemble(folders, settings.name, family.one_model_source)]
         written = repository.write_models(opts.output, folders)
     progress(f"wrote {', '.join(p.name for p in written)} into {opts.output}")
     return BuildResult(Path(opts.output), written, comparisons, time.monotonic() - start)

@@ -200,6 +200,15 @@ RUNTIME_OPTIONS: tuple[Decorator, ...] = (
         help="--runtime onnx: run on the GPU through onnxruntime's TensorRT execution accelerator "
         "(engines built by the server at load, cached in /tmp); --fp16 sets its precision mode.",
     ),
+    click.option(
+        "--ensemble",
+        is_flag=True,
+        help="python-onnx: serve YOLOv8-seg as the three-model ensemble (<name>_preprocess → "
+        "<name>_model → <name>_postprocess) instead of one Python model <name> that runs the same "
+        "three steps in one process. Slower on the CPU (the server copies each image's network "
+        "input and outputs between the processes), but each step is a model of its own, to measure "
+        "or scale apart. The other runtimes and families always serve the ensemble.",
+    ),
 )
 
 ENGINE_OPTIONS: tuple[Decorator, ...] = (
@@ -281,7 +290,9 @@ def _parse(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     """The command line's options, each into its group: the one place the groups are made."""
     if params["model"] is None:
         raise click.MissingParameter(ctx=ctx, param=_parameter(ctx, "model"))
-    runtime = RuntimeOptions(params["runtime"], params["threads"], params["onnx_tensorrt"])
+    runtime = RuntimeOptions(
+        params["runtime"], params["threads"], params["onnx_tensorrt"], params["ensemble"]
+    )
     engine = _engine(ctx, runtime, params)  # before the other groups: its errors come first
     model = _group(ModelOptions, params, request=_group(LoadRequest, params))
     batching = _group(BatchingOptions, params)
@@ -370,7 +381,8 @@ def main(options: BuildOptions, quiet: bool) -> None:
 
     Exports ONNX with a dynamic batch axis, folds and cleans the graph with onnx-graphsurgeon,
     checks it against the PyTorch model, and writes <name>_preprocess, <name>_model,
-    <name>_postprocess and the ensemble <name>, each with a generated config.pbtxt.
+    <name>_postprocess and the ensemble <name>, each with a generated config.pbtxt (python-onnx
+    YOLOv8-seg: one Python model <name> doing all three; --ensemble for the four).
 
     \b
     Examples:

@@ -70,11 +70,17 @@ class RuntimeOptions:
     name: str = PythonOnnxRuntime.name
     threads: int | None = None  # intra-op threads of each network session; None: a share of the cores; 0: all
     onnx_tensorrt: bool = False
+    ensemble: bool = False  # python-onnx: the three-model ensemble even where one model would do
 
     def __post_init__(self) -> None:
         RUNTIMES.lookup(self.name)
         if self.onnx_tensorrt and self.name != OnnxRuntime.name:
             raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {self.name}")
+
+    @property
+    def folds_ensemble(self) -> bool:
+        """Whether a family with a one-process model serves it (builder.one_model)."""
+        return RUNTIMES[self.name].python_backend and not self.ensemble
 
     @property
     def builds_engine(self) -> bool:

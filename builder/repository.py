@@ -59,12 +59,35 @@ def _staging_parent(repository: Path) -> Path:
     return parent if same_fs and os.access(parent, os.W_OK) else repository
 
 
+def orphaned_steps(repository: Path, folders: Sequence[ModelFolder]) -> list[str]:
+    """The composing models of ensembles that ``folders`` replace and that are not among them
+    (an ensemble re-built as one model): build-repo wrote them, for that ensemble alone."""
+    new = {f.name for f in folders}
+    steps = []
+    for name in new:
+        path = repository / name / "config.pbtxt"
+        if not (repository / name / MARKER).is_file() or not path.is_file():
+            continue
+        try:
+            old = triton_config.parse(path.read_text())
+        except Exception:  # not ours to judge: leave its steps alone
+            continue
+        steps += [
+            s.model_name
+            for s in old.ensemble_scheduling.step
+            if s.model_name not in new and (repository / s.model_name / MARKER).is_file()
+        ]
+    return sorted(set(steps))
+
+
 def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]:
-    """Build every folder in a staging directory, then swap each into place by rename. Other models
-    in the repository are left untouched; a failure puts back what was there."""
+    """Build every folder in a staging directory, then swap each into place by rename; the steps
+    of a replaced ensemble that the new models do without (:func:`orphaned_steps`) are taken
+    out. Other models in the repository are left untouched; a failure puts back what was there."""
     repository = Path(repository)
     for folder in folders:
         _check_replaceable(repository / folder.name)
+    orphans = orphaned_steps(repository, folders) if repository.is_dir() else []
     repository.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{repository.name}.build-", dir=_staging_parent(repository)))
     swapped: list[tuple[Path, Path | None]] = []  # (target, retired copy of what it replaced)
@@ -80,6 +103,10 @@ def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]
                 target.rename(retired)
             swapped.append((target, retired))
             (staging / folder.name).rename(target)
+        for name in orphans:
+            retired = staging / f"{name}.old-{uuid.uuid4().hex[:8]}"
+            (repository / name).rename(retired)
+            swapped.append((repository / name, retired))
     except BaseException:
         for target, retired in reversed(swapped):  # roll back the folders already swapped
             if target.exists():
@@ -89,4 +116,4 @@ def write_models(repository: Path, folders: Sequence[ModelFolder]) -> list[Path]
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return [target for target, _ in swapped]
+    return [repository / folder.name for folder in folders]

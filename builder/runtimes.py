@@ -38,6 +38,8 @@ class Runtime(ABC):
     name: str
     help: str
     builds_engine: bool = False  # always builds a TensorRT engine (onnx does only with its accelerator)
+    # its <name>_model is a Python-backend model, so the ensemble can fold into one (builder.one_model)
+    python_backend: bool = False
 
     def __init__(self, engine: EngineOptions | None = None):
         self.engine = engine
@@ -64,7 +66,11 @@ RUNTIMES: Registry[type[Runtime]] = Registry("runtime", error=BuildError)
 @RUNTIMES.register
 class PythonOnnxRuntime(Runtime):
     name = "python-onnx"
-    help = "ONNX run by onnxruntime inside Triton's Python backend (pip-only, CPU; what seg-serve runs)"
+    help = (
+        "ONNX run by onnxruntime inside Triton's Python backend (pip-only, CPU; what seg-serve runs); "
+        "YOLOv8-seg as one Python model unless --ensemble"
+    )
+    python_backend = True
 
     def thread_parameters(self, threads, instances):
         # read by onnx_model.py, which shares out the cores the server sees when it is absent

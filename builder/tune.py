@@ -1,6 +1,6 @@
 """``build-repo tune``: a bounded search for the serving settings that get the most images through
 a built python-onnx repository on this machine, in the spirit of Triton Model Analyzer's quick mode
-but over the whole ensemble and in minutes.
+but over the whole served model (an ensemble too) and in minutes.
 
 Each trial serves a copy of the repository (model files hard-linked, configs changed) with
 ``seg-serve`` and measures it with ``seg-client bench`` (perf_analyzer, the user's images as
@@ -244,7 +244,7 @@ def report(result: TuneResult) -> str:
 
 
 def save(repository: Path, served: ServedModel, result: TuneResult, apply: bool) -> list[Path]:
-    """tune.md and tune.json into the ensemble's folder; with ``apply``, the winner into the configs."""
+    """tune.md and tune.json into the served model's folder; with ``apply``, the winner into the configs."""
     folder = repository / served.name
     record = {
         "concurrency": result.concurrency,

@@ -18,9 +18,7 @@ from builder.subcommand import REPOSITORY_ARGUMENT, SETTINGS
     context_settings=SETTINGS,
 )
 @REPOSITORY_ARGUMENT
-@click.option(
-    "--name", required=True, help="The served ensemble to tune (build-repo --name, e.g. yolov8n-seg)."
-)
+@click.option("--name", required=True, help="The served model to tune (build-repo --name, e.g. yolov8n-seg).")
 @click.option(
     "--images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -1,6 +1,6 @@
 """What ``build-repo tune`` varies in a built repository (instances, the network's threads, the
 largest batch, the dynamic batcher's queue delay), read from and written into the configs of one
-served ensemble and its composing models."""
+served model: the one Python model of a python-onnx build, or an ensemble and its composing models."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from builder import triton_config
 from builder.errors import BuildError
 from builder.repository import MARKER
 from segcontract.files import write_atomic
+from segcontract.model_metadata import METADATA_KEY
 
 THREADS_KEY = "intra_op_threads"  # the python-onnx network's parameter (python_backend_models/onnx_model.py)
 
@@ -45,18 +46,27 @@ class Setting:
 
 @dataclass
 class ServedModel:
-    """An ensemble build-repo wrote and its composing models: config messages by folder name."""
+    """A served model build-repo wrote (one Python model, or an ensemble and its composing models):
+    config messages by folder name."""
 
     name: str
     configs: dict[str, mc.ModelConfig]
 
     @classmethod
     def read(cls, repository: Path, name: str) -> ServedModel:
-        ensemble = cls._config(repository, name)
-        if ensemble.platform != "ensemble":
-            raise BuildError(f"{repository / name}: not an ensemble; give --name the served model's name")
-        configs = {name: ensemble}
-        for step in ensemble.ensemble_scheduling.step:
+        served = cls._config(repository, name)
+        one_model = (  # the record and the network: the served model, not one of an ensemble's steps
+            served.backend == "python"
+            and METADATA_KEY in served.parameters
+            and (repository / name / "1" / "model.onnx").is_file()
+        )
+        if served.platform != "ensemble" and not one_model:
+            raise BuildError(
+                f"{repository / name}: neither an ensemble nor one model with its network; "
+                "give --name the served model's name (build-repo --name)"
+            )
+        configs = {name: served}
+        for step in served.ensemble_scheduling.step:
             configs[step.model_name] = cls._config(repository, step.model_name)
         served = cls(name, configs)
         if served.network.backend != "python":
@@ -79,7 +89,8 @@ class ServedModel:
 
     @property
     def network(self) -> mc.ModelConfig:
-        return self.configs[f"{self.name}_model"]
+        """The model that runs the network's session (the served one itself, when it is one model)."""
+        return self.configs.get(f"{self.name}_model") or self.configs[self.name]
 
     def current(self) -> Setting:
         network = self.network

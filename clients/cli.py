@@ -292,7 +292,7 @@ def evaluate(
 
 
 @main.command()
-@click.option("--model", required=True, help="The served ensemble's name.")
+@click.option("--model", required=True, help="The served model's name (build-repo --name).")
 @click.option("--url", default="127.0.0.1:8001", help="Triton gRPC endpoint HOST:PORT.")
 @click.option(
     "--images",
@@ -326,7 +326,8 @@ def evaluate(
 @click.option(
     "--model-alone/--no-model-alone",
     default=True,
-    help="Also measure <model>_model alone (random input of the right shape): the network's own cost.",
+    help="Also measure <model>_model alone (random input of the right shape): the network's own cost "
+    "(where the network is served as a model of its own: an ensemble's).",
 )
 @click.option(
     "--out",
@@ -375,7 +376,12 @@ def bench(
             model, url, out, data, concurrency, shared_memory, per_window, stability, **watch
         )
         click.echo(format_results(model, results))
-        if model_alone:
+        if model_alone and f"{model}_model" not in client.served_models():
+            click.echo(
+                f"{model} is one model (build-repo's python-onnx default): no {model}_model to measure "
+                "alone; a build with --ensemble serves the network as a model of its own"
+            )
+        elif model_alone:
             alone = run_perf_analyzer(
                 f"{model}_model", url, out, None, concurrency, shared_memory, per_window, **watch
             )

@@ -36,11 +36,7 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
-                options = request_overrides(
-                    request.parameters(),
-                    self.defaults,
-                    {ConfigKeys.MAX_DET: self.defaults[ConfigKeys.MAX_DET]},
-                )
+                options = self.options(request)
             except ValueError as exc:
                 responses.append(
                     pb_utils.InferenceResponse(
@@ -58,6 +54,13 @@ class TritonPythonModel:
                 )
         return responses
 
+    def options(self, request):
+        """conf / iou / max_det for this request: its parameters over the record's thresholds, the
+        configured max_det a ceiling. ValueError naming a parameter that is wrong."""
+        return request_overrides(
+            request.parameters(), self.defaults, {ConfigKeys.MAX_DET: self.defaults[ConfigKeys.MAX_DET]}
+        )
+
     def _one(self, request, options):
         preds = pb_utils.get_input_tensor_by_name(request, "output0").as_numpy()
         protos = pb_utils.get_input_tensor_by_name(request, "output1").as_numpy()
@@ -66,6 +69,10 @@ class TritonPythonModel:
 
     def answer(self, preds, protos, sizes, options):
         """The response for a batch of raw outputs and the images' original sizes."""
+        return pb_utils.InferenceResponse(output_tensors=self.tensors(preds, protos, sizes, options))
+
+    def tensors(self, preds, protos, sizes, options):
+        """The output tensors for a batch of raw outputs and the images' original sizes."""
         per_image = [self._image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)]
         k = max((len(scores) for _, scores, _, _ in per_image), default=0)
         b = len(per_image)
@@ -78,15 +85,13 @@ class TritonPythonModel:
             n = len(sc)
             boxes[i, :n], scores[i, :n], classes[i, :n], counts[i, 0] = bx, sc, cl, n
             masks[i, :n] = rl
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor(BOXES.name, boxes),
-                pb_utils.Tensor(SCORES.name, scores),
-                pb_utils.Tensor(CLASSES.name, classes),
-                pb_utils.Tensor(MASKS.name, masks),
-                pb_utils.Tensor(NUM_DETECTIONS.name, counts),
-            ]
-        )
+        return [
+            pb_utils.Tensor(BOXES.name, boxes),
+            pb_utils.Tensor(SCORES.name, scores),
+            pb_utils.Tensor(CLASSES.name, classes),
+            pb_utils.Tensor(MASKS.name, masks),
+            pb_utils.Tensor(NUM_DETECTIONS.name, counts),
+        ]
 
     def _image(self, pred, protos, size, options):
         if size[0] < 1 or size[1] < 1:

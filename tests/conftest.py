@@ -79,35 +79,46 @@ def sample_images(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def built_repository(tmp_path_factory, yolo_checkpoint) -> Path:
-    repo = tmp_path_factory.mktemp("repository")
-    run_cli(
-        "build-repo",
-        "--model",
-        MODEL,
-        "--weights",
-        str(yolo_checkpoint),
-        "--output",
-        str(repo),
-        "--runtime",
-        "python-onnx",
-        "--quiet",
-    )
+def _build(repo: Path, checkpoint: Path, *options: str) -> Path:
+    run_cli("build-repo", "--model", MODEL, "--weights", str(checkpoint), "--output", str(repo),
+            "--runtime", "python-onnx", "--quiet", *options)  # fmt: skip
     return repo
 
 
 @pytest.fixture(scope="session")
-def triton(built_repository, tmp_path_factory):
+def built_repository(tmp_path_factory, yolo_checkpoint) -> Path:
+    """build-repo's defaults: python-onnx, the model served as one Python model."""
+    return _build(tmp_path_factory.mktemp("repository"), yolo_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def ensemble_repository(tmp_path_factory, yolo_checkpoint) -> Path:
+    """The same build as the three-model ensemble (build-repo --ensemble)."""
+    return _build(tmp_path_factory.mktemp("ensemble-repository"), yolo_checkpoint, "--ensemble")
+
+
+def _served(repository: Path, logs: Path):
     """A real tritonserver on free loopback ports, stopped by PID at the end of the session."""
     from serving.tritonserver import TritonServer
 
-    server = TritonServer(built_repository, log_path=tmp_path_factory.mktemp("logs") / "tritonserver.log")
+    server = TritonServer(repository, log_path=logs / "tritonserver.log")
     server.start(timeout_s=180)
     pid = server.process.pid
     yield server
     server.stop()
     assert not _pid_alive(pid), f"tritonserver {pid} still running"
+
+
+@pytest.fixture(scope="session")
+def triton(built_repository, tmp_path_factory):
+    """built_repository served."""
+    yield from _served(built_repository, tmp_path_factory.mktemp("logs"))
+
+
+@pytest.fixture(scope="session")
+def ensemble_triton(ensemble_repository, tmp_path_factory):
+    """ensemble_repository served: for the tests of a composing model."""
+    yield from _served(ensemble_repository, tmp_path_factory.mktemp("ensemble-logs"))
 
 
 def _pid_alive(pid: int) -> bool:

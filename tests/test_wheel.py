@@ -136,10 +136,12 @@ def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoin
         [*_script("builder.cli", "entry", "build-repo"), *args, "--quiet"], timeout=600, **run
     )
     assert build.returncode == 0, f"build-repo from the wheel failed:\n{build.stdout}\n{build.stderr}"
-    post = repo / f"{MODEL}_postprocess" / "1"
+    served = repo / MODEL / "1"
     wheel_models = unpacked / "python_backend_models"
-    assert (post / "model.py").read_bytes() == (wheel_models / "yolo_seg_postprocess.py").read_bytes()
-    assert (post / "segops").is_dir() and (post / "segcontract").is_dir()
+    assert (served / "model.py").read_bytes() == (wheel_models / "yolo_seg_pipeline.py").read_bytes()
+    for step in ("image_preprocess", "onnx_model", "yolo_seg_postprocess"):
+        assert (served / f"{step}.py").read_bytes() == (wheel_models / f"{step}.py").read_bytes()
+    assert (served / "segops").is_dir() and (served / "segcontract").is_dir()
 
     serve_args = [
         "--model-repository",

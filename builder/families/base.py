@@ -40,6 +40,9 @@ class ModelFamily(ABC):
     name: str
     task: Task
     model_names_help: str
+    # python_backend_models/<this>.py: the ensemble in one Python model, where the runtime is a
+    # Python-backend one too (builder.one_model); None: this family always serves its ensemble
+    one_model_source: str | None = None
 
     @abstractmethod
     def matches(self, model_name: str) -> bool:

@@ -98,6 +98,7 @@ class YoloSegFamily(ModelFamily):
     name = "yolov8-seg"
     task = Task.INSTANCE
     model_names_help = "yolov8{n,s,m,l,x}-seg or yolo11{n,s,m,l,x}-seg"
+    one_model_source = "yolo_seg_pipeline"
 
     def matches(self, model_name: str) -> bool:
         return bool(NAME_PATTERN.match(model_name))

@@ -1,4 +1,5 @@
-"""Every config.pbtxt build-repo writes parses as a ModelConfig, and the ensemble is wired right."""
+"""Every config.pbtxt build-repo writes parses as a ModelConfig, the ensemble is wired right, and
+the one Python model of a default python-onnx build is the ensemble folded (builder.one_model)."""
 
 from pathlib import Path
 
@@ -15,16 +16,60 @@ def _configs(repo: Path) -> dict[str, mc.ModelConfig]:
     return {p.parent.name: triton_config.parse(p.read_text()) for p in sorted(repo.glob("*/config.pbtxt"))}
 
 
-def test_every_written_config_parses_and_names_its_folder(built_repository):
-    configs = _configs(built_repository)
+def test_every_written_config_parses_and_names_its_folder(built_repository, ensemble_repository):
+    assert set(_configs(built_repository)) == {MODEL}
+    configs = _configs(ensemble_repository)
     assert set(configs) == {MODEL, f"{MODEL}_preprocess", f"{MODEL}_model", f"{MODEL}_postprocess"}
-    for folder, config in configs.items():
-        assert config.name == folder
-        assert (built_repository / folder / "1").is_dir()
+    for repo in (built_repository, ensemble_repository):
+        for folder, config in _configs(repo).items():
+            assert config.name == folder
+            assert (repo / folder / "1").is_dir()
 
 
-def test_model_step_batches_dynamically_and_ensemble_carries_metadata(built_repository):
-    configs = _configs(built_repository)
+def test_one_model_is_the_ensemble_folded(built_repository, ensemble_repository):
+    """The ensemble's inputs, outputs and largest batch; the network's instances and batcher; every
+    step's parameters; the steps' modules and the network's file beside its model.py."""
+    one = _configs(built_repository)[MODEL]
+    parts = _configs(ensemble_repository)
+    ensemble, network = parts[MODEL], parts[f"{MODEL}_model"]
+    assert one.backend == "python" and not one.platform and not one.HasField("ensemble_scheduling")
+    assert list(one.input) == list(ensemble.input) and list(one.output) == list(ensemble.output)
+    assert one.max_batch_size == ensemble.max_batch_size == 8
+    assert list(one.instance_group) == list(network.instance_group)
+    assert one.dynamic_batching == network.dynamic_batching
+    for part in parts.values():
+        for key, value in part.parameters.items():
+            assert one.parameters[key] == value, key
+    version = built_repository / MODEL / "1"
+    assert sorted(p.name for p in version.iterdir() if p.is_file()) == [
+        "image_preprocess.py",
+        "model.onnx",
+        "model.py",
+        "onnx_model.py",
+        "yolo_seg_postprocess.py",
+    ]
+    assert (version / "model.onnx").read_bytes() == (
+        ensemble_repository / f"{MODEL}_model" / "1" / "model.onnx"
+    ).read_bytes()
+    assert (version / "segops").is_dir() and (version / "segcontract").is_dir()
+
+
+def test_an_ensemble_rebuilt_as_one_model_takes_its_steps_with_it(tmp_path, yolo_checkpoint):
+    """Its composing models (build-repo wrote them, for it alone) go; other models stay."""
+    build = ("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(tmp_path))
+    run_cli(*build, "--ensemble", "--quiet")
+    run_cli(*build, "--name", "other", "--ensemble", "--quiet")
+    (tmp_path / "mine").mkdir()
+    run_cli(*build, "--quiet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [MODEL, "mine", "other", "other_model", "other_postprocess", "other_preprocess"]
+    )
+    run_cli(*build, "--ensemble", "--quiet")
+    assert f"{MODEL}_model" in {p.name for p in tmp_path.iterdir()}
+
+
+def test_model_step_batches_dynamically_and_ensemble_carries_metadata(ensemble_repository):
+    configs = _configs(ensemble_repository)
     model = configs[f"{MODEL}_model"]
     assert model.HasField("dynamic_batching") and model.max_batch_size == 8
     assert model.backend == "python"
@@ -35,8 +80,8 @@ def test_model_step_batches_dynamically_and_ensemble_carries_metadata(built_repo
     assert (params["conf"], params["iou"], params["max_det"]) == ("0.25", "0.7", "300")
 
 
-def test_ensemble_steps_consume_only_tensors_that_exist(built_repository):
-    configs = _configs(built_repository)
+def test_ensemble_steps_consume_only_tensors_that_exist(ensemble_repository):
+    configs = _configs(ensemble_repository)
     ensemble = configs[MODEL]
     available = {t.name for t in ensemble.input}
     for step in ensemble.ensemble_scheduling.step:
@@ -119,8 +164,8 @@ def test_python_onnx_threads_and_batch_size_checks(tmp_path, yolo_checkpoint):
         "1",
         "--quiet",
     )
-    config = triton_config.parse((tmp_path / "r" / f"{MODEL}_model" / "config.pbtxt").read_text())
-    assert config.parameters["intra_op_threads"].string_value == "1"  # read by the python-onnx model
+    config = triton_config.parse((tmp_path / "r" / MODEL / "config.pbtxt").read_text())
+    assert config.parameters["intra_op_threads"].string_value == "1"  # read by onnx_model.py
     proc = run_cli(
         "build-repo",
         "--model",
@@ -136,12 +181,16 @@ def test_python_onnx_threads_and_batch_size_checks(tmp_path, yolo_checkpoint):
     assert proc.returncode == 2 and "exceed --max-batch-size 8" in proc.stderr
 
 
-def test_preprocess_carries_the_pixel_limit_and_postprocess_the_max_det_ceiling(built_repository):
-    configs = _configs(built_repository)
+def test_preprocess_carries_the_pixel_limit_and_postprocess_the_max_det_ceiling(
+    built_repository, ensemble_repository
+):
+    configs = _configs(ensemble_repository)
     pre = {k: v.string_value for k, v in configs[f"{MODEL}_preprocess"].parameters.items()}
     post = {k: v.string_value for k, v in configs[f"{MODEL}_postprocess"].parameters.items()}
     assert pre["max_pixels"] == "64000000"  # build-repo --max-pixels default
     assert post["max_det"] == "300"
+    one = {k: v.string_value for k, v in _configs(built_repository)[MODEL].parameters.items()}
+    assert (one["max_pixels"], one["max_det"]) == ("64000000", "300")
 
 
 def test_by_default_two_instances_share_the_cores_the_server_sees(
@@ -150,10 +199,10 @@ def test_by_default_two_instances_share_the_cores_the_server_sees(
     """No thread count in a python-onnx config by default: onnx_model.py divides the server's cores
     among the instances when it loads; --threads 0 lets each session take every core."""
     configs = _configs(built_repository)
-    assert {c.instance_group[0].count for c in configs.values() if c.instance_group} == {2}
-    assert "intra_op_threads" not in configs[f"{MODEL}_model"].parameters
+    assert configs[MODEL].instance_group[0].count == 2
+    assert "intra_op_threads" not in configs[MODEL].parameters
     run_cli("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(tmp_path),
             "--threads", "0", "--instances", "1", "--quiet")  # fmt: skip
-    config = triton_config.parse((tmp_path / f"{MODEL}_model" / "config.pbtxt").read_text())
+    config = triton_config.parse((tmp_path / MODEL / "config.pbtxt").read_text())
     assert config.parameters["intra_op_threads"].string_value == "0"
     assert config.instance_group[0].count == 1

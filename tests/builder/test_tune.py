@@ -21,17 +21,26 @@ def repo(built_repository, tmp_path):
     return copy
 
 
-def test_the_setting_is_read_from_the_network_and_written_into_every_model(repo):
+@pytest.fixture
+def ensemble_repo(ensemble_repository, tmp_path):
+    copy = tmp_path / "ensemble-repo"
+    shutil.copytree(ensemble_repository, copy)
+    return copy
+
+
+@pytest.mark.parametrize("layout", ["one model", "ensemble"])
+def test_the_setting_is_read_from_the_network_and_written_into_every_model(layout, request):
+    repo = request.getfixturevalue("repo" if layout == "one model" else "ensemble_repo")
     served = ServedModel.read(repo, MODEL)
     assert served.current() == Setting(instances=2, threads=None, max_batch_size=8, max_queue_delay_us=0)
     wanted = Setting(instances=3, threads=1, max_batch_size=4, max_queue_delay_us=2000)
     written = served.write(repo, wanted)
-    assert len(written) == 4
+    assert len(written) == (1 if layout == "one model" else 4)
     again = ServedModel.read(repo, MODEL)
     assert again.current() == wanted
-    for folder, config in again.configs.items():
+    for config in again.configs.values():
         assert config.max_batch_size == 4
-        if folder != MODEL:  # the ensemble has no instances of its own
+        if config.platform != "ensemble":  # an ensemble has no instances of its own
             assert config.instance_group[0].count == 3
             assert config.dynamic_batching.max_queue_delay_microseconds == 2000
     assert again.network.parameters[THREADS_KEY].string_value == "1"
@@ -40,21 +49,22 @@ def test_the_setting_is_read_from_the_network_and_written_into_every_model(repo)
 
 
 def test_preferred_batch_sizes_above_the_new_largest_batch_are_dropped(repo):
-    path = repo / f"{MODEL}_model" / "config.pbtxt"
+    path = repo / MODEL / "config.pbtxt"
     config = triton_config.parse(path.read_text())
     config.dynamic_batching.preferred_batch_size.extend([2, 8])
     path.write_text(triton_config.to_text(config))
     served = ServedModel.read(repo, MODEL)
     changed = served.with_setting(served.current().but(max_batch_size=4))
-    assert list(changed[f"{MODEL}_model"].dynamic_batching.preferred_batch_size) == [2]
+    assert list(changed[MODEL].dynamic_batching.preferred_batch_size) == [2]
 
 
-def test_only_build_repos_python_onnx_ensembles_are_tuned(repo, tmp_path, yolo_checkpoint):
-    with pytest.raises(BuildError, match="not an ensemble"):
-        ServedModel.read(repo, f"{MODEL}_model")
-    (repo / f"{MODEL}_postprocess" / ".build-repo").unlink()
+def test_only_build_repos_python_onnx_models_are_tuned(ensemble_repo, tmp_path, yolo_checkpoint):
+    for step in ("preprocess", "model"):
+        with pytest.raises(BuildError, match="neither an ensemble nor one model with its network"):
+            ServedModel.read(ensemble_repo, f"{MODEL}_{step}")
+    (ensemble_repo / f"{MODEL}_postprocess" / ".build-repo").unlink()
     with pytest.raises(BuildError, match="not a model build-repo wrote"):
-        ServedModel.read(repo, MODEL)
+        ServedModel.read(ensemble_repo, MODEL)
     onnx = tmp_path / "onnx"
     run_cli("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(onnx),
             "--runtime", "onnx", "--quiet")  # fmt: skip

@@ -112,9 +112,9 @@ def test_an_image_over_max_pixels_is_refused_from_its_header(triton, sample_imag
     stubs = [
         p
         for p in psutil.Process(triton.process.pid).children(recursive=True)
-        if any(f"{MODEL}_preprocess" in arg for arg in p.cmdline())
+        if any(f"/{MODEL}/1/model.py" in arg for arg in p.cmdline())
     ]
-    assert stubs, "no Python-backend stub of the preprocess model"
+    assert stubs, "no Python-backend stub of the served model (which decodes the files)"
     peaks = [_peak_rss(p) for p in stubs]
     client = SegmentationClient(triton.grpc_url)
     with pytest.raises(InferenceServerException) as caught:
@@ -124,6 +124,6 @@ def test_an_image_over_max_pixels_is_refused_from_its_header(triton, sample_imag
     assert "image is 20000x20000 (400.0 megapixels), over this server's limit of 64.0 megapixels" in message
     assert "build-repo --max-pixels" in message
     grown = max(_peak_rss(p) - peak for p, peak in zip(stubs, peaks))
-    assert grown < 64 * 2**20, f"preprocess peak memory grew by {grown / 2**20:.0f} MiB"
+    assert grown < 64 * 2**20, f"the model's peak memory grew by {grown / 2**20:.0f} MiB"
     assert triton.is_ready()
     assert client.infer_instances(MODEL, (sample_images / "scene0.jpg").read_bytes()).width == 640

@@ -1,18 +1,19 @@
-"""seg-client bench: perf_analyzer with real image payloads against the served ensemble."""
+"""seg-client bench: perf_analyzer with real image payloads against the served model (the one
+Python model of the defaults, and an ensemble with its composing models)."""
 
 import json
 
 from tests.conftest import MODEL, run_cli
 
 
-def test_bench_reports_throughput_latency_and_the_composing_models(triton, sample_images, tmp_path):
+def test_bench_reports_throughput_latency_and_the_composing_models(ensemble_triton, sample_images, tmp_path):
     proc = run_cli(
         "seg-client",
         "bench",
         "--model",
         MODEL,
         "--url",
-        triton.grpc_url,
+        ensemble_triton.grpc_url,
         "--images",
         str(sample_images),
         "--concurrency",
@@ -34,8 +35,9 @@ def test_bench_reports_throughput_latency_and_the_composing_models(triton, sampl
     assert f"{MODEL}_postprocess: queue" in proc.stdout
 
 
-def test_bench_with_system_shared_memory(triton, sample_images, tmp_path):
-    run_cli(
+def test_bench_with_system_shared_memory_on_the_one_model(triton, sample_images, tmp_path):
+    """build-repo's default serves one model: measured whole; no network of its own to measure."""
+    proc = run_cli(
         "seg-client",
         "bench",
         "--model",
@@ -52,9 +54,10 @@ def test_bench_with_system_shared_memory(triton, sample_images, tmp_path):
         "50",
         "--shared-memory",
         "system",
-        "--no-model-alone",
         "--out",
         str(tmp_path),
         timeout=600,
     )
     assert json.loads((tmp_path / f"perf_{MODEL}.json").read_text())[0]["throughput"] > 0
+    assert f"{MODEL} is one model" in proc.stdout and f"no {MODEL}_model to measure alone" in proc.stdout
+    assert not (tmp_path / f"perf_{MODEL}_model.json").exists()

@@ -21,12 +21,14 @@ def _params(config) -> dict[str, str]:
     return {k: v.string_value for k, v in config.parameters.items()}
 
 
-def test_the_built_repositorys_record_validates_and_agrees(built_repository):
+def test_the_built_repositorys_record_validates_and_agrees(built_repository, ensemble_repository):
     configs = {
-        name: triton_config.parse((built_repository / name / "config.pbtxt").read_text())
+        name: triton_config.parse((ensemble_repository / name / "config.pbtxt").read_text())
         for name in (MODEL, f"{MODEL}_preprocess", f"{MODEL}_postprocess")
     }
+    one = triton_config.parse((built_repository / MODEL / "config.pbtxt").read_text())
     records = {name: _params(c)[METADATA_KEY] for name, c in configs.items()}
+    records["one model"] = _params(one)[METADATA_KEY]
     assert len(set(records.values())) == 1  # one record, carried by each
     data = json.loads(records[MODEL])
     validate(data, "model_metadata")

@@ -71,13 +71,13 @@ def test_check_and_calibration_feeds(sample_images, tmp_path):
 
 
 @pytest.mark.integration
-def test_feeds_equal_what_the_served_preprocess_model_gives(triton, sample_images):
+def test_feeds_equal_what_the_served_preprocess_model_gives(ensemble_triton, sample_images):
     """The calibrator sees exactly the tensors the served network sees."""
     import tritonclient.grpc as grpcclient
 
     files = image_files(sample_images)
     feeds = list(ImageFeeds(files, SPEC, "images", batch_size=1))
-    client = grpcclient.InferenceServerClient(triton.grpc_url)
+    client = grpcclient.InferenceServerClient(ensemble_triton.grpc_url)
     for path, feed in zip(files, feeds):
         request = grpcclient.InferInput("IMAGE", [1, 1], "BYTES")
         request.set_data_from_numpy(np.array([[path.read_bytes()]], dtype=object))
