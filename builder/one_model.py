@@ -30,6 +30,9 @@ def fold_ensemble(folders: Sequence[ModelFolder], name: str, source: str) -> Mod
     if ensemble.platform != "ensemble":
         raise ValueError(f"{name}: not an ensemble")
     steps = [by_name[step.model_name] for step in ensemble.ensemble_scheduling.step]
+    for step in steps:
+        if step.config.backend != "python":
+            raise ValueError(f"{step.name}: not a Python-backend model; only those fold into one")
     network = by_name[f"{name}_model"].config
     config = mc.ModelConfig(name=name, backend="python", max_batch_size=ensemble.max_batch_size)
     config.input.extend(ensemble.input)
@@ -44,8 +47,6 @@ def fold_ensemble(folders: Sequence[ModelFolder], name: str, source: str) -> Mod
             config.parameters[key].CopyFrom(value)
     folder = python_backend_folder(config, source)
     for step in steps:
-        if step.config.backend != "python":
-            raise ValueError(f"{step.name}: not a Python-backend model; only those fold into one")
         for path, file in step.files.items():
             target = f"1/{file.name}" if path == MODEL_FILE else path
             if target in folder.files:

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from google.protobuf import text_format
+
 from builder import triton_config
 from builder.errors import BuildError
 from builder.model_folder import ModelFolder
@@ -70,7 +72,7 @@ def orphaned_steps(repository: Path, folders: Sequence[ModelFolder]) -> list[str
             continue
         try:
             old = triton_config.parse(path.read_text())
-        except Exception:  # not ours to judge: leave its steps alone
+        except text_format.ParseError:  # not ours to judge: leave its steps alone
             continue
         steps += [
             s.model_name

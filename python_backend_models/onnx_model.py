@@ -48,36 +48,43 @@ class TritonPythonModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def execute(self, requests):
-        feeds = {name: [] for name in self.input_names}
-        counts = []
-        for request in requests:
-            for name in self.input_names:
-                feeds[name].append(pb_utils.get_input_tensor_by_name(request, name).as_numpy())
-            counts.append(feeds[self.input_names[0]][-1].shape[0])
-        batch = {name: np.concatenate(parts) if len(parts) > 1 else parts[0] for name, parts in feeds.items()}
+        feeds = [
+            {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.input_names}
+            for request in requests
+        ]
+        responses = []
+        for outputs in self.run_batches(feeds):
+            if isinstance(outputs, Exception):
+                error = pb_utils.TritonError(f"model failed: {type(outputs).__name__}: {outputs}")
+                responses.append(pb_utils.InferenceResponse(error=error))
+            else:
+                tensors = [pb_utils.Tensor(name, out) for name, out in zip(self.output_names, outputs)]
+                responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses
+
+    def run_batches(self, feeds):
+        """The outputs of each of ``feeds`` (input name → batch) from one session run over them
+        all; when that fails, each alone, so a failure is its own (an Exception in its place).
+        Also what yolo_seg_pipeline.py runs its batches with."""
+        if not feeds:
+            return []
+        batch = {
+            name: np.concatenate([f[name] for f in feeds]) if len(feeds) > 1 else feeds[0][name]
+            for name in self.input_names
+        }
         try:
             outputs = self.session.run(self.output_names, batch)
         except Exception:
-            return [self._alone(request) for request in requests]
-        responses, start = [], 0
-        for n in counts:
-            tensors = [
-                pb_utils.Tensor(name, out[start : start + n]) for name, out in zip(self.output_names, outputs)
-            ]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            return [self._alone(feed) for feed in feeds]
+        split, start = [], 0
+        for feed in feeds:
+            n = feed[self.input_names[0]].shape[0]
+            split.append([out[start : start + n] for out in outputs])
             start += n
-        return responses
+        return split
 
-    def _alone(self, request):
+    def _alone(self, feed):
         try:
-            feed = {
-                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy() for name in self.input_names
-            }
-            outputs = self.session.run(self.output_names, feed)
+            return self.session.run(self.output_names, feed)
         except Exception as exc:
-            return pb_utils.InferenceResponse(
-                error=pb_utils.TritonError(f"model failed: {type(exc).__name__}: {exc}")
-            )
-        return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor(name, out) for name, out in zip(self.output_names, outputs)]
-        )
+            return exc

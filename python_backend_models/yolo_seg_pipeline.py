@@ -12,7 +12,6 @@ batching run as one session call; a request whose file does not decode or whose 
 wrong fails alone, with INVALID_ARGUMENT, and the others in its batch are answered.
 """
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 from image_preprocess import TritonPythonModel as Preprocess
 from onnx_model import TritonPythonModel as Network
@@ -44,7 +43,9 @@ class TritonPythonModel:
                 responses[i] = _error(f"preprocess failed: {type(exc).__name__}: {exc}")
             else:
                 prepared.append((i, inputs, sizes, options))
-        for (i, _, sizes, options), outputs in zip(prepared, self._run([p[1] for p in prepared])):
+        feed = self.network.input_names[0]
+        outputs_each = self.network.run_batches([{feed: p[1]} for p in prepared])
+        for (i, _, sizes, options), outputs in zip(prepared, outputs_each):
             if isinstance(outputs, Exception):
                 responses[i] = _error(f"model failed: {type(outputs).__name__}: {outputs}")
                 continue
@@ -57,29 +58,6 @@ class TritonPythonModel:
                 output_tensors=[*tensors, pb_utils.Tensor(IMAGE_SIZE.name, sizes)]
             )
         return responses
-
-    def _run(self, batches):
-        """The network's outputs for each request's inputs, from one session call over all of them;
-        when that fails, each request alone, so a failure is its own (an Exception in its place)."""
-        if not batches:
-            return []
-        session, names = self.network.session, self.network.output_names
-        feed = self.network.input_names[0]
-        try:
-            outputs = session.run(names, {feed: np.concatenate(batches) if len(batches) > 1 else batches[0]})
-        except Exception:
-            return [self._alone(batch) for batch in batches]
-        split, start = [], 0
-        for batch in batches:
-            split.append([out[start : start + len(batch)] for out in outputs])
-            start += len(batch)
-        return split
-
-    def _alone(self, batch):
-        try:
-            return self.network.session.run(self.network.output_names, {self.network.input_names[0]: batch})
-        except Exception as exc:
-            return exc
 
 
 def _error(message, code=None):
