@@ -6,7 +6,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from builder import families, graph_surgery, one_model, repository, triton_confi
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.options import BuildOptions
 from builder.runtimes import ExportedNetwork, io_specs
+from segcontract.tensors import TensorSpec
 
 log = logging.getLogger("build-repo")
 
@@ -35,12 +36,18 @@ def build_repository(
     opts.runtime.check_available()
     family = families.resolve(opts.model.request.model)
     settings = opts.settings()
-    progress(f"loading {opts.model.request.weights or opts.model.request.model} ({family.name})")
-    loaded = family.load(opts.model.request)
+    # the network takes any height and width only where the family can and the layout allows
+    rect_axes = family.rect_axes if opts.runtime.rect_input else None
+    request = replace(opts.model.request, rect=rect_axes is not None)
+    progress(f"loading {request.weights or request.model} ({family.name})")
+    loaded = family.load(request)
     samples = family.sample_inputs(loaded)
     with tempfile.TemporaryDirectory(prefix="build-repo-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        progress(f"exporting ONNX (opset {opset}, input {loaded.input_size[0]}x{loaded.input_size[1]})")
+        shape = f"{loaded.input_size[0]}x{loaded.input_size[1]}"
+        if rect_axes:
+            shape = f"up to {shape}, padded to stride {family.input_spec(loaded).stride}"
+        progress(f"exporting ONNX (opset {opset}, input {shape})")
         export_onnx(
             loaded.module,
             torch.from_numpy(samples[0][:1]),
@@ -48,12 +55,13 @@ def build_repository(
             loaded.input_names,
             loaded.output_names,
             opset,
+            rect_axes,
         )
         with torch.no_grad():
             outputs = [
                 t.numpy() for t in verify.flatten_outputs(loaded.module(torch.from_numpy(samples[0][:1])))
             ]
-        output_shapes = {n: o.shape[1:] for n, o in zip(loaded.output_names, outputs)}
+        output_shapes = {n: _dims(o.shape[1:], n, rect_axes) for n, o in zip(loaded.output_names, outputs)}
         counts = graph_surgery.fold_and_clean(onnx_path, output_shapes)
         progress(f"graph surgery: {counts['nodes_before']} → {counts['nodes_after']} nodes")
         comparisons = verify.check_onnx_against_torch(
@@ -65,7 +73,10 @@ def build_repository(
         )
         worst = ", ".join(f"{c.name} {c.max_abs_diff:.2g}" for c in comparisons)
         progress(f"ONNX matches PyTorch (max abs diff: {worst})")
-        model_io = (io_specs(loaded.input_names, [samples[0][:1]]), io_specs(loaded.output_names, outputs))
+        model_io = (
+            _varying(io_specs(loaded.input_names, [samples[0][:1]]), rect_axes),
+            _varying(io_specs(loaded.output_names, outputs), rect_axes),
+        )
         model_settings = triton_config.ModelSettings(
             f"{settings.name}_model",
             *model_io,
@@ -91,3 +102,19 @@ def build_repository(
         written = repository.write_models(opts.output, folders)
     progress(f"wrote {', '.join(p.name for p in written)} into {opts.output}")
     return BuildResult(Path(opts.output), written, comparisons, time.monotonic() - start)
+
+
+def _dims(shape: tuple[int, ...], name: str, axes: dict[str, dict[int, str]] | None) -> list[int | str]:
+    """A tensor's shape without the batch, each axis of ``axes[name]`` by its name (dynamic)."""
+    varying = (axes or {}).get(name, {})
+    return [varying.get(axis, size) for axis, size in enumerate(shape, start=1)]
+
+
+def _varying(specs: list[TensorSpec], axes: dict[str, dict[int, str]] | None) -> list[TensorSpec]:
+    """``specs`` with -1 for the dims that vary (Triton's config for a dynamic axis)."""
+    return [
+        TensorSpec(
+            s.name, s.dtype, tuple(d if isinstance(d, int) else -1 for d in _dims(s.dims, s.name, axes))
+        )
+        for s in specs
+    ]

@@ -209,6 +209,14 @@ RUNTIME_OPTIONS: tuple[Decorator, ...] = (
         "input and outputs between the processes), but each step is a model of its own, to measure "
         "or scale apart. The other runtimes and families always serve the ensemble.",
     ),
+    click.option(
+        "--square",
+        is_flag=True,
+        help="python-onnx YOLOv8-seg served as one model: pad every image to the full --imgsz "
+        "square (ultralytics' predict(rect=False)) instead of only to a multiple of the stride, as "
+        "predict does by default; the network then takes one shape. The ensemble always pads to "
+        "the square.",
+    ),
 )
 
 ENGINE_OPTIONS: tuple[Decorator, ...] = (
@@ -291,10 +299,10 @@ def _parse(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
     if params["model"] is None:
         raise click.MissingParameter(ctx=ctx, param=_parameter(ctx, "model"))
     runtime = RuntimeOptions(
-        params["runtime"], params["threads"], params["onnx_tensorrt"], params["ensemble"]
+        params["runtime"], params["threads"], params["onnx_tensorrt"], params["ensemble"], params["square"]
     )
     engine = _engine(ctx, runtime, params)  # before the other groups: its errors come first
-    model = _group(ModelOptions, params, request=_group(LoadRequest, params))
+    model = _group(ModelOptions, params, request=_group(LoadRequest, params, rect=False))  # set by the build
     batching = _group(BatchingOptions, params)
     return BuildOptions(model, params["output"], batching=batching, runtime=runtime, engine=engine)
 
@@ -382,7 +390,8 @@ def main(options: BuildOptions, quiet: bool) -> None:
     Exports ONNX with a dynamic batch axis, folds and cleans the graph with onnx-graphsurgeon,
     checks it against the PyTorch model, and writes <name>_preprocess, <name>_model,
     <name>_postprocess and the ensemble <name>, each with a generated config.pbtxt (python-onnx
-    YOLOv8-seg: one Python model <name> doing all three; --ensemble for the four).
+    YOLOv8-seg: one Python model <name> doing all three, each image padded only to a multiple of
+    the stride as ultralytics' predict does; --ensemble for the four, --square for the full square).
 
     \b
     Examples:

@@ -16,7 +16,8 @@ def fold_and_clean(
 ) -> dict[str, int]:
     """Rewrite ``onnx_path`` in place; return node counts before and after.
 
-    ``output_shapes``: per output, its shape without the batch dimension (measured in PyTorch)."""
+    ``output_shapes``: per output, its shape without the batch dimension (measured in PyTorch); a
+    name in place of a size keeps that axis dynamic."""
     model = onnx.load(str(onnx_path))
     before = len(model.graph.node)
     graph = gs.import_onnx(model)

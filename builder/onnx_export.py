@@ -1,9 +1,10 @@
-"""torch → ONNX with a dynamic batch axis (TorchScript exporter: stable names, no onnxscript)."""
+"""torch → ONNX with a dynamic batch axis, and any other dynamic axes asked for (TorchScript
+exporter: stable names, no onnxscript)."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -18,8 +19,12 @@ def export_onnx(
     input_names: Sequence[str],
     output_names: Sequence[str],
     opset: int = DEFAULT_OPSET,
+    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
 ) -> Path:
-    dynamic = {name: {0: "batch"} for name in (*input_names, *output_names)}
+    """``dynamic_axes``: per tensor, axes besides the batch that vary, with their names."""
+    dynamic = {
+        name: {0: "batch", **(dynamic_axes or {}).get(name, {})} for name in (*input_names, *output_names)
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation chatter
         torch.onnx.export(

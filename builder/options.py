@@ -71,16 +71,28 @@ class RuntimeOptions:
     threads: int | None = None  # intra-op threads of each network session; None: a share of the cores; 0: all
     onnx_tensorrt: bool = False
     ensemble: bool = False  # python-onnx: the three-model ensemble even where one model would do
+    square: bool = False  # the one model: pad to the full square, not only to the stride
 
     def __post_init__(self) -> None:
         RUNTIMES.lookup(self.name)
         if self.onnx_tensorrt and self.name != OnnxRuntime.name:
             raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {self.name}")
+        if self.square and not self.folds_ensemble:
+            raise BuildError(
+                "--square is an option of the one Python model (--runtime python-onnx without "
+                "--ensemble); the ensemble always pads to the square"
+            )
 
     @property
     def folds_ensemble(self) -> bool:
         """Whether a family with a one-process model serves it (builder.one_model)."""
         return RUNTIMES[self.name].python_backend and not self.ensemble
+
+    @property
+    def rect_input(self) -> bool:
+        """Whether a family that can take inputs padded only to its stride is served so: only in
+        the one model, where no tensor between models has to keep one shape."""
+        return self.folds_ensemble and not self.square
 
     @property
     def builds_engine(self) -> bool:

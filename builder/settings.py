@@ -28,6 +28,7 @@ class LoadRequest:
     arch: str | None = None  # overrides of what a checkpoint records
     encoder: str | None = None
     trust_checkpoint: bool = False  # load with the full unpickler (runs code the file holds)
+    rect: bool = False  # export a network of any height and width, fed images padded to its stride
 
 
 @dataclass

@@ -73,7 +73,11 @@ class TritonPythonModel:
 
     def tensors(self, preds, protos, sizes, options):
         """The output tensors for a batch of raw outputs and the images' original sizes."""
-        per_image = [self._image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)]
+        return self.pack([self.image(p, m, s, options) for p, m, s in zip(preds, protos, sizes)])
+
+    def pack(self, per_image):
+        """The output tensors for images' (boxes, scores, classes, RLE masks), each from
+        :meth:`image`, padded to the one with the most detections."""
         k = max((len(scores) for _, scores, _, _ in per_image), default=0)
         b = len(per_image)
         boxes = np.zeros((b, k, 4), np.float32)
@@ -93,9 +97,12 @@ class TritonPythonModel:
             pb_utils.Tensor(NUM_DETECTIONS.name, counts),
         ]
 
-    def _image(self, pred, protos, size, options):
+    def image(self, pred, protos, size, options, input_hw=None):
+        """One image's (boxes, scores, classes, RLE masks) from its raw outputs, its original
+        ``size`` and the (height, width) of the input they came from (default: the record's)."""
         if size[0] < 1 or size[1] < 1:
             raise ValueError(f"image_size {size.tolist()} must be positive")
+        input_hw = input_hw or self.input_hw
         dets = non_max_suppression(
             pred,
             self.num_classes,
@@ -103,11 +110,11 @@ class TritonPythonModel:
             options[ConfigKeys.IOU],
             options[ConfigKeys.MAX_DET],
         )
-        params = letterbox_params((int(size[0]), int(size[1])), self.input_hw)
+        params = letterbox_params((int(size[0]), int(size[1])), input_hw)
         boxes = scale_boxes_to_original(dets.boxes, params)
         orig_hw = (params.orig_h, params.orig_w)
         keep, encoded = [], []
-        windows = masks_in_boxes(protos, dets.mask_coefficients, boxes, params, self.input_hw)
+        windows = masks_in_boxes(protos, dets.mask_coefficients, boxes, params, input_hw)
         for i, (window, patch) in enumerate(windows):
             if not patch.any():  # ultralytics drops detections whose mask is empty
                 continue

@@ -72,7 +72,12 @@ def _triple(values: Sequence[float], what: str) -> tuple[float, float, float]:
 @dataclass(frozen=True)
 class InputSpec:
     """How an image becomes the network's input (see :mod:`segops.resize`, which applies it):
-    resized by ``resize`` to ``height`` × ``width``, RGB, /255, ``(x - mean) / std``, ``layout``."""
+    resized by ``resize`` to ``height`` × ``width``, RGB, /255, ``(x - mean) / std``, ``layout``.
+
+    ``stride`` (letterbox only): pad each image only up to a multiple of it, as ultralytics'
+    ``predict`` does on a .pt (its ``rect`` input), so a wide image costs the network fewer pixels;
+    the network then takes any height and width up to ``height`` × ``width``. None: pad to the
+    full ``height`` × ``width``, the one shape a batched ensemble's tensors can have."""
 
     height: int
     width: int
@@ -80,15 +85,22 @@ class InputSpec:
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     layout: str = "CHW"
+    stride: int | None = None
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
             raise ValueError(f"resize must be one of {RESIZE_MODES}, not {self.resize!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be CHW or HWC, not {self.layout!r}")
+        if self.stride is not None:
+            if self.resize != "letterbox" or self.stride < 1:
+                raise ValueError(f"stride {self.stride}: a positive stride goes with resize letterbox")
+            if self.height % self.stride or self.width % self.stride:
+                raise ValueError(f"{self.height}x{self.width} is not a multiple of stride {self.stride}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """The input's shape (with a ``stride``, the largest it can be)."""
         return (3, self.height, self.width) if self.layout == "CHW" else (self.height, self.width, 3)
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +111,7 @@ class InputSpec:
             "mean": list(self.mean),
             "std": list(self.std),
             "layout": self.layout,
+            **({"stride": self.stride} if self.stride is not None else {}),
         }
 
     @classmethod
@@ -110,6 +123,7 @@ class InputSpec:
             _triple(data.get("mean", cls.mean), "mean"),
             _triple(data.get("std", cls.std), "std"),
             data.get("layout", "CHW"),
+            int(data["stride"]) if data.get("stride") is not None else None,
         )
 
     def to_parameters(self) -> dict[str, str]:

@@ -69,7 +69,23 @@ def prepare_batch(
     max_pixels: int,
     prepare: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(model inputs float32 [n, *spec.shape], original sizes int32 [n, 2] as height, width).
+    """(model inputs float32 [n, *spec.shape], original sizes int32 [n, 2] as height, width): the
+    inputs of :func:`prepare_items` in one array, for a spec whose inputs have one shape."""
+    if spec.stride is not None:
+        raise ValueError("inputs padded to a stride differ in shape: use prepare_items")
+    inputs, sizes = prepare_items(items, spec, max_pixels, prepare)
+    if not inputs:
+        return np.empty((0, *spec.shape), np.float32), sizes
+    return np.stack(inputs).astype(np.float32, copy=False), sizes
+
+
+def prepare_items(
+    items: Sequence[Any],
+    spec: InputSpec,
+    max_pixels: int,
+    prepare: Callable[[int, np.ndarray], np.ndarray] | None = None,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """(each item's model input, float32, original sizes int32 [n, 2] as height, width).
 
     Each file is decoded by :func:`segops.decode.decode_image` (a header over ``max_pixels`` refused
     before decoding); ``prepare(i, image)`` makes item ``i``'s model input, by default
@@ -78,12 +94,12 @@ def prepare_batch(
     """
     from . import decode, resize
 
-    inputs = np.empty((len(items), *spec.shape), dtype=np.float32)
+    inputs = []
     sizes = np.empty((len(items), 2), dtype=np.int32)
     for i, item in enumerate(items):
         try:
             image = decode.decode_image(item, max_pixels)
-            inputs[i] = prepare(i, image) if prepare is not None else resize.prepare(image, spec)
+            inputs.append(prepare(i, image) if prepare is not None else resize.prepare(image, spec))
         except (decode.ImageDecodeError, BadItem) as exc:
             where = f"batch item {i}: " if len(items) > 1 else ""
             raise BadItem(f"{where}{exc}") from None

@@ -1,8 +1,13 @@
 """Letterbox resize and its inverse, matching ultralytics 8.4 (``LetterBox`` and ``scale_boxes``).
 
-The server pads every image to the full ``size``×``size`` square (ultralytics' ``auto=False``),
-because a batched model has one fixed input shape. Ultralytics' ``predict`` on a .pt pads only to
-a multiple of the stride (``rect``); ``predict(rect=False)`` is the like-for-like reference.
+With a ``stride``, an image is padded only up to a multiple of it (ultralytics' ``auto=True``, what
+``predict`` on a .pt does: its ``rect`` input), so a 1280×720 image becomes 640×384, not 640×640;
+the one Python model serves that, and ``predict()`` is its like-for-like reference. Without one,
+it is padded to the full ``size`` (``auto=False``), the one shape a batched ensemble's tensors
+can have; ``predict(rect=False)`` is then the reference.
+
+The inverse (boxes and masks back to the original image) is worked out from the input's shape
+alone, as ``scale_boxes`` and ``scale_masks`` do, whichever padding made it.
 """
 
 from __future__ import annotations
@@ -36,21 +41,34 @@ class LetterboxParams:
     def gain_y(self) -> float:
         return self.new_h / self.orig_h
 
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """The padded image's (height, width): the network input's."""
+        return self.new_h + self.top + self.bottom, self.new_w + self.left + self.right
 
-def letterbox_params(orig_hw: tuple[int, int], size: tuple[int, int]) -> LetterboxParams:
-    """Resize keeping the aspect ratio (each side ≥ 1 px), centre, pad to ``size`` (h, w)."""
+
+def letterbox_params(
+    orig_hw: tuple[int, int], size: tuple[int, int], stride: int | None = None
+) -> LetterboxParams:
+    """Resize keeping the aspect ratio to fit ``size`` (h, w; each side ≥ 1 px), centre, pad to
+    ``size``, or with ``stride`` only to the next multiple of it on each side."""
     h, w = int(orig_hw[0]), int(orig_hw[1])
     r = min(size[0] / h, size[1] / w)
     new_w, new_h = max(round(w * r), 1), max(round(h * r), 1)
-    dw, dh = (size[1] - new_w) / 2, (size[0] - new_h) / 2
-    top, bottom = round(dh - 0.1), round(dh + 0.1)
-    left, right = round(dw - 0.1), round(dw + 0.1)
+    dw, dh = size[1] - new_w, size[0] - new_h
+    if stride:
+        dw, dh = dw % stride, dh % stride
+    top, bottom = round(dh / 2 - 0.1), round(dh / 2 + 0.1)
+    left, right = round(dw / 2 - 0.1), round(dw / 2 + 0.1)
     return LetterboxParams(h, w, new_h, new_w, top, bottom, left, right)
 
 
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, LetterboxParams]:
-    """HxWx3 uint8 → size[0]×size[1]×3 uint8, resized with INTER_LINEAR and padded with 114."""
-    p = letterbox_params(image.shape[:2], size)
+def letterbox(
+    image: np.ndarray, size: tuple[int, int], stride: int | None = None
+) -> tuple[np.ndarray, LetterboxParams]:
+    """HxWx3 uint8 → size[0]×size[1]×3 uint8 (with ``stride``: padded only to a multiple of it),
+    resized with INTER_LINEAR and padded with 114."""
+    p = letterbox_params(image.shape[:2], size, stride)
     if (p.new_w, p.new_h) != (p.orig_w, p.orig_h):
         image = cv2.resize(image, (p.new_w, p.new_h), interpolation=cv2.INTER_LINEAR)
     padded = cv2.copyMakeBorder(

@@ -22,10 +22,11 @@ __all__ = ["RESIZE_MODES", "InputSpec", "prepare"]
 
 
 def prepare(image_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """HxWx3 uint8 BGR → the model's float32 input for one image."""
+    """HxWx3 uint8 BGR → the model's float32 input for one image (``spec.shape``, or with a
+    ``spec.stride`` a shape no larger)."""
     size = (spec.height, spec.width)
     if spec.resize == "letterbox":
-        resized, _ = letterbox(image_bgr, size)
+        resized, _ = letterbox(image_bgr, size, spec.stride)
     elif image_bgr.shape[:2] != size:
         resized = cv2.resize(image_bgr, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
     else:

@@ -35,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 IMGSZ = 320
 MODEL = "yolov8n-seg"
+SQUARE_MODEL = f"{MODEL}-square"  # the one model padding to the square: in ensemble_repository
 
 
 def run_cli(
@@ -93,8 +94,10 @@ def built_repository(tmp_path_factory, yolo_checkpoint) -> Path:
 
 @pytest.fixture(scope="session")
 def ensemble_repository(tmp_path_factory, yolo_checkpoint) -> Path:
-    """The same build as the three-model ensemble (build-repo --ensemble)."""
-    return _build(tmp_path_factory.mktemp("ensemble-repository"), yolo_checkpoint, "--ensemble")
+    """The same build as the three-model ensemble (build-repo --ensemble), and beside it as one
+    model fed the full square like the ensemble (build-repo --square, named SQUARE_MODEL)."""
+    repo = _build(tmp_path_factory.mktemp("ensemble-repository"), yolo_checkpoint, "--ensemble")
+    return _build(repo, yolo_checkpoint, "--square", "--name", SQUARE_MODEL)
 
 
 def _served(repository: Path, logs: Path):

@@ -6,6 +6,7 @@ import importlib.metadata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ class ModelFamily(ABC):
     # python_backend_models/<this>.py: the ensemble in one Python model, where the runtime is a
     # Python-backend one too (builder.one_model); None: this family always serves its ensemble
     one_model_source: str | None = None
+    # where the network takes images padded only to its stride (LoadRequest.rect): per ONNX tensor,
+    # its axes (other than the batch) that then vary, with their names; None: one input shape
+    rect_axes: ClassVar[dict[str, dict[int, str]] | None] = None
 
     @abstractmethod
     def matches(self, model_name: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -99,6 +100,11 @@ class YoloSegFamily(ModelFamily):
     task = Task.INSTANCE
     model_names_help = "yolov8{n,s,m,l,x}-seg or yolo11{n,s,m,l,x}-seg"
     one_model_source = "yolo_seg_pipeline"
+    rect_axes: ClassVar[dict[str, dict[int, str]]] = {
+        "images": {2: "height", 3: "width"},
+        "output0": {2: "anchors"},
+        "output1": {2: "mask_height", 3: "mask_width"},
+    }
 
     def matches(self, model_name: str) -> bool:
         return bool(NAME_PATTERN.match(model_name))
@@ -123,7 +129,8 @@ class YoloSegFamily(ModelFamily):
             raise BuildError(f"--imgsz {size} is not a multiple of the model stride {stride}")
         for m in net.modules():
             if isinstance(m, Detect):
-                m.export, m.format, m.dynamic, m.shape = True, "onnx", False, None
+                # dynamic: anchors worked out from each input's shape, not traced as constants
+                m.export, m.format, m.dynamic, m.shape = True, "onnx", request.rect, None
             elif isinstance(m, C2f):
                 m.forward = m.forward_split  # ONNX-friendlier, as ultralytics' exporter does
         class_names = [str(names[i]) for i in range(len(names))]
@@ -136,18 +143,25 @@ class YoloSegFamily(ModelFamily):
             output_names=["output0", "output1"],
             versions={"ultralytics": ultralytics_version},
             weights_sha256=file_sha256(path),
+            input_spec=InputSpec(size, size, "letterbox", stride=stride if request.rect else None),
             extra={"stride": stride},
         )
 
     def input_spec(self, loaded: LoadedModel) -> InputSpec:
-        return InputSpec(*loaded.input_size, "letterbox")
+        return loaded.input_spec or InputSpec(*loaded.input_size, "letterbox")
 
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
-        """Probe images letterboxed as the server feeds the model (see :mod:`builder.probe_images`)."""
+        """Probe images letterboxed as the server feeds the model (see :mod:`builder.probe_images`):
+        to the square, a batch of two and one; where the network takes any height and width, also
+        each of them padded only to the stride (640×480 and 640×448 at 640)."""
         h, w = loaded.input_size
         images = probe_images([(h * 3 // 4, w), (h, w * 2 // 3), (h // 2, w // 2)])
         batch = [to_model_input(letterbox(image, (h, w))[0]) for image in images]
-        return [np.stack(batch[:2]), batch[2][None]]
+        samples = [np.stack(batch[:2]), batch[2][None]]
+        stride = self.input_spec(loaded).stride
+        if stride:
+            samples += [to_model_input(letterbox(image, (h, w), stride)[0])[None] for image in images[:2]]
+        return samples
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

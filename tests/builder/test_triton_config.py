@@ -1,6 +1,7 @@
 """Every config.pbtxt build-repo writes parses as a ModelConfig, the ensemble is wired right, and
 the one Python model of a default python-onnx build is the ensemble folded (builder.one_model)."""
 
+import json
 from pathlib import Path
 
 import onnx
@@ -9,7 +10,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from builder import triton_config
 from segcontract.tensors import TensorSpec
-from tests.conftest import MODEL, run_cli
+from tests.conftest import IMGSZ, MODEL, SQUARE_MODEL, run_cli
 
 
 def _configs(repo: Path) -> dict[str, mc.ModelConfig]:
@@ -19,18 +20,24 @@ def _configs(repo: Path) -> dict[str, mc.ModelConfig]:
 def test_every_written_config_parses_and_names_its_folder(built_repository, ensemble_repository):
     assert set(_configs(built_repository)) == {MODEL}
     configs = _configs(ensemble_repository)
-    assert set(configs) == {MODEL, f"{MODEL}_preprocess", f"{MODEL}_model", f"{MODEL}_postprocess"}
+    assert set(configs) == {
+        MODEL,
+        f"{MODEL}_preprocess",
+        f"{MODEL}_model",
+        f"{MODEL}_postprocess",
+        SQUARE_MODEL,
+    }
     for repo in (built_repository, ensemble_repository):
         for folder, config in _configs(repo).items():
             assert config.name == folder
             assert (repo / folder / "1").is_dir()
 
 
-def test_one_model_is_the_ensemble_folded(built_repository, ensemble_repository):
+def test_one_model_is_the_ensemble_folded(ensemble_repository):
     """The ensemble's inputs, outputs and largest batch; the network's instances and batcher; every
     step's parameters; the steps' modules and the network's file beside its model.py."""
-    one = _configs(built_repository)[MODEL]
     parts = _configs(ensemble_repository)
+    one = parts.pop(SQUARE_MODEL)
     ensemble, network = parts[MODEL], parts[f"{MODEL}_model"]
     assert one.backend == "python" and not one.platform and not one.HasField("ensemble_scheduling")
     assert list(one.input) == list(ensemble.input) and list(one.output) == list(ensemble.output)
@@ -40,7 +47,7 @@ def test_one_model_is_the_ensemble_folded(built_repository, ensemble_repository)
     for part in parts.values():
         for key, value in part.parameters.items():
             assert one.parameters[key] == value, key
-    version = built_repository / MODEL / "1"
+    version = ensemble_repository / SQUARE_MODEL / "1"
     assert sorted(p.name for p in version.iterdir() if p.is_file()) == [
         "image_preprocess.py",
         "model.onnx",
@@ -52,6 +59,40 @@ def test_one_model_is_the_ensemble_folded(built_repository, ensemble_repository)
         ensemble_repository / f"{MODEL}_model" / "1" / "model.onnx"
     ).read_bytes()
     assert (version / "segops").is_dir() and (version / "segcontract").is_dir()
+
+
+def test_the_default_one_model_pads_to_the_stride_with_a_network_of_any_size(
+    built_repository, ensemble_repository
+):
+    """What sets the default build apart from --square: its record's stride, and a network whose
+    height and width (and so anchors and prototype size) are dynamic; all else is the same."""
+    default, square = _configs(built_repository)[MODEL], _configs(ensemble_repository)[SQUARE_MODEL]
+    assert list(default.input) == list(square.input) and list(default.output) == list(square.output)
+    records = [json.loads(c.parameters["segstack_metadata"].string_value) for c in (default, square)]
+    assert records[0]["input"].pop("stride") == 32 and "stride" not in records[1]["input"]
+    assert records[0] == records[1]
+
+    def dims(repo, name):
+        graph = onnx.load(str(repo / name / "1" / "model.onnx")).graph
+        return {
+            t.name: [d.dim_param or d.dim_value for d in t.type.tensor_type.shape.dim]
+            for t in (*graph.input, *graph.output)
+        }
+
+    assert dims(built_repository, MODEL) == {
+        "images": ["batch", 3, "height", "width"],
+        "output0": ["batch", 39, "anchors"],
+        "output1": ["batch", 32, "mask_height", "mask_width"],
+    }
+    assert dims(ensemble_repository, SQUARE_MODEL)["images"] == ["batch", 3, IMGSZ, IMGSZ]
+
+
+def test_square_is_refused_where_the_ensemble_is_served(tmp_path, yolo_checkpoint):
+    build = ("build-repo", "--model", MODEL, "--weights", str(yolo_checkpoint), "--output", str(tmp_path))
+    proc = run_cli(*build, "--ensemble", "--square", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "--square is an option of the one Python model" in proc.stderr
+    assert "Traceback" not in proc.stderr and not any(tmp_path.iterdir())
 
 
 def test_an_ensemble_rebuilt_as_one_model_takes_its_steps_with_it(tmp_path, yolo_checkpoint):

@@ -1,8 +1,10 @@
 """YOLOv8-seg: build-repo → tritonserver → seg-client infer gives what ultralytics' predict gives.
 
-The server pads every image to the full square (a batched model has one input shape), so the
-like-for-like reference is ``predict(rect=False)``; masks are compared at the original resolution
-(``retina_masks=True``). The served checks reuse the session's repository and server."""
+build-repo's default one model pads each image only to a multiple of the stride, as ``predict``
+does on a .pt, so the like-for-like reference is ``predict`` with its defaults (``rect``); masks are
+compared at the original resolution (``retina_masks=True``). The served checks reuse the session's
+repository and server. (The one model fed the full square is checked against the ensemble in
+tests/integration/test_one_model.py.)"""
 
 import json
 
@@ -57,7 +59,7 @@ class TestYoloSeg(FamilyTestBase):
         for image in images:
             record = json.loads((served / f"{image.stem}.json").read_text())
             ref = reference.predict(
-                str(image), imgsz=IMGSZ, conf=THRESHOLD, rect=False, retina_masks=True, verbose=False
+                str(image), imgsz=IMGSZ, conf=THRESHOLD, retina_masks=True, verbose=False
             )[0]
             assert (record["height"], record["width"]) == tuple(ref.orig_shape)
             result = compare(Dets.from_ultralytics(ref), Dets.from_record(record), THRESHOLD)

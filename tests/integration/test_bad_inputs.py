@@ -74,7 +74,6 @@ def test_each_bad_file_fails_alone_and_the_run_completes(triton, bad_folder, tmp
         imgsz=IMGSZ,
         conf=0.5,
         max_det=20,
-        rect=False,
         retina_masks=True,
         verbose=False,
     )[0]

@@ -1,6 +1,8 @@
 """build-repo's default python-onnx build serves one Python model (python_backend_models/
-yolo_seg_pipeline.py): its answers are the three-model ensemble's, image by image, and a request
-batched with bad ones is answered as if it were alone."""
+yolo_seg_pipeline.py). Fed the full square (--square), its answers are the three-model ensemble's,
+image by image, byte for byte; by default (each image padded only to the stride) they are
+ultralytics' predict's (tests/families/test_yolo_seg.py). A request batched with bad ones, or with
+images of other shapes, is answered as if it were alone."""
 
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,13 +10,13 @@ import numpy as np
 from tritonclient.utils import InferenceServerException
 
 from clients.triton import SegmentationClient
-from tests.conftest import MODEL
+from tests.conftest import MODEL, SQUARE_MODEL
 
 OVERRIDES = {"conf": 0.1, "max_det": 30}  # a random-weight model: low enough to find something
 
 
-def _answer(client: SegmentationClient, data: bytes, overrides=OVERRIDES):
-    result = client.infer_instances(MODEL, data, overrides)
+def _answer(client: SegmentationClient, data: bytes, overrides=OVERRIDES, model=MODEL):
+    result = client.infer_instances(model, data, overrides)
     return result.height, result.width, result.boxes, result.scores, result.classes, result.masks
 
 
@@ -29,13 +31,13 @@ def _counts(url: str) -> tuple[int, int]:
     ) + int(model["inference_stats"]["fail"].get("count", 0))
 
 
-def test_the_one_model_answers_as_the_ensemble_does(triton, ensemble_triton, sample_images):
-    one, ensemble = SegmentationClient(triton.grpc_url), SegmentationClient(ensemble_triton.grpc_url)
+def test_the_one_model_fed_the_square_answers_as_the_ensemble_does(ensemble_triton, sample_images):
+    client = SegmentationClient(ensemble_triton.grpc_url)
     found = 0
     for path in sorted(sample_images.iterdir()):
         data = path.read_bytes()
         for overrides in (OVERRIDES, {"conf": 0.3, "max_det": 2}):
-            a, b = _answer(one, data, overrides), _answer(ensemble, data, overrides)
+            a, b = _answer(client, data, overrides, SQUARE_MODEL), _answer(client, data, overrides)
             assert a[:2] == b[:2], path.name
             for x, y in zip(a[2:5], b[2:5]):
                 np.testing.assert_array_equal(x, y, err_msg=path.name)
@@ -46,7 +48,8 @@ def test_the_one_model_answers_as_the_ensemble_does(triton, ensemble_triton, sam
 
 
 def test_bad_requests_batched_with_good_ones_fail_alone(triton, sample_images):
-    """Many requests at once, so the dynamic batcher gathers good and bad ones into one execute."""
+    """Many requests at once, so the dynamic batcher gathers good and bad ones, and images of
+    several input shapes, into one execute."""
     client = SegmentationClient(triton.grpc_url)
     good = [p.read_bytes() for p in sorted(sample_images.iterdir())]
     expected = [_answer(client, data) for data in good]

@@ -13,7 +13,7 @@ from segcontract import tasks
 from segcontract.model_metadata import METADATA_KEY, ModelMetadata
 from segcontract.tasks import Task
 from segcontract.tensors import TensorSpec
-from tests.conftest import IMGSZ, MODEL
+from tests.conftest import IMGSZ, MODEL, SQUARE_MODEL
 from tests.schema_check import validate
 
 
@@ -26,10 +26,12 @@ def test_the_built_repositorys_record_validates_and_agrees(built_repository, ens
         name: triton_config.parse((ensemble_repository / name / "config.pbtxt").read_text())
         for name in (MODEL, f"{MODEL}_preprocess", f"{MODEL}_postprocess")
     }
-    one = triton_config.parse((built_repository / MODEL / "config.pbtxt").read_text())
+    square = triton_config.parse((ensemble_repository / SQUARE_MODEL / "config.pbtxt").read_text())
     records = {name: _params(c)[METADATA_KEY] for name, c in configs.items()}
-    records["one model"] = _params(one)[METADATA_KEY]
+    records["one model"] = _params(square)[METADATA_KEY]
     assert len(set(records.values())) == 1  # one record, carried by each
+    one = triton_config.parse((built_repository / MODEL / "config.pbtxt").read_text())
+    validate(json.loads(_params(one)[METADATA_KEY]), "model_metadata")  # with its stride
     data = json.loads(records[MODEL])
     validate(data, "model_metadata")
     record = ModelMetadata.from_dict(data)

@@ -1,6 +1,7 @@
 """The contract itself: task specs, the model record's round trips and schema, the schema files,
 and that segcontract needs nothing beyond the standard library."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -41,6 +42,16 @@ SEMANTIC = ModelMetadata(
     extra={"arch": "Unet", "encoder": "resnet18"},
 )
 
+RECT = dataclasses.replace(INSTANCE, input=InputSpec(320, 320, "letterbox", stride=32))
+
+
+def test_a_stride_goes_with_letterbox_and_divides_the_size():
+    assert RECT.input.to_dict()["stride"] == 32 and "stride" not in INSTANCE.input.to_dict()
+    with pytest.raises(ValueError, match="goes with resize letterbox"):
+        InputSpec(320, 320, "stretch", stride=32)
+    with pytest.raises(ValueError, match="not a multiple of stride 32"):
+        InputSpec(320, 300, "letterbox", stride=32)
+
 
 def test_task_values_and_str_behaviour():
     assert [t.value for t in Task] == ["instance_segmentation", "semantic_segmentation", "classification"]
@@ -71,7 +82,7 @@ def test_each_tasks_ensemble_tensors():
         tasks.ensemble_inputs("detection")
 
 
-@pytest.mark.parametrize("record", [INSTANCE, SEMANTIC], ids=["instance", "semantic"])
+@pytest.mark.parametrize("record", [INSTANCE, RECT, SEMANTIC], ids=["instance", "rect", "semantic"])
 def test_metadata_round_trips_and_follows_its_schema(record):
     assert ModelMetadata.from_json(record.to_json()) == record
     assert "\n" not in record.to_json()  # one config.pbtxt string

@@ -27,6 +27,14 @@ def test_the_batch_is_decoded_prepared_and_sized():
     assert np.array_equal(inputs[1], prepare(cv2.imdecode(np.frombuffer(files[1], np.uint8), 1), SPEC))
 
 
+def test_inputs_padded_to_a_stride_keep_each_its_own_shape():
+    spec = InputSpec(64, 64, "letterbox", stride=32)
+    inputs, sizes = image_batch.prepare_items([_png(20, 40), _png(40, 40)], spec, max_pixels=10_000)
+    assert [x.shape for x in inputs] == [(3, 32, 64), (3, 64, 64)] and sizes.tolist() == [[20, 40], [40, 40]]
+    with pytest.raises(ValueError, match="use prepare_items"):
+        image_batch.prepare_batch([_png(20, 40)], spec, max_pixels=10_000)
+
+
 def test_a_bad_item_names_itself_only_in_a_batch_of_several():
     with pytest.raises(image_batch.BadItem, match=r"^batch item 1: "):
         image_batch.prepare_batch([_png(8, 8), b"not an image"], SPEC, max_pixels=10_000)
