@@ -133,7 +133,8 @@ def ultralytics_val(weights: Path, data: Path, imgsz: int) -> dict[str, float]:
 def ultralytics_predict_cocoeval(
     weights: Path, images: Path, ground_truth: Path, imgsz: int
 ) -> dict[str, float]:
-    """ultralytics' own predict (square letterbox, as the server) scored by the same COCOeval: it
+    """ultralytics' own predict (its default letterbox, padded to the stride, as the server pads)
+    scored by the same COCOeval: it
     separates what serving changes (nothing, if this row equals the served one) from what the two
     metric implementations disagree on."""
     from pycocotools import mask as mask_utils
@@ -149,7 +150,6 @@ def ultralytics_predict_cocoeval(
             imgsz=imgsz,
             conf=0.001,
             iou=0.7,
-            rect=False,
             retina_masks=True,
             max_det=300,
             verbose=False,
@@ -186,7 +186,7 @@ def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: 
     items = images_in_folder(images)
     for item, name in output_names(items).items():
         ref = model.predict(
-            str(item.path), imgsz=imgsz, conf=PARITY_CONF, rect=False, retina_masks=True, verbose=False
+            str(item.path), imgsz=imgsz, conf=PARITY_CONF, retina_masks=True, verbose=False
         )[0]
         served = Dets.from_record(json.loads((records / f"{name}.json").read_text()))
         total.merge(compare(Dets.from_ultralytics(ref), served, PARITY_CONF))
@@ -301,7 +301,7 @@ def main() -> None:
         server.wait(60)
 
     print(
-        "\n== 6. served detections vs ultralytics predict(rect=False, retina_masks=True), "
+        "\n== 6. served detections vs ultralytics predict(retina_masks=True), "
         f"both at conf {PARITY_CONF}",
         flush=True,
     )
