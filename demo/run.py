@@ -185,9 +185,8 @@ def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: 
     model, total = YOLO(str(weights)), Parity()
     items = images_in_folder(images)
     for item, name in output_names(items).items():
-        ref = model.predict(
-            str(item.path), imgsz=imgsz, conf=PARITY_CONF, retina_masks=True, verbose=False
-        )[0]
+        ref = model.predict(str(item.path), imgsz=imgsz, conf=PARITY_CONF, retina_masks=True, verbose=False)
+        ref = ref[0]
         served = Dets.from_record(json.loads((records / f"{name}.json").read_text()))
         total.merge(compare(Dets.from_ultralytics(ref), served, PARITY_CONF))
     return total.summary()
@@ -301,8 +300,7 @@ def main() -> None:
         server.wait(60)
 
     print(
-        "\n== 6. served detections vs ultralytics predict(retina_masks=True), "
-        f"both at conf {PARITY_CONF}",
+        f"\n== 6. served detections vs ultralytics predict(retina_masks=True), both at conf {PARITY_CONF}",
         flush=True,
     )
     print(served_vs_predict_parity(weights, dataset / "images" / "val", overlays, args.imgsz), flush=True)
