@@ -342,9 +342,7 @@ def main() -> None:
             f"{label:30}{row['box_map50']:>10.4f}{row['box_map']:>14.4f}"
             f"{row['mask_map50']:>12.4f}{row['mask_map']:>15.4f}"
         )
-    print(
-        "(last row: ultralytics' own predict, letterboxed as the server does, scored like the first row)"
-    )
+    print("(last row: ultralytics' own predict, letterboxed as the server does, scored like the first row)")
     gap = abs(served_scores["mask_map50"] - reference["mask_map50"])
     print(f"mask mAP50, served vs ultralytics val: difference {gap:.4f}")
     scores = {
