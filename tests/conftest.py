@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,13 @@ os.environ.setdefault("YOLO_CONFIG_DIR", str(_YOLO_CONFIG))
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp: no ImageNet download attempts
+
+# A shell without job control starts a background job (`make test &`, `nohup ... &`) with SIGINT
+# ignored, and every process it starts inherits that: the Ctrl-C tests would send their command a
+# signal it never sees. Handled here, so the commands start with Python's default (exec resets a
+# handled signal), as they do from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _font_for_ultralytics() -> None:
