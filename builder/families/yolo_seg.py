@@ -153,7 +153,7 @@ class YoloSegFamily(ModelFamily):
     def sample_inputs(self, loaded: LoadedModel) -> list[np.ndarray]:
         """Probe images letterboxed as the server feeds the model (see :mod:`builder.probe_images`):
         to the square, a batch of two and one; where the network takes any height and width, also
-        each of them padded only to the stride (640×480 and 640×448 at 640)."""
+        each of them padded only to the stride (480×640 and 640×448, height × width, at 640)."""
         h, w = loaded.input_size
         images = probe_images([(h * 3 // 4, w), (h, w * 2 // 3), (h // 2, w // 2)])
         batch = [to_model_input(letterbox(image, (h, w))[0]) for image in images]
