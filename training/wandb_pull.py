@@ -7,10 +7,17 @@ follows it and work on any folder (an artifact downloaded by hand, or with ``wan
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import json
 import os
 import re
+import select
 import shlex
-import threading
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,31 +58,55 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
-def _clean(exc: BaseException, key: str) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else type(exc).__name__
-    return (line.replace(key, "***") if key else line)[:300]
+_START_SECONDS = 60  # for the child to start and import wandb, on a busy machine
+_EXIT_SECONDS = 5  # for the child (and wandb-core) to finish after its last report
 
 
-def _with_deadline(work, seconds: float, what: str) -> Any:
-    """``work()`` in a daemon thread, given up after ``seconds``: W&B's client retries some
-    failures for minutes whatever its HTTP timeout says."""
-    box: dict[str, Any] = {}
+class _Child:
+    """The child running :mod:`training.wandb_download`, in its own session so that it and the
+    wandb-core service it starts end together (and a Ctrl-C here reaches only this process)."""
 
-    def run() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as exc:  # handed to the caller
-            box["error"] = exc
+    def __init__(self, command: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self._buffer = b""
 
-    thread = threading.Thread(target=run, daemon=True, name="wandb-pull")
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise PullError(f"{what}: no answer within {seconds:.0f} s (offline, or a firewall?)")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    def report(self, seconds: float | None, what: str) -> dict[str, Any]:
+        """The next report, waiting at most ``seconds`` (None: until it comes or the child ends)."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                raise PullError(f"{what}: no answer within {seconds:.0f} s (offline, or a firewall?)")
+            if not select.select([fd], [], [], wait)[0]:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                code = self.proc.wait()
+                raise PullError(f"{what}: the W&B client ended without an answer (exit code {code})")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def end(self, grace: float) -> None:
+        """Let the child finish for ``grace`` seconds, then end what is left of its session."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(grace)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except (ProcessLookupError, PermissionError):  # the whole session has ended
+                break
+            time.sleep(0.5)
+        self.proc.stdout.close()
+        if self.proc.returncode is None:
+            self.proc.wait()
 
 
 def pull_artifact(
@@ -91,32 +122,29 @@ def pull_artifact(
         if out is not None
         else DataLayout(Path(data_root)).models / "wandb" / f"{_safe(name)}_{_safe(version)}"
     )
-    os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        import wandb
-    except ImportError:
-        raise PullError("the wandb package is not installed: pip install 'segstack[train]'") from None
-
+    if importlib.util.find_spec("wandb") is None:
+        raise PullError("the wandb package is not installed: pip install 'segstack[train]'")
     server = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
     full = f"{entity}/{project}/{name}:{version}"
-
-    def find():
-        api = wandb.Api(api_key=key, timeout=timeout)
-        return api.artifact(full)
-
+    # A new folder is downloaded beside it and renamed into place when complete; a re-run after
+    # an interrupted download goes on in the same partial folder.
+    target = folder if folder.is_dir() else folder.with_name(f".{folder.name}.partial")
+    command = [sys.executable, "-m", "training.wandb_download", full, str(target), "--timeout", str(timeout)]
+    child = _Child(command)
     try:
-        found = _with_deadline(find, timeout * 2 + 5, f"W&B server {server}")
-    except PullError:
+        report = child.report(_START_SECONDS, f"W&B server {server}")
+        if "ready" in report:
+            report = child.report(timeout * 2 + 5, f"W&B server {server}")
+        while "error" not in report and "done" not in report:
+            report = child.report(None, f"W&B server {server}")  # the download: as long as it takes
+    except BaseException:  # a deadline, or Ctrl-C: the child does not see the terminal's SIGINT
+        child.end(0)
         raise
-    except Exception as exc:  # CommError (unreachable, unknown artifact), AuthenticationError, ValueError...
-        raise PullError(f"W&B {server}: cannot get {full}: {_clean(exc, key)}") from None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        found.download(root=str(folder))
-    except OSError as exc:
-        raise PullError(f"{folder}: cannot write the download ({exc.strerror or exc})") from None
-    except Exception as exc:
-        raise PullError(f"W&B {server}: download of {full} failed: {_clean(exc, key)}") from None
+    child.end(_EXIT_SECONDS)
+    if "error" in report:
+        raise PullError(report["error"])
+    if target != folder:
+        target.rename(folder)
     return read_folder(folder, name)
 
 

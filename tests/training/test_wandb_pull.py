@@ -175,3 +175,67 @@ def test_training_without_the_train_extra_is_one_line(tmp_path, monkeypatch):
     assert result.stderr.strip() == (
         "seg-train: error: lightning is not installed: training needs pip install 'segstack[train]'"
     )
+
+
+STANDIN = Path(__file__).resolve().parents[1] / "fixtures" / "standin_wandb"
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs: not gone, and not a zombie waiting for init to collect it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.fixture
+def standin_wandb(tmp_path, monkeypatch):
+    """seg-train wandb-pull with the stand-in wandb client; yields the helper's PID file."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(STANDIN), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    pidfile = tmp_path / "helper.pid"
+    monkeypatch.setenv("STANDIN_WANDB_PIDFILE", str(pidfile))
+    return pidfile
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("hang-find", "W&B server http://127.0.0.1:9: no answer within 7 s"),
+        ("hang-exit", "W&B http://127.0.0.1:9: cannot get me/proj/model-x:v1: Failed to execute API"),
+    ],
+)
+def test_a_client_that_hangs_is_given_up_and_ended(tmp_path, monkeypatch, standin_wandb, mode, said):
+    """A W&B client stuck in the lookup, or waiting at exit for its service (what a busy machine
+    showed): one line within a bounded time, and the client and its helper process ended."""
+    monkeypatch.setenv("STANDIN_WANDB_MODE", mode)
+    started = time.monotonic()
+    proc = run_cli(
+        "seg-train", "wandb-pull", "--artifact", "me/proj/model-x:v1", "--data-root", str(tmp_path),
+        "--timeout", "1", check=False, timeout=90,
+    )  # fmt: skip
+    seconds = time.monotonic() - started
+    assert proc.returncode == 2 and not proc.stdout
+    assert proc.stderr.startswith(f"seg-train: error: {said}"), proc.stderr
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert seconds < 30, f"{seconds:.0f} s"
+    helper = int(standin_wandb.read_text())
+    assert not _alive(helper), "the client's helper process was left running"
+    assert not (tmp_path / "DATA" / "models" / "wandb").exists()
+
+
+def test_a_download_lands_whole_and_prints_the_build_command(
+    tmp_path, monkeypatch, standin_wandb, run_checkpoint
+):
+    monkeypatch.setenv("STANDIN_WANDB_MODE", "download")
+    monkeypatch.setenv("STANDIN_WANDB_FILE", str(run_checkpoint))
+    proc = run_cli(
+        "seg-train", "wandb-pull", "--artifact", f"me/proj/{ARTIFACT}:v3", "--data-root", str(tmp_path)
+    )
+    folder = tmp_path / "DATA" / "models" / "wandb" / f"{ARTIFACT}_v3"
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]  # no partial folder left
+    assert (folder / "model.ckpt").read_bytes() == run_checkpoint.read_bytes()
+    assert proc.stdout.strip().splitlines()[-1].strip() == build_repo_command(read_folder(folder, ARTIFACT))
+    assert not _alive(int(standin_wandb.read_text()))
