@@ -1,8 +1,9 @@
 """Several Triton replicas behind one client (the ``SegmentationClient`` calls, spread over them).
 
 Each request goes to the ready replica with the fewest requests in flight (then the one sent
-fewest). A request that fails with UNAVAILABLE, CANCELLED or a timeout is sent again to another
-ready replica, each replica at most once per request; any other answer (a bad image, a model
+fewest). A request that fails with UNAVAILABLE, CANCELLED or a timeout, or with NOT_FOUND for a
+model the replicas were found serving (a replica shutting down unloads its models first), is sent
+again to another ready replica, each replica at most once per request; any other answer (a bad image, a model
 error) is the request's own and is not retried. A replica that fails that way, or whose health
 check fails, is taken out; every few seconds a fresh connection asks it again and re-admits it
 once it is ready and serves the same builds of the models asked so far (a replica that was
@@ -42,6 +43,7 @@ RESOLVE_EVERY_S = 10.0  # how often a dns:/// address is resolved again
 DNS = "dns:"
 UNAVAILABLE = "StatusCode.UNAVAILABLE"
 CANCELLED = "StatusCode.CANCELLED"
+NOT_FOUND = "StatusCode.NOT_FOUND"
 SEND_ELSEWHERE = frozenset({UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED})
 
 
@@ -241,7 +243,7 @@ class ReplicaSet:
             try:
                 answer = getattr(replica.client, method)(*args, **kwargs)
             except InferenceServerException as exc:
-                if self._closed or exc.status() not in SEND_ELSEWHERE or not self._spread():
+                if self._closed or not self._spread() or not self._elsewhere(exc, args[0]):
                     raise
                 error = exc
                 if exc.status() != DEADLINE_EXCEEDED:
@@ -260,6 +262,12 @@ class ReplicaSet:
         if error is not None:
             raise error
         raise InferenceServerException(f"no Triton replica is ready ({self.url})", status=UNAVAILABLE)
+
+    def _elsewhere(self, exc: InferenceServerException, model: str) -> bool:
+        """Whether another replica may answer what this one failed: it had no answer for it, or
+        it no longer serves a model the replicas were found serving (a replica shutting down
+        unloads its models first; one reloading has no version for a moment)."""
+        return exc.status() in SEND_ELSEWHERE or (exc.status() == NOT_FOUND and model in self._models)
 
     def _pick(self, tried: list[Replica]) -> Replica | None:
         """The ready replica, not yet tried for this request, with the fewest requests in flight."""

@@ -159,10 +159,15 @@ def test_a_replica_that_starts_later_joins_and_one_restarted_is_readmitted(
     )
     data = (many_images / "s000.jpg").read_bytes()
     stop = threading.Event()
+    failures: list[Exception] = []
 
     def keep_asking():
         while not stop.is_set():
-            replicas.infer_instances(MODEL, data)
+            try:
+                replicas.infer_instances(MODEL, data)
+            except Exception as exc:  # what the caller would see: none, the first replica serves all
+                failures.append(exc)
+                return
 
     askers = [threading.Thread(target=keep_asking) for _ in range(3)]
     try:
@@ -182,7 +187,11 @@ def test_a_replica_that_starts_later_joins_and_one_restarted_is_readmitted(
         restarted.start(timeout_s=180)
         _wait(lambda: answered()[late.grpc_url] > before, 60, events)
         assert sum("re-admitted" in e for e in events) == 2, events
-        restarted.stop()
+        restarted.stop()  # a graceful stop: it unloads the model (NOT_FOUND) before it goes
+        _wait(lambda: sum("taken out" in e for e in events) >= 2, 30, events)
+        settled = sum(answered().values())
+        _wait(lambda: bool(failures) or sum(answered().values()) > settled + 5, 60, events)
+        assert not failures, [str(e) for e in failures]
     finally:
         stop.set()
         for asker in askers:
@@ -190,6 +199,28 @@ def test_a_replica_that_starts_later_joins_and_one_restarted_is_readmitted(
                 asker.join(timeout=60)
         replicas.close()
         late.stop()
+
+
+def test_a_model_no_replica_serves_is_the_callers_error_not_an_outage(triton, second_triton, many_images):
+    """NOT_FOUND sends a request elsewhere only for a model the replicas were found serving."""
+    from tritonclient.utils import InferenceServerException
+
+    from clients.replicas import ReplicaSet
+
+    events: list[str] = []
+    replicas = ReplicaSet([triton.grpc_url, second_triton.grpc_url], timeout_s=30, on_event=events.append)
+    data = (many_images / "s000.jpg").read_bytes()
+    try:
+        replicas.model_info(MODEL)
+        with pytest.raises(InferenceServerException) as caught:
+            replicas.infer_instances("no-such-model", data)
+        assert caught.value.status() == "StatusCode.NOT_FOUND"
+        for _ in range(4):
+            replicas.infer_instances(MODEL, data)
+        assert not any("taken out" in e for e in events), events
+        assert all(n > 0 for n in replicas.requests_per_replica().values())  # both still in
+    finally:
+        replicas.close()
 
 
 def _wait(condition, seconds: float, events: list[str]) -> None:
