@@ -15,10 +15,7 @@ import triton_python_backend_utils as pb_utils
 
 from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import BOXES, CLASSES, IMAGE_SIZE, MASKS, NUM_DETECTIONS, SCORES
-from segops import rle
-from segops.letterbox import letterbox_params, scale_boxes_to_original
-from segops.masks import masks_in_boxes
-from segops.nms import non_max_suppression
+from segops import instances
 from segops.triton_params import config_metadata, request_overrides
 
 
@@ -102,23 +99,13 @@ class TritonPythonModel:
         ``size`` and the (height, width) of the input they came from (default: the record's)."""
         if size[0] < 1 or size[1] < 1:
             raise ValueError(f"image_size {size.tolist()} must be positive")
-        input_hw = input_hw or self.input_hw
-        dets = non_max_suppression(
+        return instances.detect(
             pred,
+            protos,
+            size,
+            input_hw or self.input_hw,
             self.num_classes,
             options[ConfigKeys.CONF],
             options[ConfigKeys.IOU],
             options[ConfigKeys.MAX_DET],
         )
-        params = letterbox_params((int(size[0]), int(size[1])), input_hw)
-        boxes = scale_boxes_to_original(dets.boxes, params)
-        orig_hw = (params.orig_h, params.orig_w)
-        keep, encoded = [], []
-        windows = masks_in_boxes(protos, dets.mask_coefficients, boxes, params, input_hw)
-        for i, (window, patch) in enumerate(windows):
-            if not patch.any():  # ultralytics drops detections whose mask is empty
-                continue
-            keep.append(i)
-            encoded.append(rle.encode_window(patch, window, orig_hw))
-        keep = np.asarray(keep, dtype=np.int64)
-        return boxes[keep], dets.scores[keep], dets.classes[keep], encoded

@@ -76,14 +76,17 @@ class _Child:
         )
         self._buffer = b""
 
-    def report(self, seconds: float | None, what: str) -> dict[str, Any]:
-        """The next report, waiting at most ``seconds`` (None: until it comes or the child ends)."""
+    def report(
+        self, seconds: float | None, what: str, why: str = "offline, or a firewall?"
+    ) -> dict[str, Any]:
+        """The next report, waiting at most ``seconds`` (None: until it comes or the child ends);
+        past the deadline, a PullError saying ``what`` did not answer and ``why`` that may be."""
         deadline = None if seconds is None else time.monotonic() + seconds
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
-                raise PullError(f"{what}: no answer within {seconds:.0f} s (offline, or a firewall?)")
+                raise PullError(f"{what}: no answer within {seconds:.0f} s ({why})")
             if not select.select([fd], [], [], wait)[0]:
                 continue
             chunk = os.read(fd, 65536)
@@ -132,7 +135,7 @@ def pull_artifact(
     command = [sys.executable, "-m", "training.wandb_download", full, str(target), "--timeout", str(timeout)]
     child = _Child(command)
     try:
-        report = child.report(_START_SECONDS, f"W&B server {server}")
+        report = child.report(_START_SECONDS, "the W&B client", "is the machine overloaded?")
         if "ready" in report:
             report = child.report(timeout * 2 + 5, f"W&B server {server}")
         while "error" not in report and "done" not in report:
@@ -144,7 +147,10 @@ def pull_artifact(
     if "error" in report:
         raise PullError(report["error"])
     if target != folder:
-        target.rename(folder)
+        try:
+            target.rename(folder)
+        except OSError as exc:
+            raise PullError(f"{folder}: cannot move the download there ({exc.strerror or exc})") from None
     return read_folder(folder, name)
 
 
