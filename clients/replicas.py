@@ -3,8 +3,8 @@
 Each request goes to the ready replica with the fewest requests in flight (then the one sent
 fewest). A request that fails with UNAVAILABLE, CANCELLED or a timeout, or with NOT_FOUND for a
 model the replicas were found serving (a replica shutting down unloads its models first), is sent
-again to another ready replica, each replica at most once per request; any other answer (a bad image, a model
-error) is the request's own and is not retried. A replica that fails that way, or whose health
+again to another ready replica, each replica at most once per request; any other answer (a bad
+image, a model error) is the request's own and is not retried. A replica that fails that way, or whose health
 check fails, is taken out; every few seconds a fresh connection asks it again and re-admits it
 once it is ready and serves the same builds of the models asked so far (a replica that was
 rolled to another build stays out: its answers would not match the others').
@@ -194,14 +194,14 @@ class ReplicaSet:
         listed = "; ".join(f"{r.url} {p}" for r, p in zip(replicas, problems))
         return f"is down on every replica ({listed})"
 
-    def infer_instances(self, *args, **kwargs) -> InstanceResult:
-        return self._send("infer_instances", *args, **kwargs)
+    def infer_instances(self, model: str, *args, **kwargs) -> InstanceResult:
+        return self._send("infer_instances", model, *args, **kwargs)
 
-    def infer_semantic(self, *args, **kwargs) -> SemanticResult:
-        return self._send("infer_semantic", *args, **kwargs)
+    def infer_semantic(self, model: str, *args, **kwargs) -> SemanticResult:
+        return self._send("infer_semantic", model, *args, **kwargs)
 
-    def infer_classes(self, *args, **kwargs) -> ClassificationResult:
-        return self._send("infer_classes", *args, **kwargs)
+    def infer_classes(self, model: str, *args, **kwargs) -> ClassificationResult:
+        return self._send("infer_classes", model, *args, **kwargs)
 
     def close(self) -> None:
         """Stops the health checks and ends every request in flight at once (they raise
@@ -235,15 +235,15 @@ class ReplicaSet:
 
     # --- the spreading -----------------------------------------------------------------------
 
-    def _send(self, method: str, *args, **kwargs):
+    def _send(self, method: str, model: str, *args, **kwargs):
         tried: list[Replica] = []
         error: InferenceServerException | None = None
         while (replica := self._pick(tried)) is not None:
             tried.append(replica)
             try:
-                answer = getattr(replica.client, method)(*args, **kwargs)
+                answer = getattr(replica.client, method)(model, *args, **kwargs)
             except InferenceServerException as exc:
-                if self._closed or not self._spread() or not self._elsewhere(exc, args[0]):
+                if self._closed or not self._spread() or not self._elsewhere(exc, model):
                     raise
                 error = exc
                 if exc.status() != DEADLINE_EXCEEDED:

@@ -25,8 +25,8 @@ from typing import Any
 from model_checkpoints.classifier import read_checkpoint
 from segcontract.checkpoint_formats import CheckpointError
 from store.layout import DataLayout
+from training.wandb_download import KEY_ENV
 
-KEY_ENV = "WANDB_API_KEY"
 _ARTIFACT = re.compile(
     r"^(?P<entity>[^/:\s]+)/(?P<project>[^/:\s]+)/(?P<name>[^/:\s]+)(?::(?P<version>[^/:\s]+))?$"
 )
