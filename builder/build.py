@@ -39,6 +39,9 @@ def build_repository(
     # the network takes any height and width only where the family can and the layout allows
     rect_axes = family.rect_axes if opts.runtime.rect_input else None
     request = replace(opts.model.request, rect=rect_axes is not None)
+    one_model_build = bool(family.one_model_source and opts.runtime.folds_ensemble)
+    # before the slow steps: a destination it may not write fails now, not after the export
+    repository.check_destination(opts.output, family.folder_names(settings.name, one_model_build))
     progress(f"loading {request.weights or request.model} ({family.name})")
     loaded = family.load(request)
     samples = family.sample_inputs(loaded)
@@ -97,7 +100,7 @@ def build_repository(
             runtime.model_folder(model_settings, network),
             *family.server_models(loaded, model_io, settings),
         ]
-        if family.one_model_source and opts.runtime.folds_ensemble:
+        if one_model_build:
             folders = [one_model.fold_ensemble(folders, settings.name, family.one_model_source)]
         written = repository.write_models(opts.output, folders)
     progress(f"wrote {', '.join(p.name for p in written)} into {opts.output}")

@@ -35,6 +35,24 @@ def _check_replaceable(target: Path) -> None:
     )
 
 
+def check_destination(repository: Path, names: Sequence[str]) -> None:
+    """Refuse, before any slow step (loading, ONNX export, the check against PyTorch), a build
+    whose output it could not write: ``repository`` a file (or below one), a folder it may not
+    write in, or a model folder of ``names`` there that build-repo did not write
+    (:func:`_check_replaceable`). :func:`write_models` checks again when it writes."""
+    repository = Path(repository)
+    cannot = f"cannot write into --output {repository}"
+    if repository.exists() and not repository.is_dir():
+        raise BuildError(f"{cannot}: it is a file, not a folder; nothing was built")
+    existing = next(p for p in (repository, *repository.absolute().parents) if p.exists() or p.is_symlink())
+    if not existing.is_dir():
+        raise BuildError(f"{cannot}: {existing} is not a folder; nothing was built")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BuildError(f"{cannot}: no permission to write in {existing}; nothing was built")
+    for name in names:
+        _check_replaceable(repository / name)
+
+
 def _materialize(folder: ModelFolder, target: Path) -> None:
     (target / "1").mkdir(parents=True)  # every model, ensembles too, needs a version folder
     (target / MARKER).write_text("written by build-repo; a re-build replaces this folder whole\n")

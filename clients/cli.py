@@ -20,7 +20,14 @@ from clients.cli_options import (
 )
 from clients.failure_log import FailureLog
 from clients.groups_cli import groups
-from clients.image_sources import DataLayout, images_in_folder, images_in_group, no_images_error
+from clients.image_sources import (
+    DataLayout,
+    all_badlisted_error,
+    empty_group_error,
+    images_in_folder,
+    images_in_group,
+    no_images_error,
+)
 from clients.meta_cli import meta
 from clients.replicas import connect
 from clients.segments_cli import masks, segments
@@ -136,7 +143,7 @@ def infer(
         if not items:
             if source is not None:
                 raise no_images_error(source)
-            raise ClientError(f"group {group!r} lists no images")
+            raise empty_group_error(group, layout, db)
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
         if segment_model is not None and not on_segments:
@@ -157,6 +164,9 @@ def infer(
             from clients.segment_sources import stored_segments
 
             items, writer, badlisted = stored_segments(items, layout, db, segment_model, {"top_k": top_k})
+            if not items:  # rather than "0 written"
+                where = f"group {group!r}" if group is not None else str(source)
+                raise all_badlisted_error(where, badlisted, "no segments to classify")
             if badlisted:
                 click.echo(f"{badlisted} badlisted images left out", err=True)
         overrides = {"conf": conf, "iou": iou, "max_det": max_det, "top_k": top_k}
@@ -366,7 +376,9 @@ def bench(
             raise (
                 no_images_error(images)
                 if images is not None
-                else ClientError(f"group {group!r} has no images")
+                else empty_group_error(group, DataLayout(data_root))
+                if not items
+                else ClientError(f"group {group!r} has no images (none of its {len(items)} files exists)")
             )
         out.mkdir(parents=True, exist_ok=True)
         data = write_input_data(paths, out / "input_data.json")

@@ -222,6 +222,17 @@ def _content_length(response: httpx.Response) -> int | None:
     return length if length >= 0 else None
 
 
+def _refuse_redirect_off_http(response: httpx.Response) -> None:
+    """A redirect is followed to an http(s) URL only (never to file:// or another scheme)."""
+    if response.has_redirect_location:
+        try:
+            scheme = response.request.url.join(response.headers["location"]).scheme.lower()
+        except httpx.InvalidURL:
+            return  # httpx refuses it itself
+        if scheme not in ("http", "https"):
+            raise FetchError(f"redirected to a {scheme}:// URL; only http(s) redirects are followed")
+
+
 class Fetcher:
     """Gets the bytes of http(s) URLs and local files, for many threads at once."""
 
@@ -231,6 +242,7 @@ class Fetcher:
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.settings.timeout_s),
             follow_redirects=True,
+            event_hooks={"response": [_refuse_redirect_off_http]},
             headers={"User-Agent": user_agent("groups-pull")},
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
@@ -404,11 +416,10 @@ def check_picture(
             f"sha256 differs from the manifest's (got {digest[:16]}…, expected {expected_sha256[:16]}…)"
         )
     size = image_dimensions(data)
-    if size is None:
-        raise FetchError(
-            f"not a decodable image ({len(data)} bytes, starts with {data[:8]!r}): its header gives no "
-            "size; groups pull reads JPEG, PNG, BMP, WebP, GIF and TIFF"
-        )
+    if size is None:  # its size and kind, never its first bytes: they may be a secret
+        from segops.decode import not_an_image
+
+        raise FetchError(f"{not_an_image(len(data), data[:512])}: its header gives no size")
     if size[0] * size[1] > max_pixels:
         raise FetchError(
             f"over --max-pixels (the image is {size[0]}x{size[1]}, {_pixels(size[0] * size[1])}; "

@@ -138,6 +138,13 @@ def groups() -> None:
     "(their CSVs keep naming the file until they are pulled again). Without it such rows fail.",
 )
 @click.option(
+    "--allow-local-files",
+    is_flag=True,
+    help="Read the local paths and file:// URLs that a manifest fetched over http(s) names. "
+    "Without it such rows fail (one line each): a remote manifest cannot copy this machine's files "
+    "into DATA/. A local manifest's paths are always read.",
+)
+@click.option(
     "--db",
     default=None,
     metavar="URL",
@@ -156,6 +163,7 @@ def pull(
     max_bytes,
     max_pixels,
     replace,
+    allow_local_files,
     db,
 ) -> None:
     """Fetch a group's images from a manifest into DATA/ and list them in DATA/datasets/<group>.csv.
@@ -172,6 +180,10 @@ def pull(
 
     Ids are shared by all groups: a row whose id is another group's picture joins it when the
     content is the same (same sha256, or same URL), and fails when it differs unless --replace.
+    Several pulls may run at once on one data root: each id is pulled under a lock of its own.
+
+    A manifest fetched over http(s) may name only http(s) images (see --allow-local-files);
+    redirects are followed to http(s) URLs only.
 
     The successor of load_group.py --group NAME and load_json.py --json_path FILE.
     """
@@ -200,6 +212,7 @@ def pull(
                     fetcher,
                     concurrency=concurrency,
                     replace=replace,
+                    allow_local_files=allow_local_files,
                     exclude=exclude,
                     on_progress=bar.update,
                     on_failure=failures,

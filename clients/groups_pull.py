@@ -11,6 +11,14 @@ Resumable: a picture is kept, without a request, when its meta exists and its by
 manifest's sha256 (or, when the manifest gives none, the sha256 its meta recorded, for the same
 URL). A failed fetch leaves what was there before untouched.
 
+Several pulls may run at once on one data root (other groups, or the same one): each id's meta is
+read, decided on and written under a lock of that id (one of 256 files ``DATA/meta/.locks/pull-*.lock``
+that the ids share; flock: the kernel drops it when its holder dies), so a picture keeps every group
+that lists it.
+
+Rows of a manifest fetched over http(s) that name a local file fail (one line each, in the
+failures list) unless ``allow_local_files``: see :mod:`clients.manifest`.
+
 Ids are one namespace across groups (DATA/pictures and DATA/meta are flat). A picture whose meta
 names other groups is theirs too: a row with the same id and the same content (the manifest's
 sha256 equals the recorded one or, without one, the URL is the same) only adds this group to the
@@ -23,8 +31,10 @@ written before groups were recorded names none: it is this group's.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -33,7 +43,14 @@ from typing import Any
 
 from clients.group_download import Cancelled, Fetcher, FetchError, check_picture
 from clients.manifest import Manifest, ManifestRow, redact_url
-from segcontract.files import file_sha256, remove_leftover_temps, write_atomic, write_json_atomic
+from segcontract.files import (
+    LOCK_POLL_S,
+    file_sha256,
+    locked,
+    remove_leftover_temps,
+    write_atomic,
+    write_json_atomic,
+)
 from segcontract.image_files import IMAGE_SUFFIXES
 from store.layout import DataLayout
 
@@ -176,10 +193,39 @@ def _keep_present(
     return name
 
 
+LOCAL_REFUSED = (
+    "a local file named by a manifest fetched over HTTP is not read "
+    "(pass --allow-local-files if you trust the manifest, or serve the image over HTTP)"
+)
+
+
+LOCK_STRIPES = 256  # ids share this many lock files: a bounded folder, never cleaned up under a waiter
+
+
+def lock_path(layout: DataLayout, image_id: str) -> Path:
+    stripe = int(hashlib.sha256(image_id.encode()).hexdigest(), 16) % LOCK_STRIPES
+    return layout.meta / ".locks" / f"pull-{stripe:02x}.lock"
+
+
 def _pull_one(
     row: ManifestRow, layout: DataLayout, fetcher: Fetcher, group: str, replace: bool
 ) -> tuple[str, str]:
-    """(DOWNLOADED or PRESENT, picture name). Raises FetchError, Cancelled, or OSError (writing)."""
+    """(DOWNLOADED or PRESENT, picture name), decided and written under the id's lock: another
+    pull of the same id (another process, another group) waits for it. Raises FetchError,
+    Cancelled, or OSError (writing)."""
+
+    def waiting() -> None:
+        if fetcher.cancelled:
+            raise Cancelled()
+        time.sleep(LOCK_POLL_S)
+
+    with locked(lock_path(layout, row.id), waiting):
+        return _pull_locked(row, layout, fetcher, group, replace)
+
+
+def _pull_locked(
+    row: ManifestRow, layout: DataLayout, fetcher: Fetcher, group: str, replace: bool
+) -> tuple[str, str]:
     meta_path = layout.meta / f"{row.id}.json"
     old = _read_meta(meta_path)
     claim = _claim(row, old, group, replace)
@@ -229,6 +275,7 @@ def pull_group(
     *,
     concurrency: int = 8,
     replace: bool = False,
+    allow_local_files: bool = False,
     exclude: Callable[[str], bool] | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
@@ -240,16 +287,26 @@ def pull_group(
     rest go on. Ctrl-C (KeyboardInterrupt) cancels the queued and running work and is re-raised;
     the CSV is written only by a run that went through the whole manifest. ``replace`` takes over
     the pictures of other groups that have the same id and other content (else those rows fail).
+    A remote manifest's rows naming local files fail unless ``allow_local_files``.
     """
     summary = PullSummary(dataset_path(layout, group))
     for folder in (layout.pictures, layout.meta):
         remove_leftover_temps(folder)
     pictures: dict[int, str] = {}
+    refused = set()
+    if manifest.remote and not allow_local_files:
+        refused = {row.id for row in manifest.local_rows()}
+    for row in manifest.rows:  # before any request: the report names them first, in manifest order
+        if row.id in refused:
+            summary.failed[row.id] = LOCAL_REFUSED
+            on_failure(row.id, f"{LOCAL_REFUSED} ({row.shown_url})")
+            on_progress(1)
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="groups-pull")
     try:
         futures = {
             pool.submit(_pull_one, row, layout, fetcher, group, replace): i
             for i, row in enumerate(manifest.rows)
+            if row.id not in refused
         }
         for future in as_completed(futures):
             row = manifest.rows[futures[future]]

@@ -5,17 +5,21 @@ outputs under ``TEST/inference``; ``--data-root`` moves it)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients.triton import ClientError
 from segcontract.image_files import IMAGE_SUFFIXES, image_paths
 from store.errors import StoreError
-from store.layout import DataLayout, group_images
+from store.layout import DB_ENV, DataLayout, database_url, group_images
 
 __all__ = [
     "DataLayout",
     "ImageItem",
+    "all_badlisted_error",
+    "empty_group_error",
     "images_in_folder",
     "images_in_group",
     "no_images_error",
@@ -44,6 +48,56 @@ def no_images_error(folder: Path) -> ClientError:
         f"{folder}: no images in it or below it ({held}); seg-client reads "
         f"{', '.join(sorted(IMAGE_SUFFIXES))}"
     )
+
+
+def all_badlisted_error(where: str, count: int, doing: str = "nothing to run on") -> ClientError:
+    """``where`` (a group, a folder) holds images, but every one of them is on the badlist."""
+    which = f"all {count} images are" if count > 1 else "its one image is"
+    return ClientError(
+        f"{where}: {which} badlisted (`seg-client segments badlist push` put them on the segment "
+        f"store's badlist); {doing}"
+    )
+
+
+def empty_group_error(group: str, layout: DataLayout, db: str | None = None) -> ClientError:
+    """What to say when ``group`` lists no images (rather than "0 written"). ``groups pull`` leaves
+    badlisted pictures out of a group's CSV, so a group whose images are all badlisted lists none:
+    then it says so, counting the pictures whose meta (DATA/meta) or store record names the group.
+    The segment store (``db``, else $SEGSTACK_DB, else DATA/segments.db if it exists) is only read."""
+    plain = ClientError(f"group {group!r} lists no images")
+    if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
+        return plain
+    from store.segment_store import SegmentStore, name_keys
+
+    try:
+        with SegmentStore.open(database_url(db, layout), create=False) as store:
+            badlist = store.badlist_names()
+            stored = {i.path: i.badlisted for i in store.images(group=group, include_badlisted=True)}
+    except StoreError:  # the store cannot tell: the group's own problem is still the one to report
+        return plain
+    members = {**{picture: False for picture in _pulled_pictures(group, layout)}, **stored}
+    badlisted = sum(1 for name, flagged in members.items() if flagged or name_keys(name) & badlist)
+    if badlisted and badlisted == len(members):
+        return all_badlisted_error(f"group {group!r}", badlisted)
+    if badlisted:
+        return ClientError(
+            f"group {group!r} lists no images ({badlisted} of its {len(members)} are badlisted)"
+        )
+    return plain
+
+
+def _pulled_pictures(group: str, layout: DataLayout) -> list[str]:
+    """The pictures (relative to DATA/pictures) whose ``groups pull`` meta names ``group``."""
+    pictures = []
+    for path in layout.meta.glob("*.json") if layout.meta.is_dir() else ():
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        groups = meta.get("groups") if isinstance(meta, dict) else None
+        if isinstance(groups, list) and group in groups and isinstance(meta.get("picture"), str):
+            pictures.append(meta["picture"])
+    return pictures
 
 
 def images_in_group(group: str, layout: DataLayout) -> list[ImageItem]:

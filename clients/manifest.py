@@ -5,6 +5,11 @@ A JSON list of objects (or ``{"images": [...]}``), or a CSV with a header row. `
 ``id``, ``sha256`` and ``label`` are optional; every other field is kept as metadata. The whole
 manifest is checked before anything is fetched or written, so a bad one costs one line and no files.
 
+A manifest fetched over http(s) is someone else's text: its rows that name a local file (a path
+or file://) are not read unless the user allows it (``groups pull --allow-local-files``), or any
+picture this machine can read could be copied into DATA/ and posted on with the group's metadata.
+A path relative to such a manifest is relative to its URL, so it stays remote.
+
 URLs carry secrets (``https://user:password@host/...``, ``?token=...``): what is shown or written
 for a person names them through :func:`redact_url` (no user name or password, no query values);
 only the request itself uses the URL as given.
@@ -70,6 +75,11 @@ class ManifestRow:
 class Manifest:
     name: str  # the path or URL as the user gave it
     rows: tuple[ManifestRow, ...]
+    remote: bool = False  # fetched over http(s): its rows may not name this machine's files
+
+    def local_rows(self) -> list[ManifestRow]:
+        """The rows that name a local file (a path or file://), in manifest order."""
+        return [row for row in self.rows if not row.is_http]
 
 
 def strip_userinfo(url: str) -> str:
@@ -172,7 +182,7 @@ def parse_manifest(data: bytes, name: str, base: str) -> Manifest:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
         raise ManifestError(f"{name}: {problems[0]}{more}")
     _check_unique(rows, name)
-    return Manifest(name, tuple(rows))
+    return Manifest(name, tuple(rows), remote=urlsplit(base).scheme.lower() in ("http", "https"))
 
 
 def _json_rows(text: str, name: str) -> list[tuple[str, dict[str, Any]]]:

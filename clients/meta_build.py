@@ -4,11 +4,15 @@ facts and the outputs of every configured model.
 Each model's answers are first written per image under ``<group>/models/<model>/`` by the same
 writers and request loop as ``infer`` (so every answer is written atomically and a killed run
 keeps what it finished); ``model.json`` there records the version (the weights' checksum) and
-the settings they came from, and the sha256 of each picture answered. A re-run therefore asks
-only about pictures a model has not answered (new, changed, failed last time), and about every
-picture for a model whose version or settings changed; a model reloaded during the run fails
-it. ret_meta.json is then assembled from those records, validated against
-``segcontract/schemas/ret_meta.schema.json`` and written atomically.
+the settings they came from, and the sha256 of each picture answered, when a model's pass ends
+(and, with no pictures yet, when a pass under a new version or settings begins). Each picture
+answered or failed is also marked as soon as its record is written, under
+``<group>/answers/<model>/`` (``_Answers``): a run killed mid-model leaves those marks, so its
+re-run asks only about the pictures not marked, and workers sharing a group read each other's
+failures there. A re-run therefore asks only about pictures a model has not answered (new,
+changed, failed last time), and about every picture for a model whose version or settings
+changed; a model reloaded during the run fails it. ret_meta.json is then assembled from those
+records, validated against ``segcontract/schemas/ret_meta.schema.json`` and written atomically.
 
 Badlisted images (the segment store's badlist, where there is a store) are left out. An
 instance detection carries its review status where the store holds the same segment (same model,
@@ -31,14 +35,14 @@ from jsonschema import Draft202012Validator
 
 from clients.config_file import Config, ModelEntry
 from clients.image_sources import ImageItem, images_in_group, output_names
-from clients.infer_run import run_images, settings_not_taken
+from clients.infer_run import WRITERS, Writer, run_images, settings_not_taken
 from clients.replicas import Servers
-from clients.request_loop import RunSummary
+from clients.request_loop import RequestError, RunSummary, asking
 from clients.segments_build import model_version, store_name
-from clients.triton import ClientError, ModelInfo
+from clients.triton import INVALID_ARGUMENT, ClientError, ModelInfo
 from clients.work_share import DEFAULT_LEASE_S, shared_work
 from segcontract import schemas
-from segcontract.files import write_json_atomic
+from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.tasks import Task
 from segops.image_header import image_dimensions
 from store.errors import StoreError
@@ -48,6 +52,7 @@ from store.segment_store import name_keys
 RET_META_FILE = "ret_meta.json"
 FORMAT = "segstack.ret_meta/1"
 MODEL_STAMP = "model.json"
+ANSWERS = "answers"  # <group>/answers/<model>/<name>.json: what answered each picture (_Answers)
 
 # what each task's per-image record holds that ret_meta keeps under the model's name
 _RESULT_KEYS = {
@@ -84,6 +89,120 @@ def ret_meta_path(layout: DataLayout, group: str) -> Path:
 
 def model_folder(layout: DataLayout, group: str, model: str) -> Path:
     return layout.ret_meta / group / "models" / re.sub(r"[^A-Za-z0-9._-]", "_", model)
+
+
+def answers_folder(layout: DataLayout, group: str, model: str) -> Path:
+    return layout.ret_meta / group / ANSWERS / model_folder(layout, group, model).name
+
+
+class _Answers:
+    """One model's marks on a group's pictures: ``<name>.json`` per picture, written atomically
+    once its record is written (or once it failed, with the reason), naming the sha256 of the
+    bytes sent and the stamp (model, version, settings) they were asked under. A mark of another
+    stamp says the record is not this stamp's answer. They sit beside ``models/`` (not among the
+    records, where a picture's own name could clash with one)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        model: str,
+        version: str,
+        settings: dict[str, Any],
+        pictures: list[_Picture],
+        names: dict[ImageItem, Path],
+    ):
+        self.folder = folder
+        self.stamp = hashlib.sha256(
+            json.dumps([model, version, settings], sort_keys=True).encode()
+        ).hexdigest()[:32]
+        self.names = names
+        self.pictures = {p.item: p for p in pictures}
+        self.by_path = {str(p.item.path): p.item for p in pictures}
+        self.marked: set[ImageItem] = set()  # by this run
+        remove_leftover_temps(folder)
+
+    def _path(self, item: ImageItem) -> Path:
+        return self.folder / f"{self.names[item]}.json"
+
+    def answered(self, earlier: dict[str, str]) -> dict[str, str]:
+        """Picture name → sha256 of the pictures answered under this stamp: by each one's mark,
+        else (a folder an older meta build wrote, with no marks) by ``earlier``, model.json's."""
+        answered = {}
+        for item, picture in self.pictures.items():
+            mark = _read(self._path(item))
+            if mark is None:
+                if picture.name in earlier:
+                    answered[picture.name] = earlier[picture.name]
+            elif mark.get("stamp") == self.stamp and "failed" not in mark:
+                answered[picture.name] = mark.get("sha256")
+        return answered
+
+    def mark(self, item: ImageItem) -> dict | None:
+        """``item``'s mark under this stamp, whoever wrote it; None where there is none."""
+        mark = _read(self._path(item))
+        return mark if mark is not None and mark.get("stamp") == self.stamp else None
+
+    def write(self, item: ImageItem, data: bytes | None, failed: str | None = None) -> None:
+        sha256 = hashlib.sha256(data).hexdigest() if data is not None else self.pictures[item].sha256
+        mark = {"image": self.pictures[item].name, "sha256": sha256, "stamp": self.stamp}
+        if failed is not None:
+            mark["failed"] = failed
+        write_json_atomic(self._path(item), mark)
+        self.marked.add(item)
+
+    def reporting(self, on_failure: Callable[[str, str], None]) -> Callable[[str, str], None]:
+        """``on_failure`` that first marks the image failed, unless its writer did (a picture that
+        could not even be read, a request that failed for want of a reply)."""
+
+        def failed(image: str, reason: str) -> None:
+            item = self.by_path.get(image)
+            if item is not None and item not in self.marked:
+                try:
+                    self.write(item, None, reason)
+                except OSError as exc:
+                    raise ClientError(
+                        f"cannot write results under {self.folder}: {exc.strerror or exc}"
+                    ) from None
+            on_failure(image, reason)
+
+        return failed
+
+
+class _Marking(Writer):
+    """The writer of a model's task, marking each picture it answered or that the server refused
+    (``_Answers``) before the request loop (and a shared run's claim) is done with it: a killed
+    run loses only the pictures in flight, and another worker finds the failure."""
+
+    def __init__(self, writer: Writer, answers: _Answers):
+        super().__init__(writer.overrides)
+        self.writer = writer
+        self.answers = answers
+        self.task = writer.task
+        self.takes = writer.takes
+
+    def __call__(
+        self,
+        client: Servers,
+        model: ModelInfo,
+        item: ImageItem,
+        data: bytes,
+        base: Path,
+        overlay_path: Path | None,
+    ) -> int:
+        try:
+            found = asking(client, model, lambda: self.writer(client, model, item, data, base, overlay_path))
+        except RequestError as exc:
+            if exc.status == INVALID_ARGUMENT:  # the image's own failure: no one asks again this run
+                self.answers.write(item, data, str(exc))
+            raise
+        except ValueError as exc:  # this image's failure too (a picture the store does not know...)
+            self.answers.write(item, data, str(exc))
+            raise
+        self.answers.write(item, data)
+        return found
+
+    def done(self, model: ModelInfo, item: ImageItem, path: Path) -> bool:
+        return self.writer.done(model, item, path)
 
 
 def check_entries(entries: tuple[ModelEntry, ...], infos: list[ModelInfo], config_path: Path | None) -> None:
@@ -151,13 +270,27 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
             version,
             settings,
         )
-        answered = stamp.get("images", {}) if same else {}
+        answers = _Answers(
+            answers_folder(layout, group, entry.label), entry.name, version, settings, pictures, names
+        )
+        if same:
+            answered = answers.answered(stamp.get("images", {}))
+        else:  # every picture again; from here on a killed pass resumes from the marks
+            answered = {}
+            write_json_atomic(
+                folder / MODEL_STAMP,
+                {"name": entry.name, "version": version, "settings": settings, "images": {}},
+            )
         redo = {p.item.path for p in pictures if answered.get(p.name) != p.sha256}
         writer, todo = None, items
         if entry.segments:
             from clients.segment_sources import stored_segments
 
             todo, writer, _ = stored_segments(items, layout, config.db, entry.segment_model, entry.overrides)
+        if writer is None and info.task in WRITERS:  # else run_images says what it cannot serve
+            writer = WRITERS[info.task](entry.overrides)
+        if writer is not None:
+            writer = _Marking(writer, answers)
         job = (
             "meta build", group, entry.label, entry.name, version, json.dumps(settings, sort_keys=True),
             *sorted(p.name for p in pictures),
@@ -173,7 +306,9 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
                 overrides=entry.overrides,
                 overwrite=not same,
                 on_progress=progress(f"{group}: {entry.label}", len(todo)),
-                on_failure=lambda image, reason, name=entry.label: on_failure(image, f"{name}: {reason}"),
+                on_failure=answers.reporting(
+                    lambda image, reason, name=entry.label: on_failure(image, f"{name}: {reason}")
+                ),
                 writer=writer,
                 redo=redo,
                 share=share,
@@ -187,9 +322,13 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
         statuses = _statuses(store, entry.name) if info.task == Task.INSTANCE else {}
         done = {}
         for picture in pictures:
-            reason = run.failed.get(str(picture.item.path))
+            mark = answers.mark(picture.item)  # another worker's answer or failure counts as this one's
+            own = run.failed.get(str(picture.item.path))
+            reason = mark.get("failed") if mark is not None else own
             if reason is not None:
                 summary.failures.setdefault(picture.name, {})[entry.label] = reason
+                if own is None:  # met by another worker sharing the group: this report names it too
+                    on_failure(str(picture.item.path), f"{entry.label}: {reason} (met by another worker)")
                 continue
             record_path = folder / f"{names[picture.item]}.json"
             record = _read(record_path)

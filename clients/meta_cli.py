@@ -152,9 +152,11 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
     """POST each group's ret_meta.json to the metadata service in gzip chunks, with the bearer
     token from the environment variable the config names (ret_meta.token_env, default
     SEGSTACK_API_TOKEN) and an Idempotency-Key per chunk. Connection errors, timeouts, 5xx and 429
-    are retried with backoff (honouring Retry-After); the ledger beside ret_meta.json lists the
-    images the service acknowledged, so a re-run sends only the rest, and a rebuilt ret_meta only
-    the images that changed."""
+    are retried with backoff (honouring Retry-After), and so is a 2xx whose body is not the
+    service's acknowledgement (segcontract/schemas/ret_meta_ack.schema.json); the ledger beside
+    ret_meta.json lists the images the service acknowledged, so a re-run sends only the rest, and
+    a rebuilt ret_meta only the images that changed. A group refused or not acknowledged is
+    reported and the others are still sent; the exit status is 2 unless every group was posted."""
     from dataclasses import replace
 
     from clients.config_file import load_config
@@ -174,6 +176,7 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
             where = config.path or Path(data_root) / "segstack.yaml"
             raise ClientError(f"no endpoint: give --endpoint URL or ret_meta.endpoint in {where}")
         token = token_from_environment(settings)
+        failed: list[str] = []
         for group in every:
             path = ret_meta_path(config.layout, group)
             bars: list[tqdm] = []
@@ -186,11 +189,19 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
             def sent(n: int, bars: list = bars) -> None:
                 bars[-1].update(n)
 
+            error: str | None = None
             try:
                 s = post_group(path, group, endpoint, token, settings, dry_run, on_start=start, on_chunk=sent)
+            except ClientError as exc:  # this group's: the others are still sent
+                error = str(exc)
             finally:
-                for bar in bars:
+                for bar in bars:  # closed before any line is written: a bar shares stderr's line
                     bar.close()
+            if error is not None:
+                done = f", {bars[0].n} of {bars[0].total} chunks acknowledged" if bars else ""
+                click.echo(f"seg-client: error: {group}: not posted{done}: {error}", err=True)
+                failed.append(group)
+                continue
             pending = s.images - s.already
             if dry_run:
                 click.echo(
@@ -203,6 +214,8 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
                     f"{group}: {pending} images sent in {s.sent} chunks ({s.bytes_sent / 1024:.1f} KiB gzip, "
                     f"{s.attempts} requests), {s.already} acknowledged before; ledger {s.ledger}"
                 )
+        if failed:
+            sys.exit(2)
     except ClientError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

@@ -14,10 +14,19 @@ rewritten atomically after each acknowledgement, so a killed run loses at most t
 acknowledgement of the chunk in flight, and its re-run sends that chunk again with the same key
 (the same images in the same order), which a service that keeps the keys it has seen applies once.
 
-Connection errors, timeouts, 408, 409, 429 and 5xx are retried with exponential backoff (a
-Retry-After is honoured, or the run stops when it asks for longer than a run should wait);
-another 4xx ends the run with the service's message. Every attempt has a deadline, so a service
-that trickles its answer cannot hold a run.
+A chunk is acknowledged by a 2xx answer whose body is the service's acknowledgement
+(``segcontract/schemas/ret_meta_ack.schema.json``): JSON naming the chunk's Idempotency-Key and
+the ``image`` of every entry it stored, e.g. ``{"idempotency_key": "<the key>", "stored":
+["a/p0.png", "p1.png"]}`` (any order; other members ignored; the Content-Type is not checked).
+A key the service has seen already is answered the same way. Any other 2xx (an HTML page from a
+proxy or captive portal, another chunk's key, images missing from ``stored``) is not an
+acknowledgement: a failed attempt, retried like a 5xx, and nothing goes into the ledger for it.
+
+Connection errors, timeouts, 408, 409, 429, 5xx and 2xx answers that are not an acknowledgement
+are retried with exponential backoff (a Retry-After is honoured, or the group stops when it asks
+for longer than a run should wait); another 4xx ends the group with the service's message (the
+command goes on with the other groups and exits non-zero). Every attempt has a deadline, so a
+service that trickles its answer cannot hold a run.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -50,7 +60,7 @@ MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 120.0  # a service asking for longer: stop, a re-run sends the rest
 FIRST_BACKOFF_S = 0.5
 MESSAGE_CHARS = 300
-MAX_ANSWER_BYTES = 1 << 20
+MAX_ANSWER_BYTES = 1 << 23  # an acknowledgement of --chunk-size 10000 images with long paths fits
 RETRIED_4XX = {408, 409, 429}  # timeout, a key still being processed, slow down
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # what an HTTP header carries unchanged
 _BEARER = re.compile(r"Bearer\s+\S+")
@@ -62,6 +72,7 @@ class Chunk:
     image_keys: tuple[str, ...]
     body: bytes  # the compact JSON, before gzip
     key: str  # its sha256: the Idempotency-Key
+    names: tuple[str, ...] = ()  # each image's "image": what the acknowledgement's stored lists
 
     @property
     def images(self) -> int:
@@ -108,8 +119,47 @@ def make_chunks(document: dict, chunk_size: int, acknowledged: set[str] = frozen
     for index, start in enumerate(range(0, len(pending), chunk_size)):
         part = pending[start : start + chunk_size]
         body = _compact({**head, "images": [image for _, image in part]})
-        chunks.append(Chunk(index, tuple(key for key, _ in part), body, hashlib.sha256(body).hexdigest()))
+        chunks.append(
+            Chunk(
+                index,
+                tuple(key for key, _ in part),
+                body,
+                hashlib.sha256(body).hexdigest(),
+                tuple(image.get("image") for _, image in part),
+            )
+        )
     return chunks
+
+
+@cache
+def _acknowledgement_schema() -> Draft202012Validator:
+    return Draft202012Validator(schemas.load("ret_meta_ack"))
+
+
+def acknowledgement_problem(chunk: Chunk, text: str) -> str | None:
+    """Why ``text``, the body of a 2xx answer to ``chunk``, is not the service's acknowledgement
+    of it; None when it is. A proxy or captive portal answers 200 too: only this body says the
+    service has the chunk's images."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return "not JSON"
+    errors = sorted(_acknowledgement_schema().iter_errors(answer), key=str)
+    if errors:
+        return f"not an acknowledgement ({errors[0].message})"
+    if answer["idempotency_key"] != chunk.key:
+        return (
+            f"acknowledges Idempotency-Key {answer['idempotency_key'][:12]}..., "
+            f"not this chunk's {chunk.key[:12]}..."
+        )
+    stored = set(answer["stored"])
+    missing = [name for name in chunk.names if name not in stored]
+    if missing:
+        return f"stored lacks {len(missing)} of the chunk's {len(chunk.names)} images (first: {missing[0]!r})"
+    extra = stored - set(chunk.names)
+    if extra:
+        return f"stored names {len(extra)} images the chunk does not hold"
+    return None
 
 
 def load_ledger(path: Path) -> dict[str, dict[str, dict]]:
@@ -199,7 +249,8 @@ class Poster:
         return text.replace(self.token, "***")[:MESSAGE_CHARS]
 
     def send(self, chunk: Chunk, on_attempt: Callable[[], None] = lambda: None) -> int:
-        """POST ``chunk`` until it is acknowledged (2xx); returns its compressed size."""
+        """POST ``chunk`` until it is acknowledged (a 2xx with the acknowledgement of this chunk);
+        returns its compressed size."""
         payload = gzip.compress(chunk.body, mtime=0)
         headers = {
             "Authorization": f"Bearer {self.token}",
@@ -224,6 +275,10 @@ class Poster:
                     f"{self.endpoint} refused chunk {chunk.index + 1} (HTTP {status}): "
                     f"{self._clean(text) or 'no message'}{hint}"
                 )
+            problem = acknowledgement_problem(chunk, text)
+            if problem is not None:
+                shown = f": {self._clean(text) or 'empty body'}" if problem == "not JSON" else ""
+                raise Transient(f"HTTP {status} is no acknowledgement: {self._clean(problem)}{shown}")
             return len(payload)
 
         backoff = Backoff(self.settings.retries, FIRST_BACKOFF_S, MAX_BACKOFF_S, MAX_RETRY_AFTER_S)

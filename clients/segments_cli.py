@@ -25,7 +25,15 @@ from clients.cli_options import (
     threshold_options,
 )
 from clients.failure_log import FailureLog
-from clients.image_sources import ImageItem, images_in_folder, images_in_group, no_images_error, output_names
+from clients.image_sources import (
+    ImageItem,
+    all_badlisted_error,
+    empty_group_error,
+    images_in_folder,
+    images_in_group,
+    no_images_error,
+    output_names,
+)
 from clients.replicas import connect
 from clients.triton import ClientError
 from segcontract.files import write_atomic
@@ -53,6 +61,14 @@ STORE_GROUP_OPTION = click.option(
 MODEL_FILTER_OPTION = click.option(
     "--model", default=None, help="Only this model's segments (needed when the store holds several)."
 )
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: control characters and other unprintable ones escaped as Python
+    writes them (``\\x1b``, ``\\n``, ``\\u200b``). Class, model and group names come from model
+    configs and the store, which anyone may have written: raw, an escape sequence would recolour
+    or rewrite the terminal, a newline would forge a line of the report."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -153,9 +169,7 @@ def build(
     layout = DataLayout(data_root)
     items = images_in_folder(source) if source is not None else images_in_group(group, layout)
     if not items:
-        raise (
-            no_images_error(source) if source is not None else ClientError(f"group {group!r} lists no images")
-        )
+        raise no_images_error(source) if source is not None else empty_group_error(group, layout, db)
     client = connect(url, timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr))
     info = client.model_info(model)
     chosen = class_ids(info, classes)
@@ -216,18 +230,18 @@ def status(group, db, data_root) -> None:
     with _store(db, DataLayout(data_root)) as store:
         report = store.status(group)
         if group is not None and report.images == 0:
-            known = ", ".join(store.group_names()) or "none"
+            known = ", ".join(map(_shown, store.group_names())) or "none"
             click.echo(
                 f"seg-client: group {group!r} has no images in the store (groups there: {known})", err=True
             )
         where = f"group {group!r}" if group else "the store"
         click.echo(f"{where} ({store.url}): {report.images} images, {report.badlisted} badlisted")
         for model, n in report.segmented.items():
-            click.echo(f"  {model}: {n} images segmented")
+            click.echo(f"  {_shown(model)}: {n} images segmented")
         if report.counts:
             click.echo(f"  {'model':<24} {'class':<20} {'status':<10} {'segments':>8}")
         for model, class_name, state, n in report.counts:
-            click.echo(f"  {model:<24} {class_name:<20} {state:<10} {n:>8}")
+            click.echo(f"  {_shown(model):<24} {_shown(class_name):<20} {_shown(state):<10} {n:>8}")
 
 
 def _names(images: tuple[str, ...], from_file: Path | None) -> list[str]:
@@ -251,7 +265,8 @@ def _lines(path: Path) -> list[str]:
 
 def _report_unknown(unknown: list[str], what: str) -> None:
     if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        shown = ", ".join(map(_shown, unknown[:5])) + more
         click.echo(f"seg-client: {len(unknown)} names match no stored image{what}: {shown}", err=True)
 
 
@@ -290,8 +305,9 @@ def review(images, approve, reject, unchecked, from_file, model, db, data_root) 
         ambiguous = store.ambiguous_names(names)
         for name, paths in sorted(ambiguous.items()):
             more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            listed = ", ".join(map(_shown, paths[:3])) + more
             click.echo(
-                f"seg-client: {name!r} names {len(paths)} images ({', '.join(paths[:3])}{more}): "
+                f"seg-client: {name!r} names {len(paths)} images ({listed}): "
                 "not reviewed; give the path relative to DATA/pictures",
                 err=True,
             )
@@ -339,7 +355,8 @@ def _segments_of(store: SegmentStore, group: str | None, model: str | None, stat
     models = sorted({s.model for s in found})
     if model is None and len(models) > 1:
         raise ClientError(
-            f"the segments come from {len(models)} models ({', '.join(models)}): pick one with --model"
+            f"the segments come from {len(models)} models ({', '.join(map(_shown, models))}): "
+            "pick one with --model"
         )
     return found
 
@@ -348,7 +365,9 @@ def _images_of(store: SegmentStore, group: str | None) -> list[StoredImage]:
     images = store.images(group=group)
     if not images:
         where = f"group {group!r}" if group else "the store"
-        known = ", ".join(store.group_names()) or "none"
+        if every := store.images(group=group, include_badlisted=True):
+            raise all_badlisted_error(where, len(every), "nothing to export")
+        known = ", ".join(map(_shown, store.group_names())) or "none"
         raise ClientError(
             f"{where} has no images in {store.url} (groups there: {known}); run `segments build` first"
         )

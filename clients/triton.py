@@ -139,7 +139,8 @@ class SegmentationClient:
             raise ClientError(
                 f"model {model!r} is not served at {self.url} ({exc.message()}); served: {served}"
             ) from None
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        # JSON leaves out a parameter's empty string_value (protobuf's default): it is ""
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         if METADATA_KEY not in params and ConfigKeys.TASK not in params:
             raise ClientError(
                 f"model {model!r} was not built by build-repo "

@@ -108,10 +108,10 @@ def start_server(repository: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 
 def ultralytics_val(weights: Path, data: Path, imgsz: int) -> dict[str, float]:
-    from ultralytics import YOLO
+    from model_checkpoints.ultralytics import load_yolo  # checked, as build-repo and seg-train check
 
     print(f"\n>>> YOLO('{weights}').val(data='{data}', imgsz={imgsz}, conf=0.001, iou=0.7)", flush=True)
-    metrics = YOLO(str(weights)).val(
+    metrics = load_yolo(weights).val(
         data=str(data),
         imgsz=imgsz,
         batch=8,
@@ -138,11 +138,11 @@ def ultralytics_predict_cocoeval(
     separates what serving changes (nothing, if this row equals the served one) from what the two
     metric implementations disagree on."""
     from pycocotools import mask as mask_utils
-    from ultralytics import YOLO
 
     from clients.coco_eval import load_ground_truth, score_results
+    from model_checkpoints.ultralytics import load_yolo
 
-    gt, model, results = load_ground_truth(ground_truth), YOLO(str(weights)), []
+    gt, model, results = load_ground_truth(ground_truth), load_yolo(weights), []
     category = {c["name"]: c["id"] for c in gt.dataset["categories"]}
     for image in gt.dataset["images"]:
         r = model.predict(
@@ -177,12 +177,11 @@ PARITY_CONF = 0.25  # the served overlays' run and ultralytics' predict, both at
 
 def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: int) -> str:
     """Detection-level parity of the served model with ultralytics' predict, both at PARITY_CONF."""
-    from ultralytics import YOLO
-
     from clients.image_sources import images_in_folder, output_names
     from clients.parity import Dets, Parity, compare
+    from model_checkpoints.ultralytics import load_yolo
 
-    model, total = YOLO(str(weights)), Parity()
+    model, total = load_yolo(weights), Parity()
     items = images_in_folder(images)
     for item, name in output_names(items).items():
         ref = model.predict(str(item.path), imgsz=imgsz, conf=PARITY_CONF, retina_masks=True, verbose=False)

@@ -39,10 +39,11 @@ def info_record(info: ClassifierModelInfo) -> dict[str, Any]:
     }
 
 
-def read_checkpoint(path: Path) -> tuple[ClassifierModelInfo, dict[str, Any]]:
-    """(model info, the whole payload). Loaded with ``weights_only=True``: nothing in it runs."""
+def read_checkpoint(path: Path, trust: bool = False) -> tuple[ClassifierModelInfo, dict[str, Any]]:
+    """(model info, the whole payload). Loaded with ``weights_only=True``: nothing in it runs;
+    ``trust`` (--trust-checkpoint): the full unpickler."""
     path = Path(path)
-    payload = load_weights_only(path, "seg-train classify")
+    payload = load_weights_only(path, "seg-train classify", trust)
     hparams = payload.get("hyper_parameters") if isinstance(payload, dict) else None
     if not isinstance(hparams, dict) or hparams.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(
@@ -55,9 +56,9 @@ def read_checkpoint(path: Path) -> tuple[ClassifierModelInfo, dict[str, Any]]:
     return info, payload
 
 
-def load_network(path: Path) -> tuple[ClassifierModelInfo, torch.nn.Module]:
-    """The checkpoint's network in eval mode, with its weights."""
-    info, payload = read_checkpoint(path)
+def load_network(path: Path, trust: bool = False) -> tuple[ClassifierModelInfo, torch.nn.Module]:
+    """The checkpoint's network in eval mode, with its weights (``trust``: as for read_checkpoint)."""
+    info, payload = read_checkpoint(path, trust)
     network = build_network(info)
     state = {
         k[len(STATE_PREFIX) :]: v

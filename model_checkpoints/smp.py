@@ -59,10 +59,15 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(path: Path) -> tuple[SemanticModelInfo, dict[str, Any]]:
-    """(model info, payload with state_dict / epoch / best_miou / optimizer). weights_only=True."""
+def load_checkpoint(path: Path, trust: bool = False) -> tuple[SemanticModelInfo, dict[str, Any]]:
+    """(model info, payload with state_dict / epoch / best_miou / optimizer). weights_only=True;
+    ``trust`` (--trust-checkpoint): the full unpickler."""
     path = Path(path)
-    payload = load_weights_only(path, "seg-train semantic")
+    payload = load_weights_only(path, "seg-train semantic", trust)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a seg-train semantic checkpoint (format {FORMAT!r} expected)")
-    return SemanticModelInfo(**payload["info"]), payload
+    try:
+        info = SemanticModelInfo(**payload["info"])
+    except (TypeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: its semantic model record is incomplete ({exc})") from None
+    return info, payload

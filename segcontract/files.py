@@ -3,12 +3,15 @@ so that a reader (or a re-run deciding what is done) never sees half a file."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # ``.<name>.<pid>.<random>.tmp``: the pid tells a dead writer's leftover from a live one's
@@ -74,6 +77,33 @@ def remove_leftover_temps(folder: Path) -> int:
         except OSError:
             continue
     return removed
+
+
+LOCK_POLL_S = 0.05
+
+
+def _pause() -> None:
+    time.sleep(LOCK_POLL_S)
+
+
+@contextlib.contextmanager
+def locked(path: Path, waiting: Callable[[], None] = _pause) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing, never removed: another process may
+    be waiting on it) until the block ends. An flock: the kernel releases it when the holder dies,
+    so a killed process leaves no lock behind. While another holds it, ``waiting()`` is called
+    between tries (it sleeps a little; one that raises, e.g. on Ctrl-C, gives up the wait)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waiting()
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
 
 
 def write_json_atomic(path: Path, record: dict) -> None:

@@ -4,6 +4,8 @@ data, so every side validates against the same files):
 - ``image_record``: the per-image ``<name>.json`` of ``seg-client infer`` (instance, semantic,
   classification, or the classes of stored segments);
 - ``ret_meta``: ``ret_meta.json`` of ``seg-client meta build``;
+- ``ret_meta_ack``: the metadata service's acknowledgement of one chunk ``seg-client meta post``
+  sent (what counts as acknowledged);
 - ``segstack_config``: ``segstack.yaml``, the configuration of ``seg-client meta``;
 - ``model_metadata``: :class:`segcontract.model_metadata.ModelMetadata`, the model record;
 - ``engine_record``: :class:`segcontract.engines.EngineRecord`, ``engine.json`` beside a plan.

@@ -16,8 +16,64 @@ class ImageTooLargeError(ImageDecodeError):
     """The header claims more pixels than the server accepts: refused before anything is decoded."""
 
 
+IMAGE_FORMATS = "JPEG, PNG, BMP, WebP, GIF or TIFF"
+
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+# what is often saved, or served by a URL, in an image's place
+_OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "a PDF"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "gzip data"),
+)
+
+
 def _pixels(count: int) -> str:
     return f"{count / 1e6:.1f} megapixels" if count >= 100_000 else f"{count} pixels"
+
+
+def _image_format(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for signature, name in _IMAGE_SIGNATURES if head.startswith(signature)), None)
+
+
+def content_kind(head: bytes) -> str:
+    """What a file starting with ``head`` seems to be, for one that does not decode as an image
+    ("a PDF", "an HTML page", "text", "binary data"), in words that repeat nothing of it."""
+    head = head[:512]
+    kind = next((kind for signature, kind in _OTHER_SIGNATURES if head.startswith(signature)), None)
+    if kind is not None:
+        return kind
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not a multi-byte character cut at the end of ``head``
+            return "binary data"
+        text = head[: exc.start].decode("utf-8")
+    start = text.lstrip("\ufeff \t\r\n").lower()
+    if start.startswith(("<!doctype html", "<html")):
+        return "an HTML page"
+    if start.startswith(("<?xml", "<svg")):
+        return "XML or SVG"
+    return "text" if all(c.isprintable() or c in "\t\r\n" for c in text) else "binary data"
+
+
+def not_an_image(size: int, head: bytes) -> str:
+    """The one message for a file of ``size`` bytes, starting with ``head``, that no image decoder
+    reads: its size and its kind, never its first bytes (they may be a secret: a token file saved
+    as .jpg, a login page served in an image's place)."""
+    image_format = _image_format(head)
+    if image_format is not None:
+        return f"not a decodable image ({size} bytes, a cut-short or corrupt {image_format})"
+    return f"not a decodable image ({size} bytes, {content_kind(head)}; {IMAGE_FORMATS} expected)"
 
 
 def decode_image(data: bytes | np.ndarray, max_pixels: int | None = None) -> np.ndarray:
@@ -50,7 +106,6 @@ def decode_image(data: bytes | np.ndarray, max_pixels: int | None = None) -> np.
                 "build-repo --max-pixels"
             ) from None
         raise ImageDecodeError(f"not a decodable image ({buf.size} bytes): {reason}") from None
-    if image is None:
-        head = bytes(buf[:8])
-        raise ImageDecodeError(f"not a decodable image ({buf.size} bytes, starts with {head!r})")
+    if image is None:  # its size and kind only: the first bytes of a non-image may be a secret
+        raise ImageDecodeError(not_an_image(buf.size, bytes(buf[:512])))
     return image

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -87,6 +87,20 @@ def normalise_name(name: str) -> str:
 def _insert(session: Session, table):
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# PostgreSQL advisory lock between the badlist and new image rows: a save takes it shared (saves run
+# side by side), a badlist push exclusively. Without it, a save that read the badlist before a
+# push committed, and inserted its image after the push looked for matching images, would store
+# a badlisted picture as clean (each transaction saw the other's rows only once it committed).
+# SQLite needs none: every transaction holds the database's write lock (BEGIN IMMEDIATE).
+_BADLIST_LOCK = 0x5E6B
+
+
+def _badlist_lock(session: Session, exclusive: bool) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {function}(:key)"), {"key": _BADLIST_LOCK})
 
 
 def _now() -> datetime:
@@ -213,6 +227,7 @@ class SegmentStore:
     def _locked_image(self, session: Session, facts: ImageFacts) -> Image:
         """The image's row, created if new, locked until the transaction ends (PostgreSQL: FOR
         UPDATE; SQLite: the transaction already holds the database's write lock)."""
+        _badlist_lock(session, exclusive=False)
         badlisted = bool(name_keys(facts.path) & set(session.scalars(select(BadlistEntry.name))))
         values = {
             "path": facts.path,
@@ -355,6 +370,7 @@ class SegmentStore:
         wanted = {n for n in (normalise_name(n) for n in names) if n}
         try:
             with self._session() as session, session.begin():
+                _badlist_lock(session, exclusive=True)  # saves in flight finish first
                 for name in sorted(wanted):
                     session.execute(
                         _insert(session, BadlistEntry)
@@ -473,6 +489,11 @@ class SegmentStore:
                     f"segment store {self.url}: no segments of model {wanted!r} (models: {known})"
                 )
             return wanted
+        if not models and report.images and report.badlisted == report.images:
+            raise StoreError(
+                f"segment store {self.url}: all {report.images} stored images are badlisted "
+                "(seg-client segments badlist push put them there); no segments are left to use"
+            )
         if not models:
             raise StoreError(
                 f"segment store {self.url}: holds no segments; run seg-client segments build first"

@@ -90,6 +90,7 @@ class ClassifyOptions:
     val_fraction: float = 0.2
     seed: int = 0
     resume: Path | None = None
+    trust_checkpoint: bool = False  # load --resume with the full unpickler
     name: str | None = None
     experiment: str | None = None
     pretrained: bool = True
@@ -248,9 +249,9 @@ def _run_dir(opts: ClassifyOptions, layout: DataLayout, name: str) -> tuple[Path
     return run_dir, experiment
 
 
-def _check_resume(path: Path, info: ClassifierModelInfo, epochs: int) -> None:
+def _check_resume(path: Path, info: ClassifierModelInfo, epochs: int, trust: bool = False) -> None:
     try:
-        saved, payload = read_checkpoint(path)
+        saved, payload = read_checkpoint(path, trust)
     except CheckpointError as exc:
         raise TrainingError(f"--resume: {exc}") from None
     for field, now in (
@@ -449,7 +450,7 @@ def train_classifier(opts: ClassifyOptions) -> ClassifyResult:
 
     info = ClassifierModelInfo(opts.arch, len(classes), classes, (opts.imgsz, opts.imgsz))
     if opts.resume is not None:
-        _check_resume(Path(opts.resume), info, opts.epochs)
+        _check_resume(Path(opts.resume), info, opts.epochs, opts.trust_checkpoint)
         network = None  # the checkpoint's weights replace whatever is built
     else:
         network = _new_network(info, opts.pretrained)

@@ -128,8 +128,9 @@ def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
 @click.option(
     "--trust-checkpoint",
     is_flag=True,
-    help="Let ultralytics load a .pt --model without checking it first; its full unpickler runs any "
-    "code the file holds. Without it, a .pt naming anything but genuine model classes is refused.",
+    help="Let ultralytics load the .pt files --model and model=, resume=, pretrained= name without "
+    "checking them first; its full unpickler runs any code a file holds. Without it, each is checked "
+    "(a .pt naming anything but genuine model classes is refused) and ultralytics gets the checked copy.",
 )
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoint, overrides) -> None:
@@ -160,7 +161,8 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoin
         args.update(parse_overrides(list(overrides)))
         click.echo(f"seg-train: {configure_loggers()}", err=True)
         if trust_checkpoint:
-            click.echo(f"seg-train: warning: {model}: loaded without checks (--trust-checkpoint)", err=True)
+            warning = ".pt files loaded unchecked (--trust-checkpoint): code in them runs"
+            click.echo(f"seg-train: warning: {warning}", err=True)
         best = train(args, trust_checkpoint)
     except TrainingError as exc:
         click.echo(f"seg-train: error: {exc}", err=True)
@@ -256,6 +258,12 @@ def labelme(src_dir, dst_dir, classes, colors, copy) -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="Checkpoint to resume from; if the file does not exist, a warning and training from scratch.",
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Load --model with the full unpickler, which runs any code the file holds. Without it, a "
+    "checkpoint holding anything but tensors and plain values is refused.",
 )
 @click.option(
     "--arch",
@@ -418,6 +426,12 @@ def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="A .ckpt of an earlier run to continue (same classes, arch and size) up to --epochs.",
+)
+@click.option(
+    "--trust-checkpoint",
+    is_flag=True,
+    help="Load --resume with the full unpickler, which runs any code the file holds. Without it, a "
+    "checkpoint holding anything but tensors and plain values is refused.",
 )
 @click.option("--name", default=None, help="Model name [the --cat name, or the --data folder's name].")
 @click.option("--experiment", default=None, help="Run name under DATA/models/<name>/ [a timestamp].")

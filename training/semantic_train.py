@@ -41,6 +41,7 @@ class SemanticTrainOptions:
     num_classes: int
     model_name: str
     resume_from: Path | None = None
+    trust_checkpoint: bool = False  # load --model with the full unpickler
     arch: str = "Unet"
     encoder: str = "efficientnet-b0"
     epochs: int = 50
@@ -122,7 +123,7 @@ def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, *
     if opts.resume_from is not None:
         if Path(opts.resume_from).is_file():
             try:
-                saved, payload = load_checkpoint(opts.resume_from)
+                saved, payload = load_checkpoint(opts.resume_from, trust=opts.trust_checkpoint)
             except CheckpointError as exc:
                 raise DataError(str(exc)) from None
             if (saved.arch, saved.encoder, saved.num_classes) != (info.arch, info.encoder, info.num_classes):

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import difflib
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from model_checkpoints import ultralytics as ultralytics_checkpoint
+
+# the training arguments ultralytics unpickles a .pt from (with its full unpickler): --model and
+# the model=, resume=, pretrained= and distill_model= overrides, from the command line or --config
+CHECKPOINT_ARGUMENTS = ("model", "resume", "pretrained", "distill_model")
+ARCHITECTURE_ARGUMENTS = {"model", "distill_model"}  # may also name a .yaml (nothing unpickled)
 
 
 class TrainingError(Exception):
@@ -53,32 +59,64 @@ def validate_arguments(args: dict[str, Any]) -> None:
             raise TrainingError(f"unknown training argument {key!r}{hint}")
 
 
-def load_model(model: str, trust: bool = False):
-    """A YOLO object for a .yaml (random weights) or a .pt. A .pt is first loaded here with
+def checked_checkpoints(arguments: dict[str, Any], folder: Path, trust: bool = False) -> dict[str, Any]:
+    """``arguments`` with every checkpoint they name (:data:`CHECKPOINT_ARGUMENTS`; a hub name is
+    downloaded first) replaced by a private copy in ``folder`` that was loaded here with
     ``weights_only=True`` and the allowlist of :mod:`model_checkpoints.ultralytics`, and refused if
-    it names anything else, before ultralytics (whose loader unpickles fully) reads it."""
-    from ultralytics import YOLO
+    it names anything else, before ultralytics (whose loader unpickles fully) reads it.
 
-    path = Path(model)
-    if path.suffix in {".yaml", ".yml"}:
-        return YOLO(model)  # architecture only: random initialisation
-    if path.suffix == ".pt" and not path.is_file() and len(path.parts) > 1:
+    ultralytics re-reads these paths while it trains (``pretrained=`` and ``resume=`` long after
+    the start): handing it the user's path would let a file replaced after the check be unpickled.
+    With ``trust`` nothing is checked and the arguments go through as given."""
+    if trust:
+        return dict(arguments)
+    out = dict(arguments)
+    for key in CHECKPOINT_ARGUMENTS:
+        value = out.get(key)
+        if value is None or isinstance(value, bool) or value == "":
+            continue  # resume=true / pretrained=false and the like: no file
+        name = str(value)
+        if key in ARCHITECTURE_ARGUMENTS and Path(name).suffix in {".yaml", ".yml"}:
+            continue  # an architecture: random initialisation, nothing unpickled
+        try:
+            out[key] = str(ultralytics_checkpoint.private_copy(_local_checkpoint(key, name), folder))
+        except (ultralytics_checkpoint.UnsafeCheckpoint, ultralytics_checkpoint.UnreadableCheckpoint) as exc:
+            raise TrainingError(str(exc)) from None
+    return out
+
+
+def _local_checkpoint(key: str, name: str) -> Path:
+    """The local file a checkpoint argument names: the file itself, or ultralytics' download of a
+    hub name (``yolov8n-seg.pt``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    option = "--model " if key == "model" else f"{key}="
+    if path.suffix == ".pt" and len(path.parts) > 1:
+        also = ", or a .yaml" if key in ARCHITECTURE_ARGUMENTS else ""
         raise TrainingError(
-            f"{model}: no such file; give a local .pt, a hub name like yolov8n-seg.pt, or a .yaml"
+            f"{name}: no such file; give {option}a local .pt, a hub name like yolov8n-seg.pt{also}"
         )
     try:
-        local = path if path.is_file() else _download(model)
-        if not trust:
-            ultralytics_checkpoint.load(local)
-        return YOLO(str(local))
-    except (ultralytics_checkpoint.UnsafeCheckpoint, ultralytics_checkpoint.UnreadableCheckpoint) as exc:
-        raise TrainingError(str(exc)) from None
+        return _download(name)
     except Exception as exc:  # ultralytics raises many kinds when the download fails
         stem = path.stem
         raise TrainingError(
-            f"could not load {model} ({type(exc).__name__}; offline?): use --model {stem}.yaml to start from "
-            f"random weights, or --model PATH/TO/{path.name} for a local checkpoint"
+            f"could not load {name} ({type(exc).__name__}; offline?): use --model {stem}.yaml to start from "
+            f"random weights, or {option}PATH/TO/{path.name} for a local checkpoint"
         ) from None
+
+
+def load_model(model: str, name: str):
+    """A YOLO object for a .yaml (random weights) or a .pt that :func:`checked_checkpoints` checked
+    (or that --trust-checkpoint lets through); ``name``: what the user called it."""
+    from ultralytics import YOLO
+
+    try:
+        return YOLO(model)
+    except Exception as exc:  # an unknown .yaml; with --trust-checkpoint, anything the unpickler raises
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainingError(f"{name}: ultralytics could not load it ({reason[:200]})") from None
 
 
 def _download(model: str) -> Path:
@@ -120,9 +158,11 @@ def configure_loggers() -> str:
 
 
 def train(arguments: dict[str, Any], trust_checkpoint: bool = False) -> Path:
-    """Train; return the path of best.pt. ``trust_checkpoint``: load a .pt --model unchecked."""
+    """Train; return the path of best.pt. ``trust_checkpoint``: hand the .pt files the arguments
+    name to ultralytics unchecked. Otherwise ultralytics gets checked private copies, in a folder
+    removed when training ends (the run's args.yaml records those copies' paths)."""
     arguments = dict(arguments)
-    model_name = str(arguments.pop("model", None) or "")
+    model_name = str(arguments.get("model") or "")
     if not model_name:
         raise TrainingError("no --model given (e.g. yolov8n-seg.pt, or yolov8n-seg.yaml for random weights)")
     data = arguments.get("data")
@@ -130,11 +170,17 @@ def train(arguments: dict[str, Any], trust_checkpoint: bool = False) -> Path:
         raise TrainingError("no --data given (the data.yaml that seg-train coco2yolo writes)")
     if not Path(str(data)).is_file():
         raise TrainingError(f"{data}: no such file; --data takes a data.yaml")
+    if arguments.get("cfg"):  # ultralytics would read model=, resume=, pretrained= from it unchecked
+        raise TrainingError(
+            f"cfg={arguments['cfg']}: give the file as --config (the checkpoints it names are checked)"
+        )
     validate_arguments(arguments)
-    model = load_model(model_name, trust_checkpoint)
-    if model.task != "segment":
-        raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
-    model.train(**arguments)
+    with tempfile.TemporaryDirectory(prefix="seg-train-checkpoints-") as folder:
+        arguments = checked_checkpoints(arguments, Path(folder), trust_checkpoint)
+        model = load_model(str(arguments.pop("model")), model_name)
+        if model.task != "segment":
+            raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
+        model.train(**arguments)
     best = Path(model.trainer.best)
     if not best.is_file():
         best = Path(model.trainer.last)

@@ -72,6 +72,14 @@ class ModelFamily(ABC):
     ) -> list[ModelFolder]:
         """Everything but ``<name>_model``: pre/post-processing and the ensemble ``<name>``."""
 
+    def folder_names(self, name: str, one_model: bool) -> list[str]:
+        """The model folders a build named ``name`` writes (``one_model``: its ensemble folded into
+        one Python model, builder.one_model), known before anything is loaded, so that a
+        destination build-repo may not write is refused before the slow steps."""
+        if one_model:
+            return [name]
+        return [name, f"{name}_preprocess", f"{name}_model", f"{name}_postprocess"]
+
     def metadata(self, loaded: LoadedModel, settings: BuildSettings) -> ModelMetadata:
         """The record the served models carry (segcontract.model_metadata); thresholds where the
         task has them."""

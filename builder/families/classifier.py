@@ -82,7 +82,7 @@ class ClassifierFamily(RecordedInputFamily):
                 "--model classifier needs --weights CKPT (a checkpoint written by seg-train classify)"
             )
         try:
-            info, network = load_network(request.weights)
+            info, network = load_network(request.weights, trust=request.trust_checkpoint)
         except CheckpointError as exc:
             raise BuildError(_other_family_hint(Path(request.weights)) or str(exc)) from None
         bad = [n for n in info.class_names if not n or "\n" in n or "\r" in n]
@@ -125,6 +125,10 @@ class ClassifierFamily(RecordedInputFamily):
             weights_sha256=file_sha256(request.weights),
             extra={"arch": info.arch, SEGMENT_MARGIN_KEY: float(info.segment_margin)},
         )
+
+    def folder_names(self, name: str, one_model: bool) -> list[str]:
+        segment = tasks.segment_ensemble_name(name)
+        return [name, f"{name}_preprocess", f"{name}_model", segment, f"{segment}_preprocess"]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

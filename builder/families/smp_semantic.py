@@ -49,7 +49,7 @@ class SmpSemanticFamily(RecordedInputFamily):
         if request.weights is None:
             raise BuildError("--model smp needs --weights CKPT (a checkpoint written by seg-train semantic)")
         try:
-            info, payload = load_checkpoint(request.weights)
+            info, payload = load_checkpoint(request.weights, trust=request.trust_checkpoint)
             info.arch = request.arch or info.arch
             info.encoder = request.encoder or info.encoder
             model = build_model(info)

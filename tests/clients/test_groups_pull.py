@@ -93,7 +93,9 @@ def _manifest(folder: Path, rows: list[dict], name: str = "manifest.json") -> Pa
 
 
 def _files(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    """Every file under ``root`` but the pulls' lock files (DATA/meta/.locks)."""
+    files = (p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    return sorted(p.as_posix() for p in files if ".locks" not in p.parts)
 
 
 def _csv(root: Path, group: str = "g") -> list[str]:

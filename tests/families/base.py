@@ -197,5 +197,15 @@ class FamilyTestBase:
         assert all(c.ok for c in comparisons), comparisons
 
     @pytest.mark.integration
+    def test_the_folders_checked_before_the_build_are_the_ones_it_writes(self, repository):
+        """build-repo checks its destination before loading anything (builder.repository
+        .check_destination) by the names ``folder_names`` gives: they must be what it writes."""
+        from builder.repository import MARKER
+
+        written = sorted(p.name for p in repository.iterdir() if (p / MARKER).is_file())
+        predicted = [sorted(self.family.folder_names(self.served_name, one)) for one in (True, False)]
+        assert written in predicted, (written, predicted)
+
+    @pytest.mark.integration
     def test_served_matches_the_reference(self, served, images, reference):
         self.check_parity(served, sorted(p for p in images.iterdir() if p.is_file()), reference)

@@ -139,6 +139,7 @@ def test_every_schema_file_is_a_valid_schema():
         "image_record",
         "model_metadata",
         "ret_meta",
+        "ret_meta_ack",
         "segstack_config",
     ]
     for name in schemas.names():

@@ -409,3 +409,14 @@ def test_status_counts(store):
 def test_name_keys():
     assert name_keys("a/b/c.jpg") == {"a/b/c.jpg", "b/c.jpg", "c.jpg", "c", "a/b/c"}
     assert "/abs/x.jpg" in name_keys("/abs/x.jpg")
+
+
+def test_a_store_whose_images_are_all_badlisted_says_so(store):
+    from store.errors import StoreError
+
+    store.save_segmentation(facts("pics/a.jpg"), MODEL, "v1", [seg(1)])
+    store.save_segmentation(facts("pics/b.jpg", sha="b"), MODEL, "v1", [seg(2)])
+    assert store.segment_model() == MODEL
+    store.push_badlist(["a.jpg", "b.jpg"])
+    with pytest.raises(StoreError, match="all 2 stored images are badlisted"):
+        store.segment_model()
