@@ -67,7 +67,7 @@ def class_ids(model: ModelInfo, classes: str | None) -> set[int] | None:
         elif token in model.class_names:
             chosen.add(model.class_names.index(token))
         elif token:
-            known = ", ".join(model.class_names)
+            known = ", ".join(repr(name)[1:-1] for name in model.class_names)  # control characters escaped
             raise ClientError(f"--classes: {model.name!r} has no class {token!r}; its classes: {known}")
     return chosen
 

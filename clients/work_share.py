@@ -24,7 +24,7 @@ from datetime import datetime
 
 from clients.image_sources import ImageItem
 from clients.request_loop import RequestError
-from clients.triton import INVALID_ARGUMENT, ClientError
+from clients.triton import DEADLINE_EXCEEDED, INVALID_ARGUMENT, ClientError
 from store.errors import StoreError
 
 DEFAULT_LEASE_S = 60.0
@@ -78,14 +78,16 @@ class SharedWork:
 
     def _finishing(self, name: str, job: Job) -> Job:
         """``job``, whose image's claim ends with it: when it succeeds, and when the image itself
-        failed (reported; no other worker should fail it again). A server that went away, Ctrl-C
-        or a crash leave the claim, given back when the run ends."""
+        failed (refused, or no answer within --timeout from a server that stays ready: reported;
+        no other worker should fail it again, a re-run retries it). A server that went away, Ctrl-C
+        or a crash leave the claim, given back when the run ends. A claim kept after a failure
+        the run outlives would keep this worker waiting for it forever."""
 
         def run() -> int:
             try:
                 found = job()
             except RequestError as exc:
-                if exc.status == INVALID_ARGUMENT:
+                if exc.status in (INVALID_ARGUMENT, DEADLINE_EXCEEDED):
                     self.finish(name)
                 raise
             except ValueError:

@@ -161,6 +161,7 @@ def test_shared_workers_each_list_every_failure(triton, postgres_server, tmp_pat
         assert "3 images with a missing result" in out, (out, err)
         for name in names:
             assert f"{name}: {MODEL}: " in err, (name, err)
+    assert any("(met by another worker)" in err for _, err in outputs), outputs
 
     # the pictures replaced by good ones: a re-run asks about those only, and lists no failure
     import cv2

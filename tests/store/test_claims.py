@@ -317,3 +317,38 @@ def test_upgrading_an_0002_store_adds_the_claims_and_keeps_every_row(database_ur
         assert head_revision() == "0003"
         assert [s.rle["counts"] for s in store.segments()] == ["abc"]
         assert store.done_paths("m") == {"1.jpg": "a" * 64} and store.group_names() == ["g"]
+
+
+def test_a_worker_whose_image_timed_out_does_not_wait_for_its_own_claim(engine):
+    """An image that got no answer within --timeout (the server stays ready, the run goes on) is
+    a reported failure: its claim ends, so the worker's loop ends instead of waiting on itself."""
+    from clients.request_loop import RequestError
+    from clients.triton import DEADLINE_EXCEEDED
+    from clients.work_share import SharedWork
+
+    items = ["a.jpg", "b.jpg", "c.jpg"]
+    share = SharedWork(WorkClaims(engine, job_key("test", "timeout"), worker="w", lease_s=30), batch=2)
+
+    def answer(name: str):
+        def job() -> int:
+            if name == "b.jpg":
+                raise RequestError("no reply within 2 s (--timeout)", DEADLINE_EXCEEDED)
+            return 1
+
+        return job
+
+    done, failed = [], []
+    ended = threading.Event()
+
+    def run() -> None:
+        for item, job in share.jobs([(n, n, answer(n)) for n in items], lambda todo, began: set(todo)):
+            try:
+                done.append((item, job()))
+            except RequestError:
+                failed.append(item)
+        ended.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert ended.wait(20), "the worker waits on the claim of its own failed image"
+    assert sorted(done) == [("a.jpg", 1), ("c.jpg", 1)] and failed == ["b.jpg"]
+    assert share.held == set() and rows(engine, job_key("test", "timeout")) == {}
