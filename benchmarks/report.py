@@ -213,6 +213,16 @@ def ms_per_image(fn, items, warmup: int = 3, passes: int = 2) -> float:
     return best
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as RESULTS.md records it: relative to the repository when it lies inside, so the
+    file names no folder of the machine that measured it."""
+    resolved = path.resolve()
+    return resolved.relative_to(REPO_ROOT).as_posix() if resolved.is_relative_to(REPO_ROOT) else path.name
+
+
 @dataclass
 class ResponseSize:
     response_bytes: int
@@ -392,7 +402,7 @@ def main() -> None:
     c_default = served[f"defaults, {DEFAULT_CONCURRENCY} in flight"]
     c_ensemble = served[f"ensemble, {DEFAULT_CONCURRENCY} in flight"]
     results = {
-        "checkpoint": str(weights),
+        "checkpoint": _shown_path(Path(weights)),
         "images": len(images),
         "imgsz": args.imgsz,
         "machine": f"{psutil.cpu_count()} CPU ({cpu_name()}), {psutil.virtual_memory().total / 2**30:.0f} GiB",

@@ -60,6 +60,20 @@ def run_cli(
     return proc
 
 
+def answered_requests(triton, model: str = MODEL) -> int:
+    """How many requests ``model`` on ``triton`` has answered, by Triton's own count (/metrics)."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{triton.metrics_url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    found = re.search(
+        rf'nv_inference_request_success{{model="{re.escape(model)}",version="1"}} (\d+)', metrics
+    )
+    assert found, metrics[:2000]
+    return int(found.group(1))
+
+
 @pytest.fixture(scope="session")
 def yolo_checkpoint(tmp_path_factory) -> Path:
     from tests.fixtures.random_checkpoints import make_random_yolo_seg

@@ -6,19 +6,17 @@ workers sharing a group each list every failure, whichever worker met it."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import BIN, MODEL
+from tests.conftest import BIN, MODEL, answered_requests
 from tests.serving.images import constant_png
 
 pytestmark = pytest.mark.integration
@@ -57,23 +55,12 @@ def _configure(root: Path, url: str, concurrency: int, db: str | None = None) ->
     (root / "segstack.yaml").write_text(yaml.safe_dump(config))
 
 
-def _answered(triton) -> int:
-    """How many requests the served model has answered, by Triton's own count."""
-    with urllib.request.urlopen(f"http://{triton.metrics_url}/metrics", timeout=10) as response:
-        metrics = response.read().decode()
-    found = re.search(
-        rf'nv_inference_request_success{{model="{re.escape(MODEL)}",version="1"}} (\d+)', metrics
-    )
-    assert found, metrics[:2000]
-    return int(found.group(1))
-
-
 def _settled(triton) -> int:
     """Triton's count once the requests still in flight (a killed client's) are answered."""
-    last = _answered(triton)
+    last = answered_requests(triton)
     while True:
         time.sleep(0.5)
-        now = _answered(triton)
+        now = answered_requests(triton)
         if now == last:
             return now
         last = now
@@ -123,7 +110,7 @@ def test_a_killed_build_resumes_image_by_image(triton, tmp_path):
     before = _settled(triton)
 
     out, _ = _done(_build(root))
-    asked = _answered(triton) - before
+    asked = answered_requests(triton) - before
     # only the pictures without an answer are sent again (at most the one whose answer was being
     # recorded at the kill besides)
     assert count - kept <= asked <= count - kept + 1, (kept, asked, out)
@@ -171,9 +158,9 @@ def test_shared_workers_each_list_every_failure(triton, postgres_server, tmp_pat
     rng = np.random.default_rng(8)
     for i in bad:
         cv2.imwrite(str(root / "DATA" / "pictures" / GROUP / f"i{i:04d}.png"), make_scene(96, 128, rng)[0])
-    before = _answered(triton)
+    before = answered_requests(triton)
     out, err = _done(_build(root))
-    assert _answered(triton) - before == len(bad), (out, err)
+    assert answered_requests(triton) - before == len(bad), (out, err)
     fixed = _document(root)
     assert "failures" not in fixed and "missing result" not in out
     assert all(MODEL in image["results"] for image in fixed["images"])

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from tests.conftest import BIN, MODEL, run_cli
+from tests.conftest import BIN, MODEL, answered_requests, run_cli
 
 pytestmark = pytest.mark.integration
 LEASE = "3"
@@ -43,17 +42,6 @@ def _root(tmp_path: Path, count: int) -> Path:
     (root / "DATA" / "datasets").mkdir(parents=True)
     (root / "DATA" / "datasets" / "big.txt").write_text("\n".join(names) + "\n")
     return root
-
-
-def _answered(triton) -> int:
-    """How many requests the served ensemble has answered, by Triton's own count."""
-    with urllib.request.urlopen(f"http://{triton.metrics_url}/metrics", timeout=10) as response:
-        metrics = response.read().decode()
-    found = re.search(
-        rf'nv_inference_request_success{{model="{re.escape(MODEL)}",version="1"}} (\d+)', metrics
-    )
-    assert found, metrics[:2000]
-    return int(found.group(1))
 
 
 def _rows(db: str, sql: str) -> list[tuple]:
@@ -105,7 +93,7 @@ def _finish(workers: list[subprocess.Popen]) -> list[str]:
 def test_three_workers_segment_300_images_once_with_one_killed(triton, postgres_server, tmp_path):
     root = _root(tmp_path, 300)
     db = postgres_server.create_database()
-    before = _answered(triton)
+    before = answered_requests(triton)
     args = ["segments", "build", "--group", "big", "--model", MODEL, "--url", triton.grpc_url, "--db", db,
             "--data-root", str(root), "-j", str(CONCURRENCY), "--lease", LEASE]  # fmt: skip
     workers = _workers(3, args)
@@ -124,7 +112,7 @@ def test_three_workers_segment_300_images_once_with_one_killed(triton, postgres_
     killed_stored = 300 - sum(done)
     assert killed_stored > 0 and all(n > 0 for n in done), outputs  # all three did some
     assert all("300/300" in o for o in outputs), outputs  # each bar ends full: the job is done
-    answered = _answered(triton) - before
+    answered = answered_requests(triton) - before
     assert 300 <= answered <= 300 + IN_FLIGHT_BOUND, (answered, outputs)  # the killed one's last claims
     print("segments build, 3 workers, one killed:", done, "+", killed_stored, "by the killed one;",
           answered, "requests answered;", [o.strip().splitlines()[-1] for o in outputs])  # fmt: skip
@@ -134,7 +122,7 @@ def test_workers_share_an_infer_folder_through_the_store(triton, postgres_server
     root = _root(tmp_path, 60)
     db = postgres_server.create_database()
     out = tmp_path / "out"
-    before = _answered(triton)
+    before = answered_requests(triton)
     args = ["infer", "--group", "big", "--model", MODEL, "--url", triton.grpc_url, "--db", db,
             "--data-root", str(root), "--out", str(out), "-j", str(CONCURRENCY),
             "--lease", LEASE]  # fmt: skip
@@ -148,7 +136,7 @@ def test_workers_share_an_infer_folder_through_the_store(triton, postgres_server
     for path in records:
         assert json.loads(path.read_text())["model"] == MODEL
     assert _rows(db, "SELECT count(*) FROM work_claims") == [(0,)]
-    answered = _answered(triton) - before
+    answered = answered_requests(triton) - before
     assert 60 <= answered <= 60 + IN_FLIGHT_BOUND, (answered, outputs)
 
     again = run_cli("seg-client", *args)  # a re-run finds everything done
@@ -164,10 +152,10 @@ def test_two_meta_builds_share_each_model_and_write_the_same_ret_meta(triton, po
             "--db", db, "--data-root", str(root))  # fmt: skip
     config = {"triton": {"url": triton.grpc_url}, "store": {"url": db}, "models": [{"name": MODEL}]}
     (root / "segstack.yaml").write_text(yaml.safe_dump(config))
-    before = _answered(triton)
+    before = answered_requests(triton)
     workers = _workers(2, ["meta", "build", "big", "--data-root", str(root), "--lease", LEASE])
     outputs = _finish(workers)
-    assert _answered(triton) - before == 40, outputs  # every picture asked once, by one of them
+    assert answered_requests(triton) - before == 40, outputs  # every picture asked once, by one of them
     document = json.loads((root / "TEST" / "ret_meta" / "big" / "ret_meta.json").read_text())
     assert len(document["images"]) == 40
     assert all(MODEL in image["results"] for image in document["images"])
