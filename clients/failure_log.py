@@ -23,9 +23,15 @@ class FailureLog:
     write: Callable[[str], None]
     shown_per_kind: int = 3
     counts: dict[str, int] = field(default_factory=dict)  # kind → failures seen
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (image, kind) already counted
 
     def __call__(self, image: str, reason: str) -> None:
+        """Count ``image``'s failure once per kind: the same image met again (asked twice by
+        workers sharing a run, say) neither shows again nor takes another image's line."""
         kind = failure_kind(reason)
+        if (image, kind) in self.seen:
+            return
+        self.seen.add((image, kind))
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if self.counts[kind] <= self.shown_per_kind:
             self.write(f"seg-client: failed: {image}: {reason}")

@@ -66,6 +66,12 @@ class Writer(ABC):
         re-run skips it). By default any record is: it is written last, atomically."""
         return True
 
+    def failed_since(self, item: ImageItem, began: datetime) -> bool:
+        """Whether ``item`` failed for good in a shared run that began at ``began`` (a worker that
+        joins late offers the finished images again: the image's own failure is not asked twice).
+        By default a writer keeps no such record."""
+        return False
+
 
 WRITERS: Registry[type[Writer]] = Registry("task", key="task")
 
@@ -369,6 +375,8 @@ def run_images(
             left = set()
             for item in claimed:
                 path = out_dir / f"{names[item]}.json"
+                if writer.failed_since(item, began):
+                    continue
                 if not path.exists():
                     left.add(item)
                 elif overwrite or item.path in redo:  # redone by this run: written since it began?

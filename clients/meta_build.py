@@ -142,6 +142,15 @@ class _Answers:
         mark = _read(self._path(item))
         return mark if mark is not None and mark.get("stamp") == self.stamp else None
 
+    def failed_since(self, item: ImageItem, began: datetime) -> bool:
+        """Whether ``item`` is marked failed under this stamp since ``began``."""
+        path = self._path(item)
+        mark = self.mark(item)
+        try:
+            return mark is not None and "failed" in mark and path.stat().st_mtime >= began.timestamp()
+        except OSError:
+            return False
+
     def write(self, item: ImageItem, data: bytes | None, failed: str | None = None) -> None:
         sha256 = hashlib.sha256(data).hexdigest() if data is not None else self.pictures[item].sha256
         mark = {"image": self.pictures[item].name, "sha256": sha256, "stamp": self.stamp}
@@ -203,6 +212,9 @@ class _Marking(Writer):
 
     def done(self, model: ModelInfo, item: ImageItem, path: Path) -> bool:
         return self.writer.done(model, item, path)
+
+    def failed_since(self, item: ImageItem, began: datetime) -> bool:
+        return self.answers.failed_since(item, began)
 
 
 def check_entries(entries: tuple[ModelEntry, ...], infos: list[ModelInfo], config_path: Path | None) -> None:

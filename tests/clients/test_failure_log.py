@@ -18,3 +18,15 @@ def test_the_first_failures_of_a_kind_are_shown_then_counted():
 def test_kinds_ignore_per_image_details():
     assert failure_kind("empty file (0 bytes)") == "empty file"
     assert failure_kind("cannot read: Permission denied") == "cannot read: Permission denied"
+
+
+def test_an_image_met_twice_is_counted_once():
+    """Workers sharing a run can meet one image's failure twice: it must not take the line of
+    another image of that kind."""
+    lines: list[str] = []
+    log = FailureLog(lines.append, shown_per_kind=3)
+    for image in ("/x/1.png", "/x/6.png", "/x/1.png", "/x/10.png"):
+        log(image, "image is 10000x7000 (70.0 megapixels), over this server's limit")
+    log("/x/6.png", "image is 10000x7000 (70.0 megapixels), over this server's limit (met by another worker)")
+    assert [line.split(": ")[2] for line in lines] == ["/x/1.png", "/x/6.png", "/x/10.png"]
+    assert log.summary() == []

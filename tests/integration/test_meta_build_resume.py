@@ -164,3 +164,35 @@ def test_shared_workers_each_list_every_failure(triton, postgres_server, tmp_pat
     fixed = _document(root)
     assert "failures" not in fixed and "missing result" not in out
     assert all(MODEL in image["results"] for image in fixed["images"])
+
+
+def test_a_worker_joining_late_does_not_ask_again_what_failed(triton, postgres_server, tmp_path):
+    """The late worker offers the images again, the failed one among them (its claim ended with
+    its failure): its mark says it failed in this run, so no worker sends it a second time."""
+    from store.segment_store import SegmentStore
+
+    count = 120
+    root = _root(tmp_path, count, bad=(0,))
+    db = postgres_server.create_database()
+    SegmentStore.open(db).close()
+    _configure(root, triton.grpc_url, concurrency=1, db=db)
+    mark = root / "TEST" / "ret_meta" / GROUP / "answers" / MODEL / GROUP / "i0000.json"
+    before = answered_requests(triton)
+
+    first = _build(root)
+    deadline = time.monotonic() + 120
+    while not (mark.exists() and "failed" in json.loads(mark.read_text())):
+        assert first.poll() is None, "meta build ended early:\n" + first.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    second = _build(root)
+    (out_first, err_first), (out_second, err_second) = _done(first, code=1), _done(second, code=1)
+    for out in (out_first, out_second):  # both asked some: the second joined while the first ran
+        asked = int(out.split(f"{MODEL} ")[1].split(" asked")[0])
+        assert asked > 0, (out_first, out_second)
+    # every picture sent once, the refused one too (an error the ensemble's decoding step
+    # returns is a completed request by Triton's count)
+    assert answered_requests(triton) - before == count + 1
+    for err in (err_first, err_second):
+        assert err.count(f"{GROUP}/i0000.png: {MODEL}: ") == 1, err
+    assert set(_document(root)["failures"]) == {f"{GROUP}/i0000.png"}
