@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +54,22 @@ class ClassificationScores:
     confusion: list[list[int]]  # [true label][predicted], in the order of ``classes``
     per_class: dict[str, tuple[float, float, int]]  # name -> (precision, recall, support)
     without_segments: int = 0  # images scored by segments that have none
-    without_results: int = 0  # labelled images of the CSV no record names (not run, failed, badlisted)
+    without_results: int = 0  # labelled images of the CSV no record names (not run, failed)
+    badlisted: int = 0  # CSV rows left out: their image is on the badlist now
 
 
-def evaluate_labels(labels_csv: Path, results_dir: Path, split: str | None = None) -> ClassificationScores:
+def evaluate_labels(
+    labels_csv: Path,
+    results_dir: Path,
+    split: str | None = None,
+    left_out: Callable[[str], bool] = lambda image: False,
+) -> ClassificationScores:
     """Accuracy, per-class precision and recall and the confusion matrix of the classification
     records below ``results_dir`` against ``labels_csv`` (matched as the module docstring says);
-    ``split``: only the CSV rows of that split (e.g. ``val``)."""
+    ``split``: only the CSV rows of that split (e.g. ``val``). The rows whose image ``left_out``
+    names (badlisted now) are not scored, nor counted as without a result."""
     labels = read_labels(labels_csv, split)
+    dropped = {image for image in labels if left_out(image)}
     records = _read_records(Path(results_dir))
     if not records:
         raise ClientError(
@@ -75,6 +84,8 @@ def evaluate_labels(labels_csv: Path, results_dir: Path, split: str | None = Non
     seen: set[str] = set()
     for path, record in records:
         key = match(record["image"])
+        if key in dropped:
+            continue
         label = labels.get(key) if key is not None else None
         if not label:
             unlabelled += 1
@@ -101,7 +112,10 @@ def evaluate_labels(labels_csv: Path, results_dir: Path, split: str | None = Non
         )
     scores = _scores(truths, predictions, class_ids, images, unlabelled)
     scores.without_segments = without_segments
-    scores.without_results = sum(1 for image, label in labels.items() if label and image not in seen)
+    scores.without_results = sum(
+        1 for image, label in labels.items() if label and image not in seen and image not in dropped
+    )
+    scores.badlisted = len(dropped)
     return scores
 
 
@@ -152,10 +166,11 @@ def format_scores(scores: ClassificationScores) -> str:
             else []
         ),
         *(
-            [f"{scores.without_results} labelled images have no result (not run, failed or badlisted)"]
+            [f"{scores.without_results} labelled images have no result (not run or failed)"]
             if scores.without_results
             else []
         ),
+        *([f"{scores.badlisted} badlisted images left out"] if scores.badlisted else []),
         "",
     ]
     width = max([len("class"), *(len(name) for name in scores.classes)])

@@ -27,6 +27,7 @@ from clients.image_sources import (
     images_in_folder,
     images_in_group,
     no_images_error,
+    unbadlisted,
 )
 from clients.meta_cli import meta
 from clients.replicas import connect
@@ -34,8 +35,9 @@ from clients.segments_cli import masks, segments
 from clients.triton import ClientError, SegmentationClient
 from clients.work_share import shared_work
 from segcontract.tasks import Task
+from store.badlist import read_badlist
 from store.errors import StoreError
-from store.layout import database_url
+from store.layout import database_url, group_index
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -94,8 +96,10 @@ def main() -> None:
     "--db",
     default=None,
     metavar="URL",
-    help="With --segments: the segment store (default DATA/segments.db). Without: a PostgreSQL "
-    "store through which several workers writing the same --out share the images (see --lease).",
+    help="The segment store (default: $SEGSTACK_DB, else DATA/segments.db if it exists): --group "
+    "leaves out the pictures on its badlist now; --segments reads the segments to classify from it. "
+    "Given without --segments, a PostgreSQL store through which several workers writing the same "
+    "--out share the images (see --lease).",
 )
 @LEASE_OPTION
 def infer(
@@ -144,6 +148,12 @@ def infer(
             if source is not None:
                 raise no_images_error(source)
             raise empty_group_error(group, layout, db)
+        if group is not None and not on_segments:  # the badlist now, whatever the group's CSV says
+            items, badlisted = unbadlisted(items, layout, db)
+            if not items:
+                raise all_badlisted_error(f"group {group!r}", badlisted)
+            if badlisted:
+                click.echo(f"{badlisted} badlisted images left out", err=True)
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
         if segment_model is not None and not on_segments:
@@ -255,6 +265,13 @@ def _echo_lines(lines: list[str]) -> None:
 )
 @GROUP_OPTION
 @DATA_ROOT_OPTION
+@click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help="The segment store whose badlist is read (only read; default: $SEGSTACK_DB, else "
+    "DATA/segments.db if it exists): badlisted images are not scored.",
+)
 def evaluate(
     annotations: Path | None,
     labels: Path | None,
@@ -262,39 +279,57 @@ def evaluate(
     results: Path | None,
     group: str | None,
     data_root: Path,
+    db: str | None,
 ) -> None:
     """Score seg-client infer's results against the truth.
 
     Instance results with --annotations: box and mask mAP with pycocotools' COCOeval (images matched
     by their path relative to the folder given to `infer --source`, as coco2yolo writes them,
-    categories by class name). Classification results with --labels: accuracy, per-class precision
-    and recall, and the confusion matrix (of the top class of each image, or of each segment with
-    its image's label).
+    categories by class name). Classification results with --labels (with --group alone:
+    DATA/datasets/<group>.csv): accuracy, per-class precision and recall, and the confusion matrix
+    (of the top class of each image, or of each segment with its image's label). Images on the
+    segment store's badlist now are left out, whatever the CSV or COCO file lists.
     """
     try:
-        if (annotations is None) == (labels is None):
+        layout = DataLayout(data_root)
+        if annotations is not None and labels is not None:
             raise click.UsageError(
-                "give --annotations COCO.json (instances) or --labels CSV (classification)"
+                "give one of --annotations COCO.json (instances) or --labels CSV (classification)"
             )
+        if annotations is None and labels is None:
+            if group is None:
+                raise click.UsageError(
+                    "give --annotations COCO.json (instances) or --labels CSV (classification), or "
+                    "--group NAME for the labels in DATA/datasets/<group>.csv"
+                )
+            labels = layout.datasets / f"{group}.csv"
+            if not labels.is_file():
+                raise ClientError(
+                    f"{labels}: no such file; --group {group} reads its labels there (`seg-client groups "
+                    "pull` writes it), else give --labels CSV or --annotations COCO.json"
+                )
         if results is None:
             if group is None:
                 raise click.UsageError("give --results DIR, or --group NAME for TEST/inference/<group>")
-            results = DataLayout(data_root).inference / group
+            results = layout.inference / group
             if not results.is_dir():
                 raise ClientError(f"{results}: no results; run `seg-client infer --group {group}` first")
+        badlist = read_badlist(db, layout)
+        left_out = (lambda image: badlist.holds(image)) if badlist is not None else (lambda image: False)
         if labels is not None:
             from clients.classify_eval import evaluate_labels, format_scores
 
-            click.echo(format_scores(evaluate_labels(labels, results, split)))
+            click.echo(format_scores(evaluate_labels(labels, results, split, left_out)))
             return
         from clients.coco_eval import evaluate as coco_evaluate
 
-        scores = coco_evaluate(annotations, results)
-    except ClientError as exc:
+        scores = coco_evaluate(annotations, results, left_out)
+    except (ClientError, StoreError) as exc:
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
+    left = f", {scores.badlisted} badlisted images left out" if scores.badlisted else ""
     click.echo(
-        f"{scores.images} images ({scores.images_without_results} without results), "
+        f"{scores.images} images ({scores.images_without_results} without results{left}), "
         f"{scores.detections} detections"
     )
     click.echo(f"box  mAP50 {scores.box_map50:.4f}  mAP50-95 {scores.box_map:.4f}")
@@ -366,11 +401,19 @@ def bench(
     if (images is None) == (group is None):
         raise click.UsageError("give exactly one of --images DIR or --group NAME")
     try:
+        if group is not None:  # bench takes --images for a folder, not infer's --source
+            group_index(group, DataLayout(data_root), instead="--images DIR for a plain folder")
         client = SegmentationClient(url, timeout_s=timeout_s)
         client.model_info(model)
         items = (
             images_in_folder(images) if images is not None else images_in_group(group, DataLayout(data_root))
         )
+        if images is None and items:  # the badlist now, as infer --group reads it
+            items, badlisted = unbadlisted(items, DataLayout(data_root), None)
+            if not items:
+                raise all_badlisted_error(f"group {group!r}", badlisted)
+            if badlisted:
+                click.echo(f"{badlisted} badlisted images left out", err=True)
         paths = [i.path for i in items if i.path.is_file()][:64]
         if not paths:
             raise (
@@ -398,7 +441,7 @@ def bench(
                 f"{model}_model", url, out, None, concurrency, shared_memory, per_window, **watch
             )
             click.echo(format_results(f"{model}_model", alone))
-    except ClientError as exc:
+    except (ClientError, StoreError) as exc:
         click.echo(f"seg-client: error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ import httpx
 
 from clients.http_retry import Backoff, Transient, retry_after_seconds, user_agent
 from segcontract.limits import DEFAULT_MAX_PIXELS
-from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
+from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image, unread_format
 from segops.image_header import image_dimensions
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -56,7 +56,6 @@ _CONTENT_TYPES = {
     "image/x-ms-bmp": ".bmp",
     "image/webp": ".webp",
     "image/tiff": ".tif",
-    "image/gif": ".gif",
 }
 
 
@@ -383,8 +382,6 @@ def sniff_suffix(data: bytes) -> str | None:
         return ".png"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return ".webp"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return ".gif"
     if data.startswith(b"BM"):
         return ".bmp"
     if data.startswith((b"II*\x00", b"MM\x00*")):
@@ -405,11 +402,14 @@ def check_picture(
 ) -> Picture:
     """Accept ``data`` only if it is a decodable image of at most ``max_pixels`` with the expected
     checksum (when one is given). The size is read from the header before anything is decoded (a
-    small file can claim gigapixels); a file whose header gives none (not JPEG, PNG, BMP, WebP,
-    GIF or TIFF, or cut short) is refused undecoded. Its suffix: the URL's, else the format's, else
+    small file can claim gigapixels); a file whose header gives none (not JPEG, PNG, BMP, WebP
+    or TIFF, or cut short) is refused undecoded, and so is a GIF (``segops.decode.unread_format``:
+    no command reads one). Its suffix: the URL's, else the format's, else
     the Content-Type's, else ``.jpg``."""
     if not data:
         raise FetchError("empty (0 bytes)")
+    if (reason := unread_format(data[:16])) is not None:
+        raise FetchError(reason)
     digest = hashlib.sha256(data).hexdigest()
     if expected_sha256 is not None and digest != expected_sha256:
         raise FetchError(

@@ -24,8 +24,10 @@ names other groups is theirs too: a row with the same id and the same content (t
 sha256 equals the recorded one or, without one, the URL is the same) only adds this group to the
 meta, whose other fields stay those of the group that brought it; a row with other content fails,
 naming the groups, unless ``replace`` (--replace), which fetches it over theirs and leaves the
-picture to this group alone (their CSVs keep naming the file until they are pulled again). A meta
-written before groups were recorded names none: it is this group's.
+picture to this group alone (their CSVs keep naming the file until they are pulled again). A row
+whose sha256 is not the recorded one is fetched before it fails: when its bytes are the picture
+after all, it fails saying the manifest's sha256 is wrong (with the file's), not that the picture
+differs. A meta written before groups were recorded names none: it is this group's.
 """
 
 from __future__ import annotations
@@ -118,6 +120,9 @@ class _Claim:
 
     groups: list[str]  # the meta's groups once the row is pulled
     shared: bool  # other groups list the same picture: keep their meta, add this group
+    # another group's picture and the manifest's sha256 is not the one it records: the row's bytes
+    # tell other content (the id is taken) from the same picture under a wrong checksum
+    unsure: bool = False
 
 
 def _claim(row: ManifestRow, meta: dict[str, Any] | None, group: str, replace: bool) -> _Claim:
@@ -132,18 +137,43 @@ def _claim(row: ManifestRow, meta: dict[str, Any] | None, group: str, replace: b
         return _Claim(groups if group in groups else [*groups, group], shared=True)
     if replace:
         return _Claim([group], shared=False)
+    if row.sha256 is not None and isinstance(meta.get("sha256"), str):
+        return _Claim(groups, shared=False, unsure=True)  # decided once the bytes are in hand
     raise FetchError(_taken(row, meta, others))
 
 
-def _taken(row: ManifestRow, meta: dict[str, Any], others: list[str], now: str = "") -> str:
+def _not_taken_over(row: ManifestRow, meta: dict[str, Any], others: list[str], fetcher: Fetcher) -> None:
+    """Always raises FetchError, for a row of an ``unsure`` claim: when the row's bytes are those of
+    the other groups' picture, the manifest's sha256 is wrong (and --replace would not help);
+    else the id is taken, as :func:`_taken` says (also when the bytes cannot be had)."""
+    try:
+        data = fetcher.fetch(row.location, row.is_http).data
+    except FetchError:
+        raise FetchError(_taken(row, meta, others)) from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != meta["sha256"]:
+        raise FetchError(_taken(row, meta, others))
+    raise FetchError(
+        f"{_held(row, meta, others)}, and this row's file is that picture byte for byte: the "
+        f"manifest's sha256 is wrong (it gives {row.sha256}; the file's sha256 is {digest}); "
+        "correct the row's sha256, or leave it out, and pull again"
+    )
+
+
+def _held(row: ManifestRow, meta: dict[str, Any], others: list[str]) -> str:
+    """``id 'x' is already x.png of group g``: whose picture the row's id names."""
     name = meta.get("picture") if isinstance(meta.get("picture"), str) else f"{row.id}.*"
     whose = f"group {others[0]}" if len(others) == 1 else f"groups {', '.join(others)}"
+    return f"id {row.id!r} is already {name} of {whose}"
+
+
+def _taken(row: ManifestRow, meta: dict[str, Any], others: list[str], now: str = "") -> str:
     recorded = meta.get("url")
     source = f"from {redact_url(recorded)}" if isinstance(recorded, str) else "recorded"
     sha = meta.get("sha256")
     source += f", sha256 {sha[:16]}…" if isinstance(sha, str) else ""
     return (
-        f"id {row.id!r} is already {name} of {whose} ({source}), and this row's picture{now} differs; "
+        f"{_held(row, meta, others)} ({source}), and this row's picture{now} differs; "
         "give this row another id, or pass --replace to take the picture over"
     )
 
@@ -229,6 +259,9 @@ def _pull_locked(
     meta_path = layout.meta / f"{row.id}.json"
     old = _read_meta(meta_path)
     claim = _claim(row, old, group, replace)
+    if claim.unsure:
+        assert old is not None
+        _not_taken_over(row, old, [g for g in claim.groups if g != group], fetcher)
     kept = _keep_present(row, layout, old, claim)
     if kept is not None:
         return PRESENT, kept

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from clients.triton import ClientError
 from segcontract.image_files import IMAGE_SUFFIXES, image_paths
+from store.badlist import picture_name, read_badlist
 from store.errors import StoreError
 from store.layout import DB_ENV, DataLayout, database_url, group_images
 
@@ -24,6 +25,7 @@ __all__ = [
     "images_in_group",
     "no_images_error",
     "output_names",
+    "unbadlisted",
 ]
 
 
@@ -105,6 +107,16 @@ def images_in_group(group: str, layout: DataLayout) -> list[ImageItem]:
         return [ImageItem(i.path, i.name) for i in group_images(group, layout)]
     except StoreError as exc:
         raise ClientError(str(exc)) from None
+
+
+def unbadlisted(items: list[ImageItem], layout: DataLayout, db: str | None) -> tuple[list[ImageItem], int]:
+    """``items`` without the pictures on the store's badlist now (``store.badlist``), and how many
+    were left out. A store that cannot be read is a StoreError."""
+    badlist = read_badlist(db, layout)
+    if badlist is None:
+        return items, 0
+    kept = [item for item in items if not badlist.holds(picture_name(item.path, layout.pictures))]
+    return kept, len(items) - len(kept)
 
 
 def _safe(relative: Path) -> Path:

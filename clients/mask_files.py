@@ -16,7 +16,13 @@ Per image, two files side by side:
     "class_name", "score", "status", "model"}`` per segment; ``value`` is the pixel value in the
     PNG and ``status`` is ``unchecked``, ``approved`` or ``rejected``.
 
-The PNG is written before the JSON, each atomically, so a JSON on disk means its PNG is complete.
+``<stem>_color.png`` (on request, ``seg-client masks --color``)
+    The same mask for people to look at: 3 channels (8-bit BGR on disk, as any viewer shows it),
+    background black and value ``k`` in the k-th colour of the PASCAL VOC palette (128,0,0),
+    (0,128,0), (128,128,0), ... in RGB, as LabelMe's instance masks colour them. The name is the
+    one the semantic family's colour masks have (``seg-client infer``).
+
+The PNGs are written before the JSON, each atomically, so a JSON on disk means its PNGs are complete.
 """
 
 from __future__ import annotations
@@ -27,11 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from segcontract.files import write_json_atomic
+from segops.colors import colorize, voc_palette
 from segops.image_write import write_image_atomic
 from segops.rle import decode
 from store.records import StoredImage, StoredSegment
 
 _MAX_VALUE = {np.uint8: 255, np.uint16: 65535}
+COLOR_SUFFIX = "_color.png"  # as the semantic family's colour masks (clients.infer_run)
 
 
 def segment_mask(segment: StoredSegment) -> np.ndarray:
@@ -91,9 +99,30 @@ def instance_mask(image: StoredImage, segments: Sequence[StoredSegment]) -> tupl
     return labels, record
 
 
-def write_mask_files(folder: Path, stem: str, image: StoredImage, segments: Sequence[StoredSegment]) -> None:
-    """Write ``<folder>/<stem>.png`` then ``<folder>/<stem>.json``, each atomically."""
+def color_name(stem: str) -> str:
+    """The colour PNG's file name beside ``<stem>.png`` (the semantic family's ``_color.png``)."""
+    return stem + COLOR_SUFFIX
+
+
+def instance_palette(count: int) -> list[list[int]]:
+    """RGB colours of the values 0 (background, black) to ``count``: the PASCAL VOC palette, whose
+    first 2**24 colours all differ, so every value of a 16-bit mask has its own."""
+    return [list(c) for c in voc_palette(count + 1)]
+
+
+def color_mask(labels: np.ndarray) -> np.ndarray:
+    """The instance mask in colour (BGR, for OpenCV to write): see ``<stem>_color.png`` above."""
+    return colorize(labels, instance_palette(int(labels.max(initial=0))))
+
+
+def write_mask_files(
+    folder: Path, stem: str, image: StoredImage, segments: Sequence[StoredSegment], color: bool = False
+) -> None:
+    """Write ``<folder>/<stem>.png``, with ``color`` ``<folder>/<stem>_color.png``, then
+    ``<folder>/<stem>.json``, each atomically."""
     labels, record = instance_mask(image, segments)
     folder = Path(folder)
     write_image_atomic(folder / f"{stem}.png", labels)
+    if color:
+        write_image_atomic(folder / color_name(stem), color_mask(labels))
     write_json_atomic(folder / f"{stem}.json", record)

@@ -46,7 +46,7 @@ from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.tasks import Task
 from segops.image_header import image_dimensions
 from store.errors import StoreError
-from store.layout import DB_ENV, DataLayout, database_url
+from store.layout import DB_ENV, DataLayout, database_url, group_index
 from store.segment_store import name_keys
 
 RET_META_FILE = "ret_meta.json"
@@ -247,6 +247,7 @@ def build_meta(
     records the model and goes on, so every worker writes the same ret_meta.json."""
     layout = config.layout
     summary = MetaSummary(group, ret_meta_path(layout, group))
+    group_index(group, layout, instead=None)  # meta build reads groups only: no --source to suggest
     items = images_in_group(group, layout)
     if not items:
         raise ClientError(f"group {group!r} lists no images")

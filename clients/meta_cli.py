@@ -78,6 +78,7 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
     from clients.config_file import load_config
     from clients.meta_build import build_meta, check_entries
     from clients.replicas import connect
+    from store.layout import group_index
 
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
     try:
@@ -88,6 +89,8 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
         if not config.models:
             where = config.path or Path(data_root) / "segstack.yaml"
             raise ClientError(f"{where}: no models: list the served models under models: (see the README)")
+        for group in every:  # a group that is not there is said before any server is asked
+            group_index(group, config.layout, instead=None)
         client = connect(
             url or config.urls, config.timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr)
         )

@@ -13,7 +13,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import cv2
 from tritonclient.utils import InferenceServerException
 
 from clients.image_sources import ImageItem
@@ -25,6 +24,7 @@ from clients.triton import (
     ModelInfo,
     ServerStopped,
 )
+from segops.decode import unread_format
 
 T = TypeVar("T")
 
@@ -54,19 +54,9 @@ def read_image(item: ImageItem) -> bytes:
         raise ValueError(f"cannot read: {exc.strerror or exc}") from None
     if not data:
         raise ValueError("empty file (0 bytes)")
-    if item.path.suffix.lower() == ".gif" and (frames := _frame_count(item.path)) > 1:
-        raise ValueError(
-            f"an animated GIF ({frames} frames): seg-client sends one picture per file; "
-            "extract the frames first (e.g. ffmpeg -i in.gif frame_%04d.png)"
-        )
+    if (reason := unread_format(data[:16])) is not None:  # what the server and groups pull refuse
+        raise ValueError(reason)
     return data
-
-
-def _frame_count(path) -> int:
-    try:
-        return int(cv2.imcount(str(path)))
-    except cv2.error:  # an OpenCV without GIF support: the server's decode says so
-        return 1
 
 
 def asking(client: Servers, model: ModelInfo, request: Callable[[], T]) -> T:

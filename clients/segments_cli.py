@@ -321,10 +321,15 @@ def review(images, approve, reject, unchecked, from_file, model, db, data_root) 
 
 @segments.group()
 def badlist() -> None:
-    """Images to leave out of every export, mask build and dataset."""
+    """Images to leave out of every export, mask build and dataset.
+
+    The badlist is a list of names (a path relative to DATA/pictures, a trailing part of it, or a
+    file stem), each kept with the file it was pushed from and when: `push` adds names, `list`
+    shows them with the stored images each matches, `remove` takes names off again.
+    """
 
 
-@badlist.command()
+@badlist.command(short_help="Badlist the images named in FILE.")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--badlist-path",
@@ -339,7 +344,11 @@ def badlist() -> None:
 @_one_line_errors
 def push(file, badlist_path, db, data_root) -> None:
     """Badlist the images named in FILE (one per line: a path, a trailing part of it, or a stem).
-    Names not in the store yet are kept and apply to the images when they are added."""
+    Names not in the store yet are kept and apply to the images when they are added.
+
+    Each name is stored with FILE's path and the time (a name pushed again keeps its first);
+    `segments badlist list` shows them, `segments badlist remove` undoes a push.
+    """
     path = file or badlist_path
     if path is None:
         raise click.UsageError("give the badlist FILE")
@@ -348,6 +357,122 @@ def push(file, badlist_path, db, data_root) -> None:
         matched, unknown = store.push_badlist(names, source=str(path))
     _report_unknown(unknown, " yet (kept for when they are added)")
     click.echo(f"{len(names)} names from {path}: {matched} stored images badlisted")
+
+
+def _when(at) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC") if at is not None else "unknown"
+
+
+@badlist.command("list")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='A JSON list instead, for scripts: [{"name", "source", "added_at" (ISO 8601, UTC), "images"}].',
+)
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def list_entries(as_json, db, data_root) -> None:
+    """Show the badlist's names, where and when each came from.
+
+    One line per name, sorted by name: the file it was pushed from, when (UTC), and how many
+    stored images it matches (0: none yet; it applies to images added later). The last line
+    counts the names and the stored images they badlist.
+    """
+    with _store(db, DataLayout(data_root)) as store:
+        entries = store.badlist_entries()
+        url = store.url
+    if as_json:
+        import json
+
+        rows = [
+            {
+                "name": e.name,
+                "source": e.source,
+                "added_at": e.added_at.isoformat(timespec="seconds") if e.added_at else None,
+                "images": e.images,
+            }
+            for e in entries
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    lines = [("name", "source", "added", "images")]
+    lines += [(_shown(e.name), _shown(e.source) or "-", _when(e.added_at), str(e.images)) for e in entries]
+    if entries:
+        widths = [max(len(line[i]) for line in lines) for i in range(3)]
+        for name, source, added, images in lines:
+            click.echo(f"{name:<{widths[0]}}  {source:<{widths[1]}}  {added:<{widths[2]}}  {images:>6}")
+    badlisted = len({path for e in entries for path in e.matches})
+    hint = "" if entries else "; `seg-client segments badlist push FILE` adds names"
+    click.echo(f"{len(entries)} names on the badlist ({url}), matching {badlisted} stored images{hint}")
+
+
+@badlist.command("remove")
+@click.argument("names", nargs=-1)
+@click.option(
+    "--file",
+    "--from-file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also the names in this file, one per line (the file a push read: undoes that push).",
+)
+@DB_OPTION
+@DATA_ROOT_OPTION
+@_one_line_errors
+def remove_entries(names, from_file, db, data_root) -> None:
+    """Take names off the badlist; the images they badlisted come back.
+
+    NAMES are the names as `segments badlist list` shows them (as pushed), not the images they
+    match. Images that no remaining name matches are badlisted no more, so exports, mask builds
+    and datasets include them again.
+
+    Each removed name is printed with the file it was pushed from and when: the store keeps no
+    record of a removal, so keep the output if one is needed. A name not on the badlist is
+    reported; the exit status is 1 when none of the names was on it.
+    """
+    given = list(names) + (_lines(from_file) if from_file is not None else [])
+    if not any(n.strip() for n in given):
+        raise click.UsageError("name at least one badlist entry to remove (or --file FILE, one per line)")
+    with _store(db, DataLayout(data_root)) as store:
+        outcome = store.remove_badlist(given)
+        url = store.url
+    for entry in outcome.removed:
+        source = f"pushed from {_shown(entry.source)}" if entry.source else "pushed"
+        click.echo(
+            f"removed {_shown(entry.name)} ({source} at {_when(entry.added_at)}; "
+            f"matched {entry.images} stored images)"
+        )
+    hinted = dict(list(outcome.badlisted_by.items())[:5])  # a line each; any others in the count below
+    for name, others in hinted.items():
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        listed = ", ".join(map(_shown, others[:5])) + more
+        that = "that name" if len(others) == 1 else "those names"
+        click.echo(
+            f"seg-client: {_shown(name)} is not on the badlist; stored images it names are badlisted "
+            f"by {listed} (remove {that} to include them again)",
+            err=True,
+        )
+    _report_not_listed([n for n in outcome.unknown if n not in hinted])
+    still = f"; {outcome.still_badlisted} stay badlisted by other names" if outcome.still_badlisted else ""
+    click.echo(
+        f"{len(outcome.removed)} names removed from the badlist ({url}): "
+        f"{outcome.unbadlisted} stored images no longer badlisted{still}"
+    )
+    if outcome.unknown and not outcome.removed:
+        sys.exit(1)
+
+
+def _report_not_listed(unknown: list[str]) -> None:
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        shown = ", ".join(map(_shown, unknown[:5])) + more
+        click.echo(
+            f"seg-client: {len(unknown)} names are not on the badlist "
+            f"(`seg-client segments badlist list` shows it): {shown}",
+            err=True,
+        )
 
 
 def _segments_of(store: SegmentStore, group: str | None, model: str | None, statuses) -> list[StoredSegment]:
@@ -409,6 +534,7 @@ def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
 
     with _store(db, DataLayout(data_root)) as store:
         images = _images_of(store, group)
+        badlisted = len(store.images(group=group, include_badlisted=True)) - len(images)
         found = _segments_of(store, group, model, statuses)
     try:
         if fmt == "coco":
@@ -425,7 +551,8 @@ def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
         write_atomic(out, data)
     except OSError as exc:
         raise ClientError(f"cannot write {out}: {exc.strerror or exc}") from None
-    click.echo(f"{len(images)} images, {len(found)} segments → {out}")
+    left = f" ({badlisted} badlisted left out)" if badlisted else ""
+    click.echo(f"{len(images)} images{left}, {len(found)} segments → {out}")
 
 
 @click.command()
@@ -436,18 +563,27 @@ def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
     default=None,
     help="Output folder (default: MARKUP/masks under --data-root).",
 )
+@click.option(
+    "--color",
+    is_flag=True,
+    help="Also write <stem>_color.png beside each mask, for people to look at: background black, "
+    "each segment value in its own colour (the PASCAL VOC palette: 1 red (128,0,0), 2 green "
+    "(0,128,0), 3 olive (128,128,0), ...). A run without --color leaves earlier ones as they are "
+    "(not updated), except a badlisted image's, removed with its mask.",
+)
 @STATUS_OPTION
 @MODEL_FILTER_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
 @_one_line_errors
-def masks(group, out, statuses, model, db, data_root) -> None:
+def masks(group, out, color, statuses, model, db, data_root) -> None:
     """Masks for annotators from the stored segments: <stem>.png and <stem>.json per image.
 
     The PNG has one channel at the image's size: 0 is background, k the k-th segment by score
     (highest first; where segments overlap the higher score wins); 16-bit when an image has more
     than 255 segments. The JSON beside it lists each value's segment id, class, score, status
-    and model. Badlisted images are left out.
+    and model. With --color, <stem>_color.png shows the same mask in colour. Badlisted images are
+    left out, and the mask files an earlier run wrote for them are removed.
     """
     from clients.mask_files import write_mask_files
 
@@ -467,29 +603,58 @@ def masks(group, out, statuses, model, db, data_root) -> None:
             output_names([ImageItem(Path(i.path), Path(i.path)) for i in every]).values(),
         )
     )
+    if color:
+        _refuse_color_name_clashes(images, every, stems)
     written = 0
     for image in tqdm(images, desc="masks", unit="img", file=sys.stderr):
         stem = stems[image.id]
         try:
-            write_mask_files(out / stem.parent, stem.name, image, by_image.get(image.id, []))
+            write_mask_files(out / stem.parent, stem.name, image, by_image.get(image.id, []), color)
         except OSError as exc:
             raise ClientError(f"cannot write masks under {out}: {exc.strerror or exc}") from None
         except ValueError as exc:  # a stored segment that does not fit its image
             raise ClientError(f"cannot build the masks of {image.path}: {exc}") from None
         written += 1
-    removed = _remove_badlisted_masks(out, [stems[i.id] for i in every if i.badlisted])
+    removed = _remove_badlisted_masks(out, [stems[i.id] for i in every if i.badlisted], set(stems.values()))
     gone = f"; {removed} badlisted images' mask files removed" if removed else ""
     click.echo(f"{written} images, {len(found)} segments → {out}{gone}")
 
 
-def _remove_badlisted_masks(out: Path, stems: list[Path]) -> int:
+def _refuse_color_name_clashes(
+    images: list[StoredImage], every: list[StoredImage], stems: dict[int, Path]
+) -> None:
+    """``<stem>_color.png`` must not be the mask of another image (``x.jpg`` beside ``x_color.jpg``):
+    refused before anything is written, rather than one file overwriting the other."""
+    from clients.mask_files import color_name
+
+    owner = {stems[i.id]: i for i in every}
+    for image in images:
+        stem = stems[image.id]
+        other = owner.get(stem.with_name(Path(color_name(stem.name)).stem))
+        if other is not None:
+            raise ClientError(
+                f"--color: the colour mask of {_shown(image.path)} would be "
+                f"{_shown(stem.with_name(color_name(stem.name)).as_posix())}, the mask of "
+                f"{_shown(other.path)}; run without --color"
+            )
+
+
+def _remove_badlisted_masks(out: Path, stems: list[Path], every_stem: set[Path]) -> int:
     """Mask files that an earlier run wrote for images badlisted since (only ``<stem>.png`` with
-    its ``<stem>.json`` beside it: files this command writes as a pair)."""
+    its ``<stem>.json`` beside it: files this command writes as a pair), and with them
+    ``<stem>_color.png`` (``--color``) unless that is itself an image's mask (a ``.json`` beside it,
+    or a stem of the images here)."""
+    from clients.mask_files import color_name
+
     removed = 0
     for stem in stems:
         png, sidecar = out / stem.with_name(stem.name + ".png"), out / stem.with_name(stem.name + ".json")
         if png.is_file() and sidecar.is_file():
+            colored = out / stem.with_name(color_name(stem.name))
             png.unlink()
             sidecar.unlink()
             removed += 1
+            theirs = colored.with_suffix(".json").exists() or stem.with_name(colored.stem) in every_stem
+            if colored.is_file() and not theirs:
+                colored.unlink()
     return removed

@@ -261,7 +261,10 @@ def main() -> None:
 
     print("\n== 5. serve it and query it with the held-out images", flush=True)
     server, url = start_server(repository, out / "tritonserver.log")
-    results, overlays = out / "results" / "val", out / "results" / "overlays"
+    # the second run (at PARITY_CONF) writes its JSON to `parity` and, with --overlay, its images
+    # to <--out>/overlays, as infer always does
+    results, parity = out / "results" / "val", out / "results" / f"val-conf{PARITY_CONF:g}"
+    overlays = parity / "overlays"
     try:
         run(
             "seg-client",
@@ -288,7 +291,7 @@ def main() -> None:
             "--url",
             url,
             "--out",
-            str(overlays),
+            str(parity),
             "--conf",
             str(PARITY_CONF),
             "--overlay",
@@ -302,7 +305,7 @@ def main() -> None:
         f"\n== 6. served detections vs ultralytics predict(retina_masks=True), both at conf {PARITY_CONF}",
         flush=True,
     )
-    print(served_vs_predict_parity(weights, dataset / "images" / "val", overlays, args.imgsz), flush=True)
+    print(served_vs_predict_parity(weights, dataset / "images" / "val", parity, args.imgsz), flush=True)
 
     print(
         "\n== 7. score the served model (COCOeval) next to ultralytics' val of the same checkpoint",
@@ -356,7 +359,7 @@ def main() -> None:
     print(f"  checkpoint       {weights}  (TensorBoard: tensorboard --logdir {out / 'runs'})")
     print(f"  model repository {repository}")
     print(f"  per-image JSON   {results}")
-    print(f"  overlays         {overlays / 'overlays'}")
+    print(f"  overlays         {overlays}  (conf {PARITY_CONF}; that run's JSON in {parity})")
     print(f"  scores           {out / 'scores.json'}")
 
 

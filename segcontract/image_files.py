@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# The formats every command reads (the server decodes them: segops.decode), with their suffixes.
+# Not GIF: the server's OpenCV (opencv-python-headless before 4.12, the last for numpy 1) has no GIF
+# decoder, so every command refuses one with the same reason (segops.decode.unread_format).
+IMAGE_FORMATS: dict[str, tuple[str, ...]] = {
+    "JPEG": (".jpg", ".jpeg"),
+    "PNG": (".png",),
+    "BMP": (".bmp",),
+    "WebP": (".webp",),
+    "TIFF": (".tif", ".tiff"),
+}
+IMAGE_SUFFIXES = frozenset(suffix for suffixes in IMAGE_FORMATS.values() for suffix in suffixes)
+# images no command reads: a folder's are listed all the same, so that each is reported with the reason
+REFUSED_SUFFIXES = frozenset({".gif"})
+
+
+def format_names() -> str:
+    """The formats in words, for messages: "JPEG, PNG, BMP, WebP, GIF or TIFF"."""
+    *others, last = IMAGE_FORMATS
+    return f"{', '.join(others)} or {last}"
 
 
 def is_image_name(path: Path) -> bool:
@@ -22,7 +40,9 @@ def image_paths(folder: Path, exclude: Path | None = None) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
-        if is_image_name(p) and (p.is_symlink() or p.is_file()) and not (skip is not None and _below(p, skip))
+        if (is_image_name(p) or p.suffix.lower() in REFUSED_SUFFIXES)
+        and (p.is_symlink() or p.is_file())
+        and not (skip is not None and _below(p, skip))
     )
 
 

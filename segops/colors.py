@@ -15,3 +15,19 @@ def colorize(index: np.ndarray, colors_rgb: list[list[int]]) -> np.ndarray:
 
 def blend(image_bgr: np.ndarray, color_bgr: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     return cv2.addWeighted(image_bgr, 1 - alpha, color_bgr, alpha, 0)
+
+
+def voc_palette(n: int) -> list[tuple[int, int, int]]:
+    """The first ``n`` colours (RGB) of the PASCAL VOC palette (what LabelMe's labelme2voc uses):
+    0 is black, 1 (128,0,0), 2 (0,128,0)...; its first 2**24 colours all differ."""
+    colors = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= (c & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors.append((r, g, b))
+    return colors

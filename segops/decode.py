@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segcontract.image_files import format_names
+
 from .image_header import image_dimensions
 
 
@@ -16,7 +18,11 @@ class ImageTooLargeError(ImageDecodeError):
     """The header claims more pixels than the server accepts: refused before anything is decoded."""
 
 
-IMAGE_FORMATS = "JPEG, PNG, BMP, WebP, GIF or TIFF"
+IMAGE_FORMATS = format_names()  # "JPEG, PNG, BMP, WebP or TIFF"
+GIF_REFUSED = (
+    f"a GIF, which segstack does not read (the server's OpenCV has no GIF decoder; {IMAGE_FORMATS} "
+    "are read): convert it, e.g. ffmpeg -i in.gif -frames:v 1 out.png"
+)
 
 _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -66,6 +72,12 @@ def content_kind(head: bytes) -> str:
     return "text" if all(c.isprintable() or c in "\t\r\n" for c in text) else "binary data"
 
 
+def unread_format(head: bytes) -> str | None:
+    """Why a file starting with ``head`` is refused although it is an image (a GIF), else None:
+    the one reason ``groups pull``, ``infer``, ``segments build`` and the server give."""
+    return GIF_REFUSED if head[:6] in (b"GIF87a", b"GIF89a") else None
+
+
 def not_an_image(size: int, head: bytes) -> str:
     """The one message for a file of ``size`` bytes, starting with ``head``, that no image decoder
     reads: its size and its kind, never its first bytes (they may be a secret: a token file saved
@@ -87,6 +99,8 @@ def decode_image(data: bytes | np.ndarray, max_pixels: int | None = None) -> np.
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
     if buf.size == 0:
         raise ImageDecodeError("empty file (0 bytes)")
+    if (reason := unread_format(buf[:6].tobytes())) is not None:
+        raise ImageDecodeError(reason)
     if max_pixels is not None:
         size = image_dimensions(data if isinstance(data, bytes) else buf.tobytes())
         if size is not None and size[0] * size[1] > max_pixels:

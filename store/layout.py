@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,16 +107,29 @@ class GroupImage:
     name: Path  # how the group names it: relative to DATA/pictures (or to the group's folder)
 
 
-def group_index(group: str, layout: DataLayout) -> Path:
-    """The file or folder that defines ``group``; StoreError naming where it looked."""
+FOLDER_INSTEAD = "--source DIR for a plain folder"  # what infer and segments build take instead
+
+
+def group_index(group: str, layout: DataLayout, instead: str | None = FOLDER_INSTEAD) -> Path:
+    """The file or folder that defines ``group``; StoreError naming where it looked. ``instead``
+    is what the calling command takes in place of a group, suggested when there is none (by
+    default infer's ``--source``); None for a command that reads groups only (``meta build``):
+    then the message says how a group is made."""
     if not group or "/" in group or group in (".", ".."):
         raise StoreError(f"{group!r} is not a group name (a name under {layout.datasets})")
     candidates = [layout.datasets / f"{group}.txt", layout.datasets / f"{group}.csv", layout.datasets / group]
     index = next((c for c in candidates if c.exists()), None)
     if index is None:
+        if instead is not None:
+            remedy = f"pass --data-root, or {instead}"
+        else:
+            remedy = (
+                f"pass --data-root, pull the group (seg-client groups pull --group {shlex.quote(group)} "
+                f"--manifest URL|PATH), or list its images in {candidates[0]}, one per line, relative "
+                f"to {layout.pictures}"
+            )
         raise StoreError(
-            f"group {group!r} not found: looked for {', '.join(str(c) for c in candidates)}; "
-            "pass --data-root, or --source DIR for a plain folder"
+            f"group {group!r} not found: looked for {', '.join(str(c) for c in candidates)}; {remedy}"
         )
     return index
 

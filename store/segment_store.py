@@ -66,6 +66,32 @@ class StatusReport:
     counts: list[tuple[str, str, str, int]] = field(default_factory=list)  # model, class, status, n
 
 
+@dataclass(frozen=True)
+class BadlistRecord:
+    """One badlist entry: the name pushed, the file it came from (``""`` when none was given),
+    when it was first pushed (UTC; pushing it again keeps the first), and the stored images it
+    matches now."""
+
+    name: str
+    source: str
+    added_at: datetime | None
+    matches: tuple[str, ...]  # the stored images' paths, sorted
+
+    @property
+    def images(self) -> int:
+        return len(self.matches)
+
+
+@dataclass(frozen=True)
+class BadlistRemoval:
+    removed: list[BadlistRecord]  # the entries as they were, sorted by name
+    unknown: list[str]  # names given that are not on the badlist
+    unbadlisted: int  # stored images no remaining entry matches: no longer badlisted
+    still_badlisted: int  # images a removed name matched that another entry still badlists
+    # an unknown name that names stored images which other entries badlist: those entries
+    badlisted_by: dict[str, list[str]] = field(default_factory=dict)
+
+
 def name_keys(path: str) -> set[str]:
     """The names under which a badlist or a review may refer to ``path``: the path, every
     trailing part of it (``b/c.jpg``, ``c.jpg``) and the file's stem."""
@@ -395,6 +421,88 @@ class SegmentStore:
                 hit |= common
         return ids, hit
 
+    def badlist_entries(self) -> list[BadlistRecord]:
+        """Every badlist entry, sorted by name (the same order on SQLite and PostgreSQL), with the
+        stored images it matches."""
+        try:
+            with self._session() as session:
+                rows = session.execute(
+                    select(BadlistEntry.name, BadlistEntry.source, BadlistEntry.added_at)
+                ).all()
+                matches = self._matches(session, {name for name, _, _ in rows})
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "read the badlist") from None
+        return sorted(
+            (
+                _badlist_record(name, source, added_at, matches.get(name, ()))
+                for name, source, added_at in rows
+            ),
+            key=lambda record: record.name,
+        )
+
+    def remove_badlist(self, names: Iterable[str]) -> BadlistRemoval:
+        """Take names off the badlist (the reverse of :meth:`push_badlist`): the images they matched
+        that no remaining entry matches are badlisted no more. Names are the entries as pushed (a
+        path, a trailing part of it, or a stem), not the images they match."""
+        wanted = {n for n in (normalise_name(n) for n in names) if n}
+        try:
+            with self._session() as session, session.begin():
+                # exclusive, as for a push: a save that read the badlist before this commits, and
+                # inserted its image after, would store the picture badlisted by a removed name
+                _badlist_lock(session, exclusive=True)
+                present = {
+                    name: (source, added_at)
+                    for name, source, added_at in session.execute(
+                        select(BadlistEntry.name, BadlistEntry.source, BadlistEntry.added_at)
+                    )
+                }
+                gone = wanted & present.keys()
+                unknown = wanted - gone
+                remaining = present.keys() - gone
+                matches: dict[str, list[str]] = {}
+                badlisted_by: dict[str, set[str]] = {}
+                freed, still = [], 0
+                for image_id, path in session.execute(select(Image.id, Image.path).order_by(Image.path)):
+                    keys = name_keys(path)
+                    for name in keys & unknown:
+                        badlisted_by.setdefault(name, set()).update(keys & remaining)
+                    if not keys & gone:
+                        continue
+                    for name in keys & gone:
+                        matches.setdefault(name, []).append(path)
+                    if keys & remaining:
+                        still += 1
+                    else:
+                        freed.append(image_id)
+                for chunk in _chunks(sorted(gone)):
+                    session.execute(delete(BadlistEntry).where(BadlistEntry.name.in_(chunk)))
+                unbadlisted = 0
+                for chunk in _chunks(freed):
+                    unbadlisted += session.execute(
+                        update(Image)
+                        .where(Image.id.in_(chunk), Image.badlisted.is_(True))
+                        .values(badlisted=False)
+                    ).rowcount
+        except (DBAPIError, SQLAlchemyError) as exc:
+            raise self._failed(exc, "remove names from the badlist") from None
+        return BadlistRemoval(
+            removed=[_badlist_record(n, *present[n], matches.get(n, ())) for n in sorted(gone)],
+            unknown=sorted(unknown),
+            unbadlisted=unbadlisted,
+            still_badlisted=still,
+            badlisted_by={n: sorted(by) for n, by in sorted(badlisted_by.items()) if by},
+        )
+
+    @staticmethod
+    def _matches(session: Session, names: set[str]) -> dict[str, list[str]]:
+        """The paths of the stored images each of ``names`` matches (names matching none left out)."""
+        found: dict[str, list[str]] = {}
+        if names:
+            for (path,) in session.execute(select(Image.path).order_by(Image.path)):
+                for name in name_keys(path) & names:
+                    found.setdefault(name, []).append(path)
+        return found
+
     def review(self, names: Iterable[str], status: Status, model: str | None = None) -> tuple[int, list[str]]:
         """Set the status of every segment of the named images (of ``model`` only, if given).
         Returns (segments changed, names that match no stored image)."""
@@ -534,6 +642,19 @@ class SegmentStore:
         except (DBAPIError, SQLAlchemyError) as exc:
             raise self._failed(exc, "count the segments") from None
         return report
+
+
+def _chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
+    """``items`` a few hundred at a time: one IN (...) each, well within SQLite's bound parameters."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _badlist_record(name: str, source: str | None, added_at: datetime | None, matches) -> BadlistRecord:
+    if added_at is not None:  # SQLite gives back the UTC time it was given, without its zone
+        added_at = added_at.replace(tzinfo=timezone.utc) if added_at.tzinfo is None else added_at
+        added_at = added_at.astimezone(timezone.utc)
+    return BadlistRecord(name=name, source=source or "", added_at=added_at, matches=tuple(sorted(matches)))
 
 
 def _stored_image(row: Image) -> StoredImage:

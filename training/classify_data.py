@@ -68,6 +68,7 @@ class ReadReport:
     without_segments: int = 0
     size_mismatch: int = 0
     changed_pictures: int = 0
+    badlisted: int = 0  # on the segment store's badlist now
     segment_model: str | None = None  # whose segments were used (--segment-model, or the only one)
 
     def lines(self) -> list[str]:
@@ -76,6 +77,8 @@ class ReadReport:
             out.append(f"{self.unlabelled} rows without a label skipped")
         if self.left_out_split:
             out.append(f"{self.left_out_split} rows of a test/holdout split left out")
+        if self.badlisted:
+            out.append(f"{self.badlisted} badlisted images left out")
         if self.stray_files:
             out.append(f"{self.stray_files} images outside the class folders ignored")
         if self.unreadable:

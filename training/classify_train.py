@@ -54,6 +54,7 @@ from training.classify_data import (
     read_folder_samples,
     segment_samples,
     split_samples,
+    store_names,
 )
 from training.classify_module import ClassifierModule, ProbabilityNetwork
 
@@ -186,10 +187,34 @@ def collect_samples(opts: ClassifyOptions, layout: DataLayout) -> tuple[list[Sam
         where = Path(opts.data)
     if not samples:
         raise TrainingError(f"{where}: no labelled images")
+    samples = _without_badlisted(samples, opts, layout, report)
+    if not samples:
+        raise TrainingError(
+            f"{where}: every labelled image is on the segment store's badlist (`seg-client segments "
+            "badlist push` put them there); nothing to train on"
+        )
     samples, sizes = check_readable(samples, report, workers=max(opts.workers, 4))
     if opts.use_segments:
         samples = _segments_of(samples, sizes, opts, layout, report)
     return samples, report
+
+
+def _without_badlisted(
+    samples: list[Sample], opts: ClassifyOptions, layout: DataLayout, report: ReadReport
+) -> list[Sample]:
+    """The samples whose image is not on the store's badlist now (whatever the CSV still lists:
+    it was written by the last ``groups pull``)."""
+    from store.badlist import read_badlist
+
+    try:
+        badlist = read_badlist(opts.db, layout)
+    except StoreError as exc:
+        raise TrainingError(f"{exc} (training reads its badlist)") from None
+    if badlist is None:
+        return samples
+    kept = [s for s in samples if not any(badlist.holds(n) for n in store_names(s, layout.pictures))]
+    report.badlisted = len(samples) - len(kept)
+    return kept
 
 
 def _segments_of(

@@ -132,13 +132,24 @@ def coco2yolo(src_dir, dst_dir, classes, val_fraction, seed, copy) -> None:
     "checking them first; its full unpickler runs any code a file holds. Without it, each is checked "
     "(a .pt naming anything but genuine model classes is refused) and ultralytics gets the checked copy.",
 )
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Only warnings, errors and the result: no line per epoch, and ultralytics' own log and "
+    "progress bars off.",
+)
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
-def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoint, overrides) -> None:
+def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoint, quiet, overrides) -> None:
     """Train YOLOv8-seg with ultralytics. Any ultralytics train argument may follow as KEY=VALUE.
 
     Precedence: --config file < the options above < KEY=VALUE. TensorBoard logs go to the run
     folder (tensorboard --logdir runs/segment); Weights & Biases logs only when WANDB_API_KEY is set
     and WANDB_MODE is not disabled.
+
+    Prints one line per epoch on stderr (mean training losses, seconds, and the mAPs of the epochs
+    that were validated), also when ultralytics' own log is off (YOLO_VERBOSE=False); --quiet
+    silences it.
 
     \b
     Example:
@@ -159,11 +170,14 @@ def yolo(data, model, epochs, batch, imgsz, device, config_file, trust_checkpoin
         }
         args.update({k: v for k, v in named.items() if v is not None})
         args.update(parse_overrides(list(overrides)))
-        click.echo(f"seg-train: {configure_loggers()}", err=True)
+        loggers = configure_loggers()
+        if not quiet:
+            click.echo(f"seg-train: {loggers}", err=True)
         if trust_checkpoint:
             warning = ".pt files loaded unchecked (--trust-checkpoint): code in them runs"
             click.echo(f"seg-train: warning: {warning}", err=True)
-        best = train(args, trust_checkpoint)
+        echo = None if quiet else (lambda line: click.echo(line, err=True))
+        best = train(args, trust_checkpoint, echo=echo, quiet=quiet)
     except TrainingError as exc:
         click.echo(f"seg-train: error: {exc}", err=True)
         sys.exit(2)
@@ -448,7 +462,12 @@ def color_mask(images_path, checkpoint, output_dir, size, colors, num_classes) -
     "server crops them, labelled with the image's label.",
 )
 @click.option("--segment-model", default=None, help="Whose segments [the store's only model].")
-@click.option("--db", default=None, metavar="URL", help=DB_URL_HELP)
+@click.option(
+    "--db",
+    default=None,
+    metavar="URL",
+    help=DB_URL_HELP + " Images on its badlist now are left out, whatever the CSV lists.",
+)
 @click.option("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu...")
 def classify(**kwargs) -> None:
     """Train a timm image classifier (PyTorch Lightning) for build-repo --model classifier.

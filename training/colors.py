@@ -1,9 +1,13 @@
-"""Class colour tables: seed 001's colors.csv and the PASCAL VOC palette."""
+"""Class colour tables: seed 001's colors.csv, and the PASCAL VOC palette (segops.colors)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+from segops.colors import voc_palette
+
+__all__ = ["ColorTableError", "read_colors_csv", "voc_palette"]
 
 
 class ColorTableError(ValueError):
@@ -24,18 +28,3 @@ def read_colors_csv(path: Path) -> list[tuple[str | None, tuple[int, int, int]]]
             raise ColorTableError(f"{path}: row {row} is not name,r,g,b") from None
         table.append((row[0].strip() if len(row) >= 4 else None, rgb))
     return table
-
-
-def voc_palette(n: int) -> list[tuple[int, int, int]]:
-    """The PASCAL VOC palette (what LabelMe's own labelme2voc uses)."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return colors

@@ -5,8 +5,11 @@ is in the environment and WANDB_MODE is not ``disabled`` (never prompted for).""
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -157,10 +160,86 @@ def configure_loggers() -> str:
     )
 
 
-def train(arguments: dict[str, Any], trust_checkpoint: bool = False) -> Path:
+_METRICS = (  # ultralytics' validation keys, as the epoch lines name them
+    ("box mAP50", "metrics/mAP50(B)"),
+    ("mask mAP50", "metrics/mAP50(M)"),
+    ("mask mAP50-95", "metrics/mAP50-95(M)"),
+)
+
+
+def _losses(trainer) -> str:
+    if not getattr(trainer, "tloss", None):
+        return ""
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train")
+    return "".join(f"  {key.removeprefix('train/')} {value:.4g}" for key, value in losses.items())
+
+
+def _metrics(trainer) -> str:
+    metrics = getattr(trainer, "metrics", None) or {}
+    return "".join(f"  {name} {float(metrics[key]):.4f}" for name, key in _METRICS if key in metrics)
+
+
+def add_progress_lines(model, echo: Callable[[str], None]) -> None:
+    """Register ultralytics callbacks on ``model`` that ``echo`` one line when training starts, one
+    per epoch (its mean training losses, its seconds, and the mAPs when it was validated) and one
+    for the final validation of best.pt, whatever ultralytics' own verbosity (YOLO_VERBOSE):
+
+        epoch 3/26  box_loss 1.234  seg_loss 2.345  cls_loss 1.87  dfl_loss 1.123  (12.8 s)"""
+    state = {"epoch": False, "validated": False}
+
+    def on_train_start(trainer) -> None:
+        images = len(trainer.train_loader.dataset)
+        echo(f"training {trainer.epochs} epochs on {images} images → {trainer.save_dir}")
+
+    def on_train_epoch_end(trainer) -> None:
+        state["epoch"] = True  # not called for the final validation of best.pt
+
+    def on_val_end(validator) -> None:
+        state["validated"] = True
+
+    def on_fit_epoch_end(trainer) -> None:
+        metrics = _metrics(trainer) if state["validated"] else ""
+        if state["epoch"]:
+            seconds = getattr(trainer, "epoch_time", None)
+            took = f"  ({seconds:.1f} s)" if seconds else ""
+            echo(f"epoch {trainer.epoch + 1}/{trainer.epochs}{_losses(trainer)}{metrics}{took}")
+        elif metrics:
+            echo(f"final validation of {Path(trainer.best).name}{metrics}")
+        state["epoch"] = state["validated"] = False
+
+    for event, callback in (
+        ("on_train_start", on_train_start),
+        ("on_train_epoch_end", on_train_epoch_end),
+        ("on_val_end", on_val_end),
+        ("on_fit_epoch_end", on_fit_epoch_end),
+    ):
+        model.add_callback(event, callback)
+
+
+@contextmanager
+def quiet_ultralytics() -> Iterator[None]:
+    """ultralytics' log (and with it its progress bars) down to warnings, then back as it was."""
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(level)
+
+
+def train(
+    arguments: dict[str, Any],
+    trust_checkpoint: bool = False,
+    echo: Callable[[str], None] | None = None,
+    quiet: bool = False,
+) -> Path:
     """Train; return the path of best.pt. ``trust_checkpoint``: hand the .pt files the arguments
     name to ultralytics unchecked. Otherwise ultralytics gets checked private copies, in a folder
-    removed when training ends (the run's args.yaml records those copies' paths)."""
+    removed when training ends (the run's args.yaml records those copies' paths). ``echo``: where
+    the lines of :func:`add_progress_lines` go (none without it); ``quiet``: ultralytics' own log
+    down to warnings."""
     arguments = dict(arguments)
     model_name = str(arguments.get("model") or "")
     if not model_name:
@@ -180,7 +259,10 @@ def train(arguments: dict[str, Any], trust_checkpoint: bool = False) -> Path:
         model = load_model(str(arguments.pop("model")), model_name)
         if model.task != "segment":
             raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
-        model.train(**arguments)
+        if echo is not None:
+            add_progress_lines(model, echo)
+        with quiet_ultralytics() if quiet else nullcontext():
+            model.train(**arguments)
     best = Path(model.trainer.best)
     if not best.is_file():
         best = Path(model.trainer.last)

@@ -55,3 +55,8 @@ def test_perfect_and_partial_records(tmp_path):
     first.unlink()
     partial = evaluate(gt_path, out)
     assert partial.images_without_results == 1 and partial.mask_map50 < perfect.mask_map50
+    # the image without a result badlisted since: neither its annotations nor its absence count
+    missing = next(i["file_name"] for i in gt["images"] if f"{i['id']}.json" == first.name)
+    scored = evaluate(gt_path, out, left_out=lambda image: image == missing)
+    assert scored.badlisted == 1 and scored.images == len(gt["images"]) - 1
+    assert scored.images_without_results == 0 and scored.mask_map50 > 0.99 and scored.mask_map > 0.99

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from clients.mask_files import instance_mask, write_mask_files
+from clients.mask_files import color_mask, instance_mask, write_mask_files
 from store.records import Status, StoredImage, StoredSegment
 
 W, H = 64, 48
@@ -141,3 +141,18 @@ def test_badlisted_image_and_wrong_mask_size_are_refused():
     wrong = _segment(1, image, np.ones((H, W + 1), np.uint8), 0.5)
     with pytest.raises(ValueError, match="mask size"):
         instance_mask(image, [wrong])
+
+
+def test_color_mask_gives_each_value_its_own_colour_16_bit_too(tmp_path):
+    labels = np.arange(301, dtype=np.uint16).reshape(7, 43)  # values 0 .. 300
+    color = color_mask(labels)
+    assert color.dtype == np.uint8 and color.shape == (7, 43, 3)
+    assert (color[0, 0] == 0).all()  # background black
+    assert len({tuple(c) for c in color.reshape(-1, 3)}) == 301  # 300 segment colours, all differ
+    assert tuple(color.reshape(-1, 3)[1][::-1]) == (128, 0, 0)  # value 1: VOC red (BGR on disk)
+
+    image = _image()
+    write_mask_files(tmp_path, "cam_001", image, [_segment(1, image, _rect(5, 5, 9, 9), 0.5)], color=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam_001.json", "cam_001.png", "cam_001_color.png"]
+    back = cv2.imread(str(tmp_path / "cam_001_color.png"))
+    assert (back[5:10, 5:10] == (0, 0, 128)).all() and back[:5].sum() == 0

@@ -12,7 +12,7 @@ SECRET = b"ghp_0123456789abcdef"
 @pytest.mark.parametrize(
     ("data", "kind"),
     [
-        (SECRET + b"\n", "text; JPEG, PNG, BMP, WebP, GIF or TIFF expected"),
+        (SECRET + b"\n", "text; JPEG, PNG, BMP, WebP or TIFF expected"),
         (b"<!DOCTYPE html><html><body>" + SECRET + b"</body></html>", "an HTML page;"),
         (b"%PDF-1.7\n" + SECRET, "a PDF;"),
         (b"\x00\x01\x02\x03" + SECRET, "binary data;"),

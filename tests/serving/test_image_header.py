@@ -38,7 +38,6 @@ ALPHA = np.dstack([SCENE, RNG.integers(0, 255, (37, 53), dtype=np.uint8)])
         (SCENE, ".webp", (cv2.IMWRITE_WEBP_QUALITY, 50)),  # lossy: VP8
         (SCENE, ".webp", (cv2.IMWRITE_WEBP_QUALITY, 101)),  # lossless: VP8L
         (SCENE, ".tiff", ()),
-        (SCENE, ".gif", ()),
     ],
 )
 def test_header_size_is_the_decoded_size(image, ext, params):

@@ -1,6 +1,8 @@
-"""seg-train yolo: argument handling, and a 1-epoch smoke training whose checkpoint is served."""
+"""seg-train yolo: argument handling, and a 2-epoch smoke training whose checkpoint is served."""
 
 import importlib.util
+import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +12,13 @@ from serving.tritonserver import TritonServer
 from tests.conftest import run_cli
 from tests.fixtures.synthetic import write_coco_dataset
 from training.coco2yolo import convert
-from training.yolo_train import TrainingError, configure_loggers, parse_overrides, validate_arguments
+from training.yolo_train import (
+    TrainingError,
+    add_progress_lines,
+    configure_loggers,
+    parse_overrides,
+    validate_arguments,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +35,7 @@ def tiny_dataset(tmp_path_factory):
     return root / "yolo" / "data.yaml"
 
 
-def test_one_epoch_trains_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
+def test_training_prints_each_epoch_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
     config = tmp_path / "config.yaml"  # shaped like seed 002's CONFIG
     config.write_text(
         yaml.safe_dump(
@@ -50,7 +58,7 @@ def test_one_epoch_trains_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
         "--data",
         str(tiny_dataset),
         "--epochs",
-        "1",
+        "2",
         "--device",
         "cpu",
         "workers=0",
@@ -69,7 +77,7 @@ def test_one_epoch_trains_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
     )
     args = yaml.safe_load((run_dir / "args.yaml").read_text())
     assert (args["epochs"], args["imgsz"], args["batch"], args["optimizer"], args["cos_lr"]) == (
-        1,
+        2,
         64,
         4,
         "AdamW",
@@ -77,6 +85,12 @@ def test_one_epoch_trains_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
     )
     assert list(run_dir.glob("events.out.tfevents*")), "TensorBoard logging is on"
     assert "W&B off" in proc.stderr
+    # one line per epoch on stderr, though YOLO_VERBOSE=False (as in the demo) silences ultralytics
+    epochs = [line for line in proc.stderr.splitlines() if re.match(r"epoch \d+/", line)]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"], proc.stderr
+    assert all(re.search(r"box_loss \d.*seg_loss \d.* \(\d+\.\d s\)$", line) for line in epochs)
+    assert all("mask mAP50 " in line for line in epochs)  # val=True (ultralytics' default): each epoch
+    assert re.search(r"^final validation of best\.pt .*mask mAP50 ", proc.stderr, re.M), proc.stderr
 
     repo = tmp_path / "repo"
     run_cli("build-repo", "--model", "yolov8n-seg", "--weights", str(best), "--output", str(repo), "--quiet")
@@ -142,3 +156,57 @@ def test_wandb_off_names_the_real_reason(monkeypatch):
     monkeypatch.delenv("WANDB_MODE")
     if importlib.util.find_spec("wandb") is None:
         assert "WANDB_API_KEY is set but the wandb package is not installed" in configure_loggers()
+
+
+class _FakeModel:
+    """What add_progress_lines uses of a YOLO model, and ultralytics' order of events."""
+
+    def __init__(self):
+        self.callbacks: dict[str, list] = {}
+
+    def add_callback(self, event, callback):
+        self.callbacks.setdefault(event, []).append(callback)
+
+    def fire(self, event, obj):
+        for callback in self.callbacks.get(event, []):
+            callback(obj)
+
+
+def test_progress_lines_per_epoch_and_for_best_pt_after_an_early_stop():
+    lines: list[str] = []
+    model = _FakeModel()
+    add_progress_lines(model, lines.append)
+    mAPs = {"metrics/mAP50(B)": 0.5, "metrics/mAP50(M)": 0.25, "metrics/mAP50-95(M)": 0.125}
+    trainer = SimpleNamespace(
+        epochs=100,
+        epoch=0,
+        train_loader=SimpleNamespace(dataset=range(7)),
+        save_dir="runs/segment/train",
+        best="runs/segment/train/weights/best.pt",
+        metrics=dict.fromkeys(mAPs, 0.0),
+        epoch_time=1.25,
+        tloss={"box_loss": 1.5, "seg_loss": 2.25},
+        label_loss_items=lambda losses, prefix: {f"{prefix}/{k}": v for k, v in losses.items()},
+    )
+    model.fire("on_train_start", trainer)
+    model.fire("on_train_epoch_end", trainer)  # epoch 1, not validated (val=False)
+    model.fire("on_fit_epoch_end", trainer)
+    trainer.epoch, trainer.metrics = 1, mAPs  # epoch 2, validated; patience then stops the run
+    model.fire("on_train_epoch_end", trainer)
+    model.fire("on_val_end", None)
+    model.fire("on_fit_epoch_end", trainer)
+    trainer.epoch = 2  # final_eval: best.pt validated, epoch + 1 while the callbacks run
+    model.fire("on_val_end", None)
+    model.fire("on_fit_epoch_end", trainer)
+    assert lines == [
+        "training 100 epochs on 7 images → runs/segment/train",
+        "epoch 1/100  box_loss 1.5  seg_loss 2.25  (1.2 s)",
+        "epoch 2/100  box_loss 1.5  seg_loss 2.25  box mAP50 0.5000  mask mAP50 0.2500  mask mAP50-95 0.1250"
+        "  (1.2 s)",
+        "final validation of best.pt  box mAP50 0.5000  mask mAP50 0.2500  mask mAP50-95 0.1250",
+    ]
+
+
+def test_help_documents_quiet():
+    text = " ".join(run_cli("seg-train", "yolo", "--help").stdout.split())
+    assert "--quiet" in text and "one line per epoch" in text

@@ -1,0 +1,46 @@
+"""The badlist as every command that reads a group applies it: read from the segment store at
+the moment the command runs, whatever the group's CSV (written by an earlier ``groups pull``)
+still lists. ``segments badlist push`` takes effect at once, without another pull."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from store.layout import DB_ENV, DataLayout, database_url
+
+__all__ = ["Badlist", "picture_name", "read_badlist"]
+
+
+@dataclass(frozen=True)
+class Badlist:
+    names: frozenset[str]  # as pushed: paths, trailing parts, stems
+
+    def holds(self, picture: str) -> bool:
+        """Whether ``picture`` (a store name: relative to DATA/pictures, else absolute) is on it."""
+        from store.segment_store import name_keys
+
+        return bool(name_keys(picture) & self.names)
+
+
+def read_badlist(db: str | None, layout: DataLayout) -> Badlist | None:
+    """The store's badlist; None when it is empty or there is no store to ask (no ``db``, no
+    $SEGSTACK_DB and no DATA/segments.db: reading a group creates no database). The store is
+    only read; a store named but unreachable is a StoreError."""
+    if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
+        return None
+    from store.segment_store import SegmentStore
+
+    with SegmentStore.open(database_url(db, layout), create=False) as store:
+        names = store.badlist_names()
+    return Badlist(frozenset(names)) if names else None
+
+
+def picture_name(path: Path, pictures: Path) -> str:
+    """``path``'s name in the store: relative to ``pictures`` (DATA/pictures, POSIX) when it is
+    below it, as a group's pictures are, else absolute."""
+    path, pictures = path.absolute(), pictures.absolute()
+    if path.is_relative_to(pictures):
+        return path.relative_to(pictures).as_posix()
+    return path.as_posix()
