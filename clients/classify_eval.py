@@ -69,7 +69,7 @@ def evaluate_labels(
     ``split``: only the CSV rows of that split (e.g. ``val``). The rows whose image ``left_out``
     names (badlisted now) are not scored, nor counted as without a result."""
     labels = read_labels(labels_csv, split)
-    dropped = {image for image in labels if left_out(image)}
+    dropped = {image for image, label in labels.items() if label and left_out(image)}
     records = _read_records(Path(results_dir))
     if not records:
         raise ClientError(

@@ -189,7 +189,7 @@ def infer(
             job,
             lease_s,
             batch=2 * concurrency,
-            required=not on_segments,
+            required=not on_segments and group is None,  # with --group, --db is also the badlist's
         )
         started = time.perf_counter()
         with sharing as share, tqdm(total=len(items), desc=f"{model}", unit="img", file=sys.stderr) as bar:
@@ -269,8 +269,8 @@ def _echo_lines(lines: list[str]) -> None:
     "--db",
     default=None,
     metavar="URL",
-    help="The segment store whose badlist is read (only read; default: $SEGSTACK_DB, else "
-    "DATA/segments.db if it exists): badlisted images are not scored.",
+    help="The segment store whose badlist is read, with --group or when given (only read; default: "
+    "$SEGSTACK_DB, else DATA/segments.db if it exists): badlisted images are not scored.",
 )
 def evaluate(
     annotations: Path | None,
@@ -287,8 +287,9 @@ def evaluate(
     by their path relative to the folder given to `infer --source`, as coco2yolo writes them,
     categories by class name). Classification results with --labels (with --group alone:
     DATA/datasets/<group>.csv): accuracy, per-class precision and recall, and the confusion matrix
-    (of the top class of each image, or of each segment with its image's label). Images on the
-    segment store's badlist now are left out, whatever the CSV or COCO file lists.
+    (of the top class of each image, or of each segment with its image's label). With --group
+    (or --db), images on the segment store's badlist now are left out, whatever the CSV or COCO
+    file lists.
     """
     try:
         layout = DataLayout(data_root)
@@ -314,7 +315,9 @@ def evaluate(
             results = layout.inference / group
             if not results.is_dir():
                 raise ClientError(f"{results}: no results; run `seg-client infer --group {group}` first")
-        badlist = read_badlist(db, layout)
+        # a group's images (or a store named): not a COCO file of some other dataset, whose stems
+        # could match the badlist's by chance
+        badlist = read_badlist(db, layout) if group is not None or db is not None else None
         left_out = (lambda image: badlist.holds(image)) if badlist is not None else (lambda image: False)
         if labels is not None:
             from clients.classify_eval import evaluate_labels, format_scores

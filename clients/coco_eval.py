@@ -103,10 +103,11 @@ def evaluate(
     """Box and mask mAP over the ground truth's images, except those whose ``file_name``
     ``left_out`` names (badlisted now): neither their annotations nor their results count."""
     gt = load_ground_truth(ground_truth)
-    kept = [img["id"] for img in gt.dataset["images"] if not left_out(img["file_name"])]
+    kept = [img["id"] for img in gt.dataset["images"] if not left_out(str(img.get("file_name", "")))]
+    kept_ids = set(kept)
     results, seen = results_from_records(records_dir, gt)
-    results = [r for r in results if r["image_id"] in set(kept)]
-    seen &= set(kept)
+    results = [r for r in results if r["image_id"] in kept_ids]
+    seen &= kept_ids
     box50, box = _stats(gt, results, "bbox", kept)
     mask50, mask = _stats(gt, results, "segm", kept)
     n = len(kept)

@@ -617,7 +617,8 @@ def masks(group, out, color, statuses, model, db, data_root) -> None:
         written += 1
     removed = _remove_badlisted_masks(out, [stems[i.id] for i in every if i.badlisted], set(stems.values()))
     gone = f"; {removed} badlisted images' mask files removed" if removed else ""
-    click.echo(f"{written} images, {len(found)} segments → {out}{gone}")
+    left = f" ({len(every) - len(images)} badlisted left out)" if len(every) > len(images) else ""
+    click.echo(f"{written} images{left}, {len(found)} segments → {out}{gone}")
 
 
 def _refuse_color_name_clashes(

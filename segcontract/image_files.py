@@ -1,4 +1,4 @@
-"""Which files are images: the suffixes every command reads, and how a folder is listed."""
+"""Which files are images: the formats every command reads (not GIF), and how a folder is listed."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ _METRICS = (  # ultralytics' validation keys, as the epoch lines name them
 
 
 def _losses(trainer) -> str:
-    if not getattr(trainer, "tloss", None):
+    if getattr(trainer, "tloss", None) is None:  # a tensor in some ultralytics: never its truth value
         return ""
     losses = trainer.label_loss_items(trainer.tloss, prefix="train")
     return "".join(f"  {key.removeprefix('train/')} {value:.4g}" for key, value in losses.items())

@@ -63,6 +63,7 @@ def test_color_png_beside_each_mask_and_badlisted_ones_removed_with_their_pair(t
         assert store.push_badlist(["cam/a.jpg"]) == (1, [])
     result = _masks(db, out)
     assert "1 badlisted images' mask files removed" in result.stdout
+    assert "images (1 badlisted left out), " in result.stdout, result.stdout
     assert sorted(p.name for p in (out / "cam").iterdir()) == [
         "a_color_notes.png",
         "b.json",
