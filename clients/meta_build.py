@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -119,6 +120,7 @@ class _Answers:
         self.pictures = {p.item: p for p in pictures}
         self.by_path = {str(p.item.path): p.item for p in pictures}
         self.marked: set[ImageItem] = set()  # by this run
+        self.started = time.time()
         remove_leftover_temps(folder)
 
     def _path(self, item: ImageItem) -> Path:
@@ -143,11 +145,14 @@ class _Answers:
         return mark if mark is not None and mark.get("stamp") == self.stamp else None
 
     def failed_since(self, item: ImageItem, began: datetime) -> bool:
-        """Whether ``item`` is marked failed under this stamp since ``began``."""
+        """Whether ``item`` is marked failed under this stamp since ``began`` (the database's
+        clock) or since this run started (this machine's, as the mark's time is: a skewed database
+        clock cannot hide a failure met while this worker ran)."""
         path = self._path(item)
         mark = self.mark(item)
         try:
-            return mark is not None and "failed" in mark and path.stat().st_mtime >= began.timestamp()
+            since = min(began.timestamp(), self.started)
+            return mark is not None and "failed" in mark and path.stat().st_mtime >= since
         except OSError:
             return False
 
