@@ -166,9 +166,17 @@ def test_two_meta_builds_share_each_model_and_write_the_same_ret_meta(triton, po
 
 
 def test_infer_db_needs_postgresql(triton, tmp_path):
+    """A folder run given --db is a shared run: SQLite cannot share it. (With --group, --db is
+    also the store whose badlist is read, so an SQLite one is taken for that.)"""
     root = _root(tmp_path, 1)
     sqlite = f"sqlite:///{tmp_path / 's.db'}"
-    result = run_cli("seg-client", "infer", "--group", "big", "--model", MODEL, "--url", triton.grpc_url,
-                     "--db", sqlite, "--data-root", str(root), check=False)  # fmt: skip
+    source = root / "DATA" / "pictures" / "big"
+    missing = run_cli("seg-client", "infer", "--group", "big", "--model", MODEL, "--url", triton.grpc_url,
+                      "--db", sqlite, "--data-root", str(root), check=False)  # fmt: skip
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith(f"seg-client: error: no segment store at {tmp_path / 's.db'}")
+    result = run_cli("seg-client", "infer", "--source", str(source), "--model", MODEL,
+                     "--url", triton.grpc_url, "--db", sqlite, "--out", str(tmp_path / "out"),
+                     check=False)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "workers share a run through a PostgreSQL store" in result.stderr

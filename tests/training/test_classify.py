@@ -272,8 +272,9 @@ def test_use_segments_trains_on_the_approved_crops(tmp_path):
     line = next(x for x in proc.stderr.splitlines() if "train " in x and "; val " in x)
     train_n, val_n = int(line.split("train ")[1].split()[0]), int(line.split("; val ")[1].split()[0])
     assert train_n + val_n == expected
-    # the rejected one's, and the badlisted one's (the store leaves its segments out)
-    assert "2 images have no approved segment" in proc.stderr
+    # the rejected one's; the badlisted one is left out before its segments are looked for
+    assert "1 images have no approved segment" in proc.stderr
+    assert "1 badlisted images left out" in proc.stderr
     run_dir = tmp_path / "DATA" / "models" / "scenes" / "crops"
     payload = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     assert payload["hyper_parameters"]["use_segments"] is True
