@@ -22,6 +22,7 @@ from clients.failure_log import FailureLog
 from clients.groups_cli import groups
 from clients.image_sources import (
     DataLayout,
+    ImageItem,
     all_badlisted_error,
     empty_group_error,
     images_in_folder,
@@ -148,12 +149,8 @@ def infer(
             if source is not None:
                 raise no_images_error(source)
             raise empty_group_error(group, layout, db)
-        if group is not None and not on_segments:  # the badlist now, whatever the group's CSV says
-            items, badlisted = unbadlisted(items, layout, db)
-            if not items:
-                raise all_badlisted_error(f"group {group!r}", badlisted)
-            if badlisted:
-                click.echo(f"{badlisted} badlisted images left out", err=True)
+        if group is not None and not on_segments:  # --segments: the store leaves them out itself
+            items = _without_badlisted(items, group, layout, db)
         if out.exists() and not out.is_dir():
             raise ClientError(f"--out {out} is a file; give a folder")
         if segment_model is not None and not on_segments:
@@ -233,6 +230,19 @@ def infer(
     if summary.failed:
         click.echo(f"failed images are listed in {out / 'failures.json'}", err=True)
         sys.exit(1)
+
+
+def _without_badlisted(
+    items: list[ImageItem], group: str, layout: DataLayout, db: str | None
+) -> list[ImageItem]:
+    """A group's images without those on the store's badlist now, whatever the group's CSV says;
+    says how many were left out, and refuses a group whose images are all badlisted."""
+    kept, badlisted = unbadlisted(items, layout, db)
+    if not kept:
+        raise all_badlisted_error(f"group {group!r}", badlisted)
+    if badlisted:
+        click.echo(f"{badlisted} badlisted images left out", err=True)
+    return kept
 
 
 def _echo_lines(lines: list[str]) -> None:
@@ -411,12 +421,8 @@ def bench(
         items = (
             images_in_folder(images) if images is not None else images_in_group(group, DataLayout(data_root))
         )
-        if images is None and items:  # the badlist now, as infer --group reads it
-            items, badlisted = unbadlisted(items, DataLayout(data_root), None)
-            if not items:
-                raise all_badlisted_error(f"group {group!r}", badlisted)
-            if badlisted:
-                click.echo(f"{badlisted} badlisted images left out", err=True)
+        if images is None and items:
+            items = _without_badlisted(items, group, DataLayout(data_root), None)
         paths = [i.path for i in items if i.path.is_file()][:64]
         if not paths:
             raise (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -25,8 +24,9 @@ from clients.group_download import (
 from clients.groups_pull import PullError, dataset_path, pull_group
 from clients.manifest import ManifestError, read_manifest, unsafe_name_problem
 from segcontract.limits import DEFAULT_MAX_PIXELS
+from store.badlist import read_badlist
 from store.errors import StoreError
-from store.layout import DB_ENV, DataLayout, database_url
+from store.layout import DataLayout
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -241,15 +241,10 @@ def pull(
 
 
 def _badlisted(db: str | None, layout: DataLayout) -> Callable[[str], bool] | None:
-    """Whether a picture is on the store's badlist; None when there is no store to ask (no --db,
-    no $SEGSTACK_DB and no DATA/segments.db: pulling creates no database)."""
-    if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
-        return None
-    from store.segment_store import SegmentStore, name_keys
-
-    with SegmentStore.open(database_url(db, layout)) as store:
-        names = store.badlist_names()
-    return (lambda picture: bool(name_keys(picture) & names)) if names else None
+    """Whether a picture is on the store's badlist; None when there is none to apply (no store:
+    pulling creates no database)."""
+    badlist = read_badlist(db, layout, create=True)
+    return badlist.holds if badlist is not None else None
 
 
 def _warn_if_shadowed(layout: DataLayout, group: str) -> None:

@@ -25,6 +25,7 @@ from clients.triton import ClientError, ModelInfo
 from clients.work_share import SharedWork
 from segcontract.files import file_sha256
 from segcontract.tasks import Task
+from store.badlist import picture_name
 from store.layout import DataLayout
 from store.records import Status
 from store.segment_store import ImageFacts, NewSegment, SegmentStore, name_keys
@@ -49,11 +50,7 @@ def model_version(model: ModelInfo) -> str:
 def store_name(item: ImageItem, layout: DataLayout) -> str:
     """An image's name in the store: its path relative to DATA/pictures when it is there (a group's
     images always are), else its absolute path."""
-    path = item.path.absolute()
-    pictures = layout.pictures.absolute()
-    if path.is_relative_to(pictures):
-        return path.relative_to(pictures).as_posix()
-    return path.as_posix()
+    return picture_name(item.path, layout.pictures)
 
 
 def class_ids(model: ModelInfo, classes: str | None) -> set[int] | None:

@@ -24,15 +24,16 @@ class Badlist:
         return bool(name_keys(picture) & self.names)
 
 
-def read_badlist(db: str | None, layout: DataLayout) -> Badlist | None:
+def read_badlist(db: str | None, layout: DataLayout, create: bool = False) -> Badlist | None:
     """The store's badlist; None when it is empty or there is no store to ask (no ``db``, no
-    $SEGSTACK_DB and no DATA/segments.db: reading a group creates no database). The store is
-    only read; a store named but unreachable is a StoreError."""
+    $SEGSTACK_DB and no DATA/segments.db: reading a group creates no database). A store named
+    but missing or unreachable is a StoreError, unless ``create`` (``groups pull --db``, the
+    first command of a team's store, makes it)."""
     if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
         return None
     from store.segment_store import SegmentStore
 
-    with SegmentStore.open(database_url(db, layout), create=False) as store:
+    with SegmentStore.open(database_url(db, layout), create=create) as store:
         names = store.badlist_names()
     return Badlist(frozenset(names)) if names else None
 

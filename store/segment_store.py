@@ -413,13 +413,8 @@ class SegmentStore:
     @staticmethod
     def _match(session: Session, names: set[str]) -> tuple[list[int], set[str]]:
         """Image ids whose name keys meet ``names``, and which names met one."""
-        ids, hit = [], set()
-        for image_id, path in session.execute(select(Image.id, Image.path)):
-            common = name_keys(path) & names
-            if common:
-                ids.append(image_id)
-                hit |= common
-        return ids, hit
+        found = SegmentStore._matches(session, names)
+        return sorted({image_id for images in found.values() for image_id, _ in images}), set(found)
 
     def badlist_entries(self) -> list[BadlistRecord]:
         """Every badlist entry, sorted by name (the same order on SQLite and PostgreSQL), with the
@@ -434,7 +429,7 @@ class SegmentStore:
             raise self._failed(exc, "read the badlist") from None
         return sorted(
             (
-                _badlist_record(name, source, added_at, matches.get(name, ()))
+                _badlist_record(name, source, added_at, [path for _, path in matches.get(name, ())])
                 for name, source, added_at in rows
             ),
             key=lambda record: record.name,
@@ -494,13 +489,14 @@ class SegmentStore:
         )
 
     @staticmethod
-    def _matches(session: Session, names: set[str]) -> dict[str, list[str]]:
-        """The paths of the stored images each of ``names`` matches (names matching none left out)."""
-        found: dict[str, list[str]] = {}
+    def _matches(session: Session, names: set[str]) -> dict[str, list[tuple[int, str]]]:
+        """The stored images (id, path) each of ``names`` matches, by path (names matching none
+        left out)."""
+        found: dict[str, list[tuple[int, str]]] = {}
         if names:
-            for (path,) in session.execute(select(Image.path).order_by(Image.path)):
+            for image_id, path in session.execute(select(Image.id, Image.path).order_by(Image.path)):
                 for name in name_keys(path) & names:
-                    found.setdefault(name, []).append(path)
+                    found.setdefault(name, []).append((image_id, path))
         return found
 
     def review(self, names: Iterable[str], status: Status, model: str | None = None) -> tuple[int, list[str]]:
