@@ -1,6 +1,6 @@
 """`make bench-replicas`: what a second Triton replica does for throughput, measured side by side in one
 run: one checkpoint, one model repository, one set of images; two tritonserver processes on loopback
-(the same repository, started one after the other, stopped by PID), a ``clients.replicas.ReplicaSet``
+(the same repository, started one after the other, stopped by PID), a ``clients.triton.replicas.ReplicaSet``
 over the first (1 replica) and one over both (2), a concurrency sweep.
 
 For each concurrency, ``--passes`` passes per replica count, back to back and in turns (odd passes
@@ -158,7 +158,7 @@ def row_of(count: int, concurrency: int, passes: list) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    from clients.replicas import ReplicaSet
+    from clients.triton.replicas import ReplicaSet
     from serving.tritonserver import TritonServer
 
     load_before = os.getloadavg()[0]
@@ -331,8 +331,8 @@ def render(r: dict) -> str:
         f"Command: `make bench-replicas` (`{r['command']}`), run {r['date']}, {r['wall_s']:.0f} s wall time. "
         f"One checkpoint ({r['checkpoint_how']}), one repository (build-repo {r['build_repo']}, served at "
         f"{r['imgsz']}×{r['imgsz']}), {r['images']} generated JPEG scenes of mixed sizes (375×500 to "
-        "1080×1920). Two tritonserver processes on loopback ports, the same repository, started one "
-        "after the other; a `clients.replicas.ReplicaSet` over the first (1 replica) and one over both "
+        "1080×1920). Two tritonserver processes on loopback ports, the same repository, started one after "
+        "the other; a `clients.triton.replicas.ReplicaSet` over the first (1 replica) and one over both "
         f"(2). Each row: {r['passes']} pass{'es' if r['passes'] > 1 else ''} over every image with "
         "*concurrency* threads, each pass after a short warm-up and back to back with the other replica "
         "count's, in turns (odd passes 1 then 2, even ones 2 then 1), so both see the same machine; "

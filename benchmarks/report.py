@@ -379,7 +379,7 @@ def main() -> None:
                     f"(c)  seg-client, {label} setting, {concurrency} in flight: {ms:7.1f} ms/image",
                     flush=True,
                 )
-            from clients.perf import run_perf_analyzer, write_input_data
+            from clients.inference.perf import run_perf_analyzer, write_input_data
 
             if label == "defaults":
                 data = write_input_data(images, work / "input_data.json")

@@ -139,7 +139,7 @@ def ultralytics_predict_cocoeval(
     metric implementations disagree on."""
     from pycocotools import mask as mask_utils
 
-    from clients.coco_eval import load_ground_truth, score_results
+    from clients.inference.coco_eval import load_ground_truth, score_results
     from model_checkpoints.ultralytics import load_yolo
 
     gt, model, results = load_ground_truth(ground_truth), load_yolo(weights), []
@@ -177,8 +177,8 @@ PARITY_CONF = 0.25  # the served overlays' run and ultralytics' predict, both at
 
 def served_vs_predict_parity(weights: Path, images: Path, records: Path, imgsz: int) -> str:
     """Detection-level parity of the served model with ultralytics' predict, both at PARITY_CONF."""
-    from clients.image_sources import images_in_folder, output_names
-    from clients.parity import Dets, Parity, compare
+    from clients.inference.parity import Dets, Parity, compare
+    from clients.triton.image_sources import images_in_folder, output_names
     from model_checkpoints.ultralytics import load_yolo
 
     model, total = load_yolo(weights), Parity()

@@ -99,7 +99,7 @@ def _script(module: str, function: str, name: str) -> list[str]:
 
 @pytest.mark.integration
 def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoint, sample_images, tmp_path):
-    from clients.triton import SegmentationClient
+    from clients.triton.client import SegmentationClient
     from tests.integration.test_seg_serve import READY, _cleanup, _wait_ready
 
     unpacked = tmp_path / "unpacked"

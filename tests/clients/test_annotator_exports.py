@@ -13,7 +13,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from clients.annotator_exports import coco_instances, cvat_images_xml, mask_polygons
+from clients.segments.exports import coco_instances, cvat_images_xml, mask_polygons
 from store.records import Status, StoredImage, StoredSegment
 
 CLASSES = ["circle", "rectangle"]

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.classify_eval import ClassificationScores, evaluate_labels, format_scores
-from clients.infer_run import FAILURES_FILE
-from clients.triton import ClientError
+from clients.inference.classify_eval import ClassificationScores, evaluate_labels, format_scores
+from clients.inference.run import FAILURES_FILE
+from clients.triton.client import ClientError
 
 CLASS_IDS = {"circle": 0, "square": 1, "triangle": 2}
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clients.coco_eval import evaluate
+from clients.inference.coco_eval import evaluate
 from tests.fixtures.synthetic import write_coco_dataset
 from training.coco2yolo import convert
 

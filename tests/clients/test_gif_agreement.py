@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from clients import group_download
-from clients.group_download import FetchError, check_picture, sniff_suffix
-from clients.image_sources import ImageItem, no_images_error
-from clients.request_loop import read_image
+from clients.groups import download as group_download
+from clients.groups.download import FetchError, check_picture, sniff_suffix
+from clients.triton.image_sources import ImageItem, no_images_error
+from clients.triton.request_loop import read_image
 from segcontract import image_files
 from segcontract.image_files import IMAGE_SUFFIXES, image_paths
 from segops import decode

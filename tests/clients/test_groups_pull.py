@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from clients.group_download import Fetcher, FetchError, FetchSettings, check_picture, default_deadline
-from clients.groups_cli import ByteSize
-from clients.groups_pull import pull_group
-from clients.image_sources import images_in_group
-from clients.manifest import read_manifest
+from clients.groups.cli import ByteSize
+from clients.groups.download import Fetcher, FetchError, FetchSettings, check_picture, default_deadline
+from clients.groups.manifest import read_manifest
+from clients.groups.pull import pull_group
+from clients.triton.image_sources import images_in_group
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from store.layout import DataLayout
 from tests.fixtures.child_server import REPO_ROOT
@@ -74,7 +74,7 @@ def _command():
 
     if "groups" in main.commands:
         return main, ["groups", "pull"]
-    from clients.groups_cli import groups
+    from clients.groups.cli import groups
 
     return groups, ["pull"]
 
@@ -329,7 +329,7 @@ def test_ctrl_c_stops_at_once_and_says_a_rerun_resumes(tmp_path, server):
     manifest = _manifest(tmp_path, rows)
     args = ["pull", "--group", "g", "--manifest", str(manifest), "--data-root", str(tmp_path / "root")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clients.groups_cli", *args, "-j", "3"],
+        [sys.executable, "-m", "clients.groups.cli", *args, "-j", "3"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -546,7 +546,7 @@ def test_check_picture_refuses_too_many_pixels_from_the_header_before_decoding(s
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded")
 
-    monkeypatch.setattr("clients.group_download.decode_image", no_decoding)
+    monkeypatch.setattr("clients.groups.download.decode_image", no_decoding)
     with pytest.raises(
         FetchError, match=r"^over --max-pixels \(the image is 100000x100000, 10000.0 megapixels"
     ):

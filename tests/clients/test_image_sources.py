@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from clients.image_sources import (
+from clients.triton.client import ClientError
+from clients.triton.image_sources import (
     DataLayout,
     ImageItem,
     images_in_folder,
@@ -10,7 +11,6 @@ from clients.image_sources import (
     no_images_error,
     output_names,
 )
-from clients.triton import ClientError
 
 
 def _touch(path: Path) -> Path:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from clients.manifest import ManifestError, parse_manifest, read_manifest, redact_url, unsafe_name_problem
+from clients.groups.manifest import (
+    ManifestError,
+    parse_manifest,
+    read_manifest,
+    redact_url,
+    unsafe_name_problem,
+)
 
 SHA = "ab" * 32
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from clients.mask_files import color_mask, instance_mask, write_mask_files
+from clients.segments.mask_files import color_mask, instance_mask, write_mask_files
 from store.records import Status, StoredImage, StoredSegment
 
 W, H = 64, 48

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from clients.meta_post import acknowledgement_problem, make_chunks
+from clients.meta.post import acknowledgement_problem, make_chunks
 from tests.schema_check import validate
 
 DOCUMENT = {

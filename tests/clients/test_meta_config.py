@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.config_file import DEFAULT_TOKEN_ENV, ServiceSettings, load_config
-from clients.meta_post import check_endpoint, check_token, image_keys, make_chunks
-from clients.triton import ClientError
+from clients.meta.config_file import DEFAULT_TOKEN_ENV, ServiceSettings, load_config
+from clients.meta.post import check_endpoint, check_token, image_keys, make_chunks
+from clients.triton.client import ClientError
 from segcontract import schemas
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from clients.parity import Dets, compare
+from clients.inference.parity import Dets, compare
 
 
 def _dets(boxes, scores, classes, shape=(50, 50)):

@@ -3,7 +3,7 @@ import base64
 import json
 import struct
 
-from clients.perf import parse_composing, split_by_concurrency, write_input_data
+from clients.inference.perf import parse_composing, split_by_concurrency, write_input_data
 
 SAMPLE = """Request concurrency: 1
   Client:

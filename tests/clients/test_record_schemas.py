@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clients.image_sources import ImageItem
-from clients.infer_run import WRITERS
-from clients.triton import InstanceResult, ModelInfo, SemanticResult
+from clients.inference.run import WRITERS
+from clients.triton.client import InstanceResult, ModelInfo, SemanticResult
+from clients.triton.image_sources import ImageItem
 from segcontract.model_metadata import InputSpec, ModelMetadata, Thresholds
 from segcontract.tasks import Task
 from segops import rle

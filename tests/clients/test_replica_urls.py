@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clients.replicas import ReplicaSet, split_urls
-from clients.triton import ClientError
+from clients.triton.client import ClientError
+from clients.triton.replicas import ReplicaSet, split_urls
 
 
 def test_repeated_and_comma_separated_urls_each_count_once_in_order():
@@ -18,7 +18,7 @@ def test_no_url_is_a_clear_error():
 
 
 def test_a_dns_name_stands_for_every_address_it_resolves_to():
-    from clients.replicas import resolve
+    from clients.triton.replicas import resolve
 
     assert "127.0.0.1:8001" in resolve("localhost:8001")
     assert resolve("127.0.0.1:9") == ["127.0.0.1:9"]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from clients.image_sources import ImageItem
-from clients.segments_build import class_ids, model_version, store_name
-from clients.triton import ClientError, ModelInfo
+from clients.segments.build import class_ids, model_version, store_name
+from clients.triton.client import ClientError, ModelInfo
+from clients.triton.image_sources import ImageItem
 from segcontract.model_metadata import InputSpec, ModelMetadata, Thresholds
 from segcontract.tasks import Task
 from store.layout import DataLayout

@@ -22,8 +22,8 @@ import pytest
 from click.testing import CliRunner
 
 from clients.cli import main
-from clients.config_file import load_config
-from clients.triton import ClientError
+from clients.meta.config_file import load_config
+from clients.triton.client import ClientError
 from store.layout import DataLayout
 from tests.conftest import free_port_url
 from tests.fixtures.http_files import closed_port_url, http_files
@@ -78,7 +78,7 @@ def test_meta_build_with_a_missing_group_suggests_what_meta_build_takes_before_a
 
 def test_build_meta_itself_does_not_suggest_source(tmp_path):
     """The library call (no server: the group is read first) says the same as the command."""
-    from clients.meta_build import build_meta
+    from clients.meta.build import build_meta
 
     root = _meta_root(tmp_path)
     config = load_config(None, root)
@@ -222,8 +222,8 @@ class _Writer:
 def test_the_demo_prints_the_folder_its_overlays_are_in(tmp_path, monkeypatch, capsys):
     """demo/run.py's own steps, with every command but infer's folder logic (run_images, which
     decides where overlays go) stood in for: the folder it prints holds the overlay images."""
-    from clients.image_sources import images_in_folder
-    from clients.infer_run import run_images
+    from clients.inference.run import run_images
+    from clients.triton.image_sources import images_in_folder
     from demo import run as demo
 
     out = tmp_path / "demo"
@@ -269,7 +269,7 @@ def test_the_demo_prints_the_folder_its_overlays_are_in(tmp_path, monkeypatch, c
 
 
 def test_layout_default_is_unchanged_for_other_callers(tmp_path):
-    from clients.image_sources import images_in_group
+    from clients.triton.image_sources import images_in_group
 
     with pytest.raises(ClientError, match=r"pass --data-root, or --source DIR for a plain folder$"):
         images_in_group("nope", DataLayout(tmp_path))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from builder.families.yolo_seg import YoloSegFamily
-from clients.parity import Dets, Parity, compare
+from clients.inference.parity import Dets, Parity, compare
 from tests.conftest import IMGSZ, MODEL
 from tests.families.base import FamilyTestBase
 

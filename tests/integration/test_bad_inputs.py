@@ -11,8 +11,8 @@ import pytest
 from tritonclient.utils import InferenceServerException
 from ultralytics import YOLO
 
-from clients.parity import Dets, compare
-from clients.triton import SegmentationClient
+from clients.inference.parity import Dets, compare
+from clients.triton.client import SegmentationClient
 from tests.conftest import IMGSZ, MODEL, run_cli
 from tests.fixtures.synthetic import make_scene
 from tests.serving.images import constant_png

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clients.triton import SegmentationClient
+from clients.triton.client import SegmentationClient
 from segops.decode import GIF_REFUSED
 from tests.conftest import MODEL, free_port_url, run_cli
 from tests.schema_check import validate_image_records

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clients.meta_post import image_keys
+from clients.meta.post import image_keys
 from tests.conftest import BIN
 from tests.fixtures.meta_service import MetaService
 from tests.schema_check import validate

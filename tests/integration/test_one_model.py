@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
-from clients.triton import SegmentationClient
+from clients.triton.client import SegmentationClient
 from tests.conftest import MODEL, SQUARE_MODEL
 
 OVERRIDES = {"conf": 0.1, "max_det": 30}  # a random-weight model: low enough to find something

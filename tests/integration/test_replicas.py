@@ -148,7 +148,7 @@ def test_hung_replica_times_out_and_its_requests_go_elsewhere(
 def test_a_replica_that_starts_later_joins_and_one_restarted_is_readmitted(
     triton, built_repository, many_images, tmp_path
 ):
-    from clients.replicas import ReplicaSet
+    from clients.triton.replicas import ReplicaSet
     from serving.tritonserver import Ports
 
     ports = Ports.free()
@@ -205,7 +205,7 @@ def test_a_model_no_replica_serves_is_the_callers_error_not_an_outage(triton, se
     """NOT_FOUND sends a request elsewhere only for a model the replicas were found serving."""
     from tritonclient.utils import InferenceServerException
 
-    from clients.replicas import ReplicaSet
+    from clients.triton.replicas import ReplicaSet
 
     events: list[str] = []
     replicas = ReplicaSet([triton.grpc_url, second_triton.grpc_url], timeout_s=30, on_event=events.append)
@@ -271,7 +271,7 @@ def test_a_dns_name_spreads_over_what_it_resolves_to(triton, many_images, refere
 
 def test_pods_that_dns_adds_join_and_pods_it_drops_are_taken_out(triton, second_triton, many_images):
     """A headless Service scaled up, then down: what its name resolves to changes under a run."""
-    from clients.replicas import ReplicaSet
+    from clients.triton.replicas import ReplicaSet
 
     listed = [triton.grpc_url]
     events: list[str] = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from clients.triton import SegmentationClient
+from clients.triton.client import SegmentationClient
 from tests.conftest import BIN, MODEL
 
 SHM = Path("/dev/shm")

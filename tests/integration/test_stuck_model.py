@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from builder import triton_config
-from clients.triton import SegmentationClient
+from clients.triton.client import SegmentationClient
 from segcontract import tasks
 from segcontract.model_metadata import InputSpec, ModelMetadata, Thresholds
 from segcontract.tasks import Task

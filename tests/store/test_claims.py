@@ -322,9 +322,9 @@ def test_upgrading_an_0002_store_adds_the_claims_and_keeps_every_row(database_ur
 def test_a_worker_whose_image_timed_out_does_not_wait_for_its_own_claim(engine):
     """An image that got no answer within --timeout (the server stays ready, the run goes on) is
     a reported failure: its claim ends, so the worker's loop ends instead of waiting on itself."""
-    from clients.request_loop import RequestError
-    from clients.triton import DEADLINE_EXCEEDED
-    from clients.work_share import SharedWork
+    from clients.triton.client import DEADLINE_EXCEEDED
+    from clients.triton.request_loop import RequestError
+    from clients.triton.work_share import SharedWork
 
     items = ["a.jpg", "b.jpg", "c.jpg"]
     share = SharedWork(WorkClaims(engine, job_key("test", "timeout"), worker="w", lease_s=30), batch=2)

@@ -94,7 +94,7 @@ def test_training_prints_each_epoch_and_the_checkpoint_is_served(tiny_dataset, t
 
     repo = tmp_path / "repo"
     run_cli("build-repo", "--model", "yolov8n-seg", "--weights", str(best), "--output", str(repo), "--quiet")
-    from clients.triton import SegmentationClient
+    from clients.triton.client import SegmentationClient
 
     image = next(tiny_dataset.parent.glob("images/val/**/*.jpg")).read_bytes()
     with TritonServer(repo, log_path=tmp_path / "server.log") as server:

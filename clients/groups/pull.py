@@ -17,7 +17,7 @@ that the ids share; flock: the kernel drops it when its holder dies), so a pictu
 that lists it.
 
 Rows of a manifest fetched over http(s) that name a local file fail (one line each, in the
-failures list) unless ``allow_local_files``: see :mod:`clients.manifest`.
+failures list) unless ``allow_local_files``: see :mod:`clients.groups.manifest`.
 
 Ids are one namespace across groups (DATA/pictures and DATA/meta are flat). A picture whose meta
 names other groups is theirs too: a row with the same id and the same content (the manifest's
@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clients.group_download import Cancelled, Fetcher, FetchError, check_picture
-from clients.manifest import Manifest, ManifestRow, redact_url
+from clients.groups.download import Cancelled, Fetcher, FetchError, check_picture
+from clients.groups.manifest import Manifest, ManifestRow, redact_url
 from segcontract.files import (
     LOCK_POLL_S,
     file_sha256,

@@ -15,15 +15,15 @@ from typing import TypeVar
 
 from tritonclient.utils import InferenceServerException
 
-from clients.image_sources import ImageItem
-from clients.replicas import Servers
-from clients.triton import (
+from clients.triton.client import (
     DEADLINE_EXCEEDED,
     INVALID_ARGUMENT,
     ClientError,
     ModelInfo,
     ServerStopped,
 )
+from clients.triton.image_sources import ImageItem
+from clients.triton.replicas import Servers
 from segops.decode import unread_format
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import click
 from tqdm import tqdm
 
 from clients.failure_log import FailureLog
-from clients.group_download import (
+from clients.groups.download import (
     DEADLINE_FACTOR,
     DEFAULT_MAX_BYTES,
     DEFAULT_RETRIES,
@@ -21,8 +21,8 @@ from clients.group_download import (
     Fetcher,
     FetchSettings,
 )
-from clients.groups_pull import PullError, dataset_path, pull_group
-from clients.manifest import ManifestError, read_manifest, unsafe_name_problem
+from clients.groups.manifest import ManifestError, read_manifest, unsafe_name_problem
+from clients.groups.pull import PullError, dataset_path, pull_group
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from store.badlist import read_badlist
 from store.errors import StoreError
@@ -263,5 +263,5 @@ def _echo_lines(lines: list[str]) -> None:
         click.echo(line, err=True)
 
 
-if __name__ == "__main__":  # python -m clients.groups_cli pull ... (until seg-client registers it)
+if __name__ == "__main__":  # python -m clients.groups.cli pull ... (until seg-client registers it)
     groups()

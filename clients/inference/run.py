@@ -1,7 +1,7 @@
 """``seg-client infer``: a served model over many images, one set of files per image.
 
 Resumable: an image whose JSON exists is skipped (unless ``overwrite``). A failed image (unreadable
-file, rejected by the server) is reported and the others go on (``clients.request_loop``). Every
+file, rejected by the server) is reported and the others go on (``clients.triton.request_loop``). Every
 file is written atomically.
 """
 
@@ -21,13 +21,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clients.image_sources import ImageItem, output_names
-from clients.overlays import draw_instances
-from clients.records import classification_record, instance_record, ranked_classes, segments_record
-from clients.replicas import Servers
-from clients.request_loop import RunSummary, asking, read_image, run_jobs
-from clients.triton import ClientError, ModelInfo
-from clients.work_share import SharedWork
+from clients.inference.overlays import draw_instances
+from clients.triton.client import ClientError, ModelInfo
+from clients.triton.image_sources import ImageItem, output_names
+from clients.triton.records import classification_record, instance_record, ranked_classes, segments_record
+from clients.triton.replicas import Servers
+from clients.triton.request_loop import RunSummary, asking, read_image, run_jobs
+from clients.triton.work_share import SharedWork
 from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.registry import Registry
 from segcontract.tasks import Task

@@ -1,7 +1,7 @@
 """``seg-client segments build``: a served instance model over a group or a folder, its segments
 kept in the store rather than in files.
 
-The requests go through the same loop and client as ``infer`` (``clients.request_loop``). What
+The requests go through the same loop and client as ``infer`` (``clients.triton.request_loop``). What
 is done lives in the store: an image that model has segmented is skipped (``process_all`` redoes
 it, replacing its unchecked segments and keeping reviewed ones); badlisted images are not sent.
 Each image is saved in its own transaction once its answer is in, so a killed run keeps every
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from clients.image_sources import ImageItem
-from clients.records import instance_record
-from clients.replicas import Servers
-from clients.request_loop import RunSummary, asking, read_image, run_jobs
-from clients.triton import ClientError, ModelInfo
-from clients.work_share import SharedWork
+from clients.triton.client import ClientError, ModelInfo
+from clients.triton.image_sources import ImageItem
+from clients.triton.records import instance_record
+from clients.triton.replicas import Servers
+from clients.triton.request_loop import RunSummary, asking, read_image, run_jobs
+from clients.triton.work_share import SharedWork
 from segcontract.files import file_sha256
 from segcontract.tasks import Task
 from store.badlist import picture_name

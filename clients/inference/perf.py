@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from clients.triton import ClientError, ServerStopped
+from clients.triton.client import ClientError, ServerStopped
 from segcontract import tool_locations
 
 COMPOSING = re.compile(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from clients.image_sources import ImageItem
-from clients.infer_run import ImageSegments, SegmentClassificationWriter
-from clients.segments_build import store_name
+from clients.inference.run import ImageSegments, SegmentClassificationWriter
+from clients.segments.build import store_name
+from clients.triton.image_sources import ImageItem
 from store.layout import DataLayout, database_url
 from store.records import Status
 from store.segment_store import SegmentStore, name_keys

@@ -12,8 +12,8 @@ from pathlib import Path
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from clients.infer_run import FAILURES_FILE
-from clients.triton import ClientError
+from clients.inference.run import FAILURES_FILE
+from clients.triton.client import ClientError
 
 
 @dataclass

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from clients.cli_options import DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
 from clients.failure_log import FailureLog
-from clients.triton import ClientError
+from clients.options import DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
+from clients.triton.client import ClientError
 from store.errors import StoreError
 
 CONFIG_OPTION = click.option(
@@ -75,9 +75,9 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
     version changed."""
     from dataclasses import replace
 
-    from clients.config_file import load_config
-    from clients.meta_build import build_meta, check_entries
-    from clients.replicas import connect
+    from clients.meta.build import build_meta, check_entries
+    from clients.meta.config_file import load_config
+    from clients.triton.replicas import connect
     from store.layout import group_index
 
     failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
@@ -162,9 +162,9 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
     reported and the others are still sent; the exit status is 2 unless every group was posted."""
     from dataclasses import replace
 
-    from clients.config_file import load_config
-    from clients.meta_build import ret_meta_path
-    from clients.meta_post import post_group, token_from_environment
+    from clients.meta.build import ret_meta_path
+    from clients.meta.config_file import load_config
+    from clients.meta.post import post_group, token_from_environment
 
     try:
         every = _all_groups(groups, more_groups)

@@ -49,9 +49,9 @@ from urllib.parse import urlsplit
 import httpx
 from jsonschema import Draft202012Validator
 
-from clients.config_file import ServiceSettings
 from clients.http_retry import Backoff, Transient, retry_after_seconds, user_agent
-from clients.triton import ClientError
+from clients.meta.config_file import ServiceSettings
+from clients.triton.client import ClientError
 from segcontract import schemas
 from segcontract.files import write_json_atomic
 

@@ -39,7 +39,7 @@ from segops.rle import decode
 from store.records import StoredImage, StoredSegment
 
 _MAX_VALUE = {np.uint8: 255, np.uint16: 65535}
-COLOR_SUFFIX = "_color.png"  # as the semantic family's colour masks (clients.infer_run)
+COLOR_SUFFIX = "_color.png"  # as the semantic family's colour masks (clients.inference.run)
 
 
 def segment_mask(segment: StoredSegment) -> np.ndarray:

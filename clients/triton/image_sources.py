@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.triton import ClientError
+from clients.triton.client import ClientError
 from segcontract.image_files import IMAGE_SUFFIXES, image_paths
 from store.badlist import picture_name, read_badlist
 from store.errors import StoreError

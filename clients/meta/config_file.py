@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from clients.triton import DEFAULT_TIMEOUT_S, ClientError
+from clients.triton.client import DEFAULT_TIMEOUT_S, ClientError
 from segcontract import schemas
 from store.layout import DataLayout
 

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from clients.mask_files import check_mask_size, score_order, segment_mask
+from clients.segments.mask_files import check_mask_size, score_order, segment_mask
 from store.records import StoredImage, StoredSegment
 
 # CVAT's canvas slows down past about a thousand points per shape

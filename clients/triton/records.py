@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from clients.triton import ClassificationResult, InstanceResult, ModelInfo
+from clients.triton.client import ClassificationResult, InstanceResult, ModelInfo
 
 
 def instance_record(image: str, model: ModelInfo, result: InstanceResult) -> dict:

@@ -34,14 +34,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from clients.config_file import Config, ModelEntry
-from clients.image_sources import ImageItem, images_in_group, output_names
-from clients.infer_run import WRITERS, Writer, run_images, settings_not_taken
-from clients.replicas import Servers
-from clients.request_loop import RequestError, RunSummary, asking
-from clients.segments_build import model_version, store_name
-from clients.triton import INVALID_ARGUMENT, ClientError, ModelInfo
-from clients.work_share import DEFAULT_LEASE_S, shared_work
+from clients.inference.run import WRITERS, Writer, run_images, settings_not_taken
+from clients.meta.config_file import Config, ModelEntry
+from clients.segments.build import model_version, store_name
+from clients.triton.client import INVALID_ARGUMENT, ClientError, ModelInfo
+from clients.triton.image_sources import ImageItem, images_in_group, output_names
+from clients.triton.replicas import Servers
+from clients.triton.request_loop import RequestError, RunSummary, asking
+from clients.triton.work_share import DEFAULT_LEASE_S, shared_work
 from segcontract import schemas
 from segcontract.files import remove_leftover_temps, write_json_atomic
 from segcontract.tasks import Task
@@ -302,7 +302,7 @@ def _build(group, config, client, infos, progress, on_failure, summary, items, s
         redo = {p.item.path for p in pictures if answered.get(p.name) != p.sha256}
         writer, todo = None, items
         if entry.segments:
-            from clients.segment_sources import stored_segments
+            from clients.segments.sources import stored_segments
 
             todo, writer, _ = stored_segments(items, layout, config.db, entry.segment_model, entry.overrides)
         if writer is None and info.task in WRITERS:  # else run_images says what it cannot serve

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import click
 from tqdm import tqdm
 
-from clients.cli_options import (
+from clients.failure_log import FailureLog
+from clients.options import (
     CONCURRENCY_OPTION,
     DATA_ROOT_OPTION,
     DB_OPTION,
@@ -24,8 +25,8 @@ from clients.cli_options import (
     URL_OPTION,
     threshold_options,
 )
-from clients.failure_log import FailureLog
-from clients.image_sources import (
+from clients.triton.client import ClientError
+from clients.triton.image_sources import (
     ImageItem,
     all_badlisted_error,
     empty_group_error,
@@ -34,8 +35,7 @@ from clients.image_sources import (
     no_images_error,
     output_names,
 )
-from clients.replicas import connect
-from clients.triton import ClientError
+from clients.triton.replicas import connect
 from segcontract.files import write_atomic
 from store.errors import StoreError
 from store.layout import DataLayout, database_url
@@ -161,8 +161,8 @@ def build(
     every image is segmented by one of them. A --source folder's images join the group --group
     names, else the group named after the folder.
     """
-    from clients.segments_build import build_segments, class_ids, model_version, source_group, store_name
-    from clients.work_share import shared_work
+    from clients.segments.build import build_segments, class_ids, model_version, source_group, store_name
+    from clients.triton.work_share import shared_work
 
     if source is None and group is None:
         raise click.UsageError("give --group NAME (a group under DATA/datasets) or --source DIR")
@@ -530,7 +530,7 @@ def export(group, fmt, out, cvat_shape, statuses, model, db, data_root) -> None:
     pre-annotations (the score is a `score` attribute, which the CVAT task's label must declare
     to keep it).
     """
-    from clients.annotator_exports import coco_instances, cvat_images_xml
+    from clients.segments.exports import coco_instances, cvat_images_xml
 
     with _store(db, DataLayout(data_root)) as store:
         images = _images_of(store, group)
@@ -585,7 +585,7 @@ def masks(group, out, color, statuses, model, db, data_root) -> None:
     and model. With --color, <stem>_color.png shows the same mask in colour. Badlisted images are
     left out, and the mask files an earlier run wrote for them are removed.
     """
-    from clients.mask_files import write_mask_files
+    from clients.segments.mask_files import write_mask_files
 
     layout = DataLayout(data_root)
     out = out or layout.masks
@@ -626,7 +626,7 @@ def _refuse_color_name_clashes(
 ) -> None:
     """``<stem>_color.png`` must not be the mask of another image (``x.jpg`` beside ``x_color.jpg``):
     refused before anything is written, rather than one file overwriting the other."""
-    from clients.mask_files import color_name
+    from clients.segments.mask_files import color_name
 
     owner = {stems[i.id]: i for i in every}
     for image in images:
@@ -645,7 +645,7 @@ def _remove_badlisted_masks(out: Path, stems: list[Path], every_stem: set[Path])
     its ``<stem>.json`` beside it: files this command writes as a pair), and with them
     ``<stem>_color.png`` (``--color``) unless that is itself an image's mask (a ``.json`` beside it,
     or a stem of the images here)."""
-    from clients.mask_files import color_name
+    from clients.segments.mask_files import color_name
 
     removed = 0
     for stem in stems:

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from clients.image_sources import ImageItem
-from clients.request_loop import RequestError
-from clients.triton import DEADLINE_EXCEEDED, INVALID_ARGUMENT, ClientError
+from clients.triton.client import DEADLINE_EXCEEDED, INVALID_ARGUMENT, ClientError
+from clients.triton.image_sources import ImageItem
+from clients.triton.request_loop import RequestError
 from store.errors import StoreError
 
 DEFAULT_LEASE_S = 60.0

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from clients.infer_run import FAILURES_FILE
-from clients.triton import ClientError
+from clients.inference.run import FAILURES_FILE
+from clients.triton.client import ClientError
 from store.layout import CSV_LABEL_COLUMNS, CSV_PATH_COLUMNS, CSV_SPLIT_COLUMN, csv_column
 
 _NAME_WIDTH = 12  # longest class name in the confusion matrix's headers

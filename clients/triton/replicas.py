@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from tritonclient.utils import InferenceServerException
 
-from clients.triton import (
+from clients.triton.client import (
     DEADLINE_EXCEEDED,
     DEFAULT_TIMEOUT_S,
     ClassificationResult,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from clients.triton import DEFAULT_TIMEOUT_S
+from clients.triton.client import DEFAULT_TIMEOUT_S
 from store.layout import DB_URL_HELP
 
 TIMEOUT_OPTION = click.option(
