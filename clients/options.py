@@ -1,13 +1,12 @@
-"""Options every seg-client command spells the same way."""
+"""Options every seg-client command spells the same way. ``--db`` and ``--data-root`` are the
+store's (``store.cli_options``), shared with seg-train; they are re-exported here."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import click
 
 from clients.triton.client import DEFAULT_TIMEOUT_S
-from store.layout import DB_URL_HELP
+from store.cli_options import DATA_ROOT_OPTION, DB_OPTION
 
 TIMEOUT_OPTION = click.option(
     "--timeout",
@@ -19,15 +18,6 @@ TIMEOUT_OPTION = click.option(
     "a hung or dead one ends the run.",
 )
 
-DATA_ROOT_OPTION = click.option(
-    "--data-root",
-    "--data_root",
-    "data_root",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("."),
-    help="Root of the DATA/ MARKUP/ TEST/ layout (DATA/pictures, DATA/datasets, DATA/meta...).",
-)
-
 URL_HELP = (
     "Triton gRPC endpoint HOST:PORT. Several replicas: repeat it or separate by commas; each request "
     "goes to the ready one with the fewest in flight, a failing one is skipped (its requests sent "
@@ -37,13 +27,6 @@ URL_HELP = (
 
 URL_OPTION = click.option(
     "--url", "url", multiple=True, default=("127.0.0.1:8001",), metavar="HOST:PORT", help=URL_HELP
-)
-
-DB_OPTION = click.option(
-    "--db",
-    default=None,
-    metavar="URL",
-    help=DB_URL_HELP,
 )
 
 GROUP_OPTION = click.option(
@@ -91,3 +74,14 @@ LEASE_OPTION = click.option(
     "and holds them this long without a heartbeat (renewed while it runs); a killed worker's "
     "images go to the others once it has passed.",
 )
+
+__all__ = [
+    "CONCURRENCY_OPTION",
+    "DATA_ROOT_OPTION",
+    "DB_OPTION",
+    "GROUP_OPTION",
+    "LEASE_OPTION",
+    "TIMEOUT_OPTION",
+    "URL_OPTION",
+    "threshold_options",
+]
