@@ -10,6 +10,8 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: setup demo test unit bench bench-store bench-replicas lint clean
 
+# everything: .[dev] is the build and train extras and the test tools (a bare `pip install segstack`
+# serves and queries only)
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml python_backend_models/requirements.txt

@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from builder import families, graph_surgery, one_model, repository, triton_config, verify
+from builder.exported_network import ExportedNetwork
 from builder.onnx_export import DEFAULT_OPSET, export_onnx
 from builder.options import BuildOptions
-from builder.runtimes import ExportedNetwork, io_specs
+from builder.runtimes import io_specs
 from segcontract.tensors import TensorSpec
 
 log = logging.getLogger("build-repo")

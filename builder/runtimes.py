@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
+from collections.abc import Sequence
 
 from builder import triton_config
 from builder.errors import BuildError
+from builder.exported_network import ExportedNetwork
 from builder.model_folder import ModelFolder, python_backend_folder
 from builder.tensorrt.options import EngineOptions
 from segcontract.registry import Registry
 from segcontract.tensors import TensorSpec
 from segops.cpu_cores import threads_per_instance
-from segops.resize import InputSpec
-
-
-@dataclass
-class ExportedNetwork:
-    """What a runtime turns into ``<name>_model``: the checked ONNX file and how it is fed."""
-
-    onnx_path: Path
-    inputs: dict[str, tuple[int, ...]]  # input name → dimensions without the batch
-    input_spec: InputSpec  # how the server's preprocess model prepares an image for it
-    samples: list[np.ndarray]  # prepared inputs (the family's check scenes)
-    work_dir: Path  # scratch space that lives until the repository is written
-    progress: Callable[[str], None] = lambda message: None
 
 
 class Runtime(ABC):

@@ -27,16 +27,17 @@ import torch
 from model_checkpoints.torch_files import load_failure, load_trusted, refusal, unsafe_globals
 from segcontract.checkpoint_formats import ULTRALYTICS_MODULE_PREFIXES as _MODULE_PREFIXES
 from segcontract.checkpoint_formats import ULTRALYTICS_VALUE_TYPES as _VALUE_TYPES
+from segcontract.errors import SegstackError
 
 if TYPE_CHECKING:
     from ultralytics import YOLO
 
 
-class UnsafeCheckpoint(Exception):
+class UnsafeCheckpoint(SegstackError):
     """The checkpoint names globals outside the allowlist; the message names the file and the fix."""
 
 
-class UnreadableCheckpoint(Exception):
+class UnreadableCheckpoint(SegstackError):
     """Not a checkpoint torch can read (empty, truncated, not a zip/pickle)."""
 
 

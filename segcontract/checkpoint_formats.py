@@ -23,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from segcontract.errors import SegstackError
+
 TRUST_OPTION = "--trust-checkpoint"
 
 
-class CheckpointError(Exception):
+class CheckpointError(SegstackError):
     """The file is not a checkpoint of this format: one line naming it."""
 
 

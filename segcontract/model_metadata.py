@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from segcontract.errors import SegstackError
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
 from segcontract.tasks import Task
 
@@ -59,7 +60,7 @@ RESIZE_MODES = ("letterbox", "stretch")
 LAYOUTS = ("CHW", "HWC")
 
 
-class MetadataError(ValueError):
+class MetadataError(SegstackError, ValueError):
     """A record (or a config's parameters) that does not describe a segstack model."""
 
 

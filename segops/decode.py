@@ -5,12 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from segcontract.errors import SegstackError
 from segcontract.image_files import format_names
 
 from .image_header import image_dimensions
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(SegstackError, ValueError):
     """The bytes are not an image OpenCV can decode."""
 
 

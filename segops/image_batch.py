@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from segcontract.errors import SegstackError
 from segcontract.model_metadata import InputSpec, ModelMetadata
 
 from .image_header import limit_opencv_pixels
 from .triton_params import config_metadata
 
 
-class BadItem(ValueError):
+class BadItem(SegstackError, ValueError):
     """A batch item the model refuses (a file that does not decode, a box outside its image...):
     the request's fault, answered with INVALID_ARGUMENT."""
 

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
+from segcontract.errors import DEBUG_HELP, reported
 from serving.engine_check import check_repository
 from serving.tritonserver import PortInUse, Ports, ServerError, ServerInstall, TritonServer, free_port
 
+PROG = "seg-serve"
+DEBUG = "segstack.debug"  # where --debug leaves its value, in the context's meta
+# A server that does not start or stops is the failure of seg-serve's one task: it has always
+# ended with 1 for it; any other user error ends with segcontract.errors.EXIT_CODE.
+SERVER_FAILED = 1
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+
+class _ServeCommand(click.Command):
+    """The user errors (``segcontract.errors.SegstackError``) end here: one line on stderr and
+    the exit code, or the traceback with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported(PROG, debug=ctx.meta.get(DEBUG, False), exit_codes={ServerError: SERVER_FAILED}):
+            return super().invoke(ctx)
+
+
+def _debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    ctx.meta[DEBUG] = value
+
+
+@click.command(
+    cls=_ServeCommand, context_settings={"help_option_names": ["-h", "--help"], "show_default": True}
+)
 @click.option(
     "--model-repository",
     "--model_repository",
@@ -32,6 +54,7 @@ from serving.tritonserver import PortInUse, Ports, ServerError, ServerInstall, T
     help="Write the server log here instead of the terminal.",
 )
 @click.option("--startup-timeout", type=float, default=300, help="Seconds to wait for every model to load.")
+@click.option("--debug", is_flag=True, expose_value=False, callback=_debug, help=DEBUG_HELP)
 def main(
     repository: Path,
     grpc_port: int,
@@ -51,11 +74,7 @@ def main(
     processes, /dev/shm regions) is removed on the next start.
     """
     ports = Ports(*(p or free_port() for p in (http_port, grpc_port, metrics_port)))
-    try:
-        install = ServerInstall.locate()
-    except ServerError as exc:
-        click.echo(f"seg-serve: error: {exc}", err=True)
-        sys.exit(1)
+    install = ServerInstall.locate()
     for warning in check_repository(repository, install.backend_dir):  # TensorRT engines vs this machine
         click.echo(f"seg-serve: warning: {warning}", err=True)
     server = TritonServer(repository, ports=ports, log_path=log_file, install=install)
@@ -65,15 +84,9 @@ def main(
     try:
         server.start(timeout_s=startup_timeout, cancel=stop)
     except PortInUse as exc:
-        click.echo(
-            f"seg-serve: error: {exc}; stop that server, or pass --{exc.kind}-port with another port "
-            "(0 picks a free one)",
-            err=True,
-        )
-        sys.exit(1)
-    except ServerError as exc:
-        click.echo(f"seg-serve: error: {exc}", err=True)
-        sys.exit(1)
+        raise ServerError(
+            f"{exc}; stop that server, or pass --{exc.kind}-port with another port (0 picks a free one)"
+        ) from exc
     finally:
         if server.cleaned_leftovers:
             click.echo(f"seg-serve: removed what dead servers left: {server.cleaned_leftovers}", err=True)
@@ -87,9 +100,7 @@ def main(
             code = server.process.poll() if server.process is not None else None
             if server.process is None or code is not None:
                 where = f"; see {log_file}" if log_file else ""
-                message = f"tritonserver exited unexpectedly (code {code}){where}"
-                click.echo(f"seg-serve: error: {message}", err=True)
-                sys.exit(1)
+                raise ServerError(f"tritonserver exited unexpectedly (code {code}){where}")
     finally:
         server.stop()
         click.echo("seg-serve: stopped", err=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from segcontract.errors import SegstackError
 from serving import leftovers, tritonserver_install
 
 LOOPBACK = "127.0.0.1"
@@ -48,7 +49,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-class ServerError(RuntimeError):
+class ServerError(SegstackError, RuntimeError):
     """The server could not be started, or stopped before it became ready."""
 
 

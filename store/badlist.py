@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store.layout import DB_ENV, DataLayout, database_url
+from store.names import name_keys
 
 __all__ = ["Badlist", "picture_name", "read_badlist"]
 
@@ -19,8 +20,6 @@ class Badlist:
 
     def holds(self, picture: str) -> bool:
         """Whether ``picture`` (a store name: relative to DATA/pictures, else absolute) is on it."""
-        from store.segment_store import name_keys
-
         return bool(name_keys(picture) & self.names)
 
 
@@ -31,7 +30,7 @@ def read_badlist(db: str | None, layout: DataLayout, create: bool = False) -> Ba
     first command of a team's store, makes it)."""
     if db is None and not os.environ.get(DB_ENV) and not layout.database.exists():
         return None
-    from store.segment_store import SegmentStore
+    from store.segment_store import SegmentStore  # SQLAlchemy only once a store is asked
 
     with SegmentStore.open(database_url(db, layout), create=create) as store:
         names = store.badlist_names()

@@ -23,9 +23,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from store.errors import StoreError
-from store.layout import DB_ENV, database_url
+from store.layout import DB_ENV, DB_ENV_ORIGIN, DB_OPTION_ORIGIN, database_url, url_origin
 
-__all__ = ["DB_ENV", "create_store_engine", "database_url", "migrate", "open_database", "shown"]
+__all__ = ["DB_ENV", "create_store_engine", "database_url", "migrate", "open_database", "shown", "url_origin"]
 
 CONNECT_TIMEOUT_S = 10  # a PostgreSQL that does not answer is reported after this
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for another process's transaction
@@ -52,19 +52,27 @@ def shown(url: URL | str) -> str:
         return "<not a database URL>"
 
 
+def given_as(url: str) -> str:
+    """Where ``url`` came from, as a message puts it after the URL: "given with --db", "from
+    $SEGSTACK_DB" or "the default store under --data-root" (``store.layout.url_origin``)."""
+    origin = url_origin(url)
+    return {DB_OPTION_ORIGIN: "given with --db", DB_ENV_ORIGIN: f"from {DB_ENV_ORIGIN}"}.get(origin, origin)
+
+
 def _parse(url: str) -> URL:
+    origin = url_origin(url)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number, a broken [host]
         raise StoreError(
-            f"--db {shown(url)!r} is not a database URL; give sqlite:///PATH or "
+            f"{origin} {shown(url)!r} is not a database URL; give sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST:PORT/NAME"
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
         raise StoreError(
-            f"--db {shown(parsed)}: the segment store runs on sqlite:/// or postgresql+psycopg://, "
+            f"{origin} {shown(parsed)}: the segment store runs on sqlite:/// or postgresql+psycopg://, "
             f"not {parsed.drivername}"
         )
     return parsed
@@ -78,7 +86,8 @@ def create_store_engine(url: str, create: bool = True, connections: int = 4) -> 
     if parsed.get_backend_name() == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise StoreError(
-                "the segment store needs a file: sqlite:///PATH (an in-memory one would be lost)"
+                f"{url_origin(url)} {shown(parsed)}: the segment store needs a file: sqlite:///PATH "
+                "(an in-memory one would be lost)"
             )
         if sqlite3.sqlite_version_info < (3, 35):
             raise StoreError(
@@ -87,13 +96,14 @@ def create_store_engine(url: str, create: bool = True, connections: int = 4) -> 
             )
         if not create and not Path(parsed.database).exists():
             raise StoreError(
-                f"no segment store at {parsed.database}: run `seg-client segments build` first, or pass "
-                f"--db URL (or set ${DB_ENV})"
+                f"no segment store at {parsed.database} ({given_as(url)}): run `seg-client segments "
+                f"build` first, or pass --db URL (or set ${DB_ENV})"
             )
         try:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file where its folder should be, a read-only disk
-            raise StoreError(f"cannot open the segment store {shown(parsed)}: {exc}") from None
+            where = f"{shown(parsed)} ({given_as(url)})"
+            raise StoreError(f"cannot open the segment store {where}: {exc}") from None
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **pool)
         _serialise_sqlite_writers(engine)
         return engine
@@ -249,16 +259,21 @@ def open_database(url: str, create: bool = True, connections: int = 4) -> Engine
         raise
     except (DBAPIError, SQLAlchemyError, OSError) as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the segment store {shown(engine.url)}: {_reason(exc)}") from None
+        raise StoreError(
+            f"cannot open the segment store {shown(engine.url)} ({given_as(url)}): {_reason(exc, url)}"
+        ) from None
     return engine
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, url: str | None = None) -> str:
+    """Why the database refused, in one line, with the fix; ``url``: the URL as the command got
+    it, whose origin is then the thing to check (else both --db and $SEGSTACK_DB are named)."""
     original = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(original).splitlines() if line.strip()]
     reason = lines[0] if lines else type(original).__name__
     if "file is not a database" in reason:
         return f"{reason} (that file is not an SQLite database: pass --db or move it)"
     if "Connection refused" in str(original) or "timeout expired" in str(original):
-        return f"{reason} (is the database running? check --db or ${DB_ENV})"
+        check = url_origin(url) if url is not None else f"--db or ${DB_ENV}"
+        return f"{reason} (is the database running? check {check})"
     return reason

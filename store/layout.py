@@ -95,10 +95,42 @@ class DataLayout:
         return self.folder("ret_meta")
 
 
-def database_url(db: str | None, layout: DataLayout) -> str:
+# where a store's URL came from, as its messages name it
+DB_OPTION_ORIGIN = "--db"
+DB_ENV_ORIGIN = f"${DB_ENV}"
+DEFAULT_ORIGIN = "the default store under --data-root"
+
+
+class StoreURL(str):
+    """A segment store's URL that remembers where it came from (``origin``: DB_OPTION_ORIGIN,
+    DB_ENV_ORIGIN or DEFAULT_ORIGIN), so that an error about it names what to change. It is the
+    URL itself for everything else: a plain ``str`` anywhere a URL goes."""
+
+    origin: str
+
+    def __new__(cls, url: str, origin: str = DB_OPTION_ORIGIN) -> StoreURL:
+        made = super().__new__(cls, url)
+        made.origin = origin
+        return made
+
+    def __reduce__(self) -> tuple[type[StoreURL], tuple[str, str]]:  # a copy for another process keeps it
+        return type(self), (str(self), self.origin)
+
+
+def database_url(db: str | None, layout: DataLayout) -> StoreURL:
     """The segment store to open: ``--db``, else ``$SEGSTACK_DB``, else the SQLite file under the
-    data root."""
-    return db or os.environ.get(DB_ENV) or f"sqlite:///{layout.database}"
+    data root; its ``origin`` says which."""
+    if db:
+        return StoreURL(db, DB_OPTION_ORIGIN)
+    if from_env := os.environ.get(DB_ENV):
+        return StoreURL(from_env, DB_ENV_ORIGIN)
+    return StoreURL(f"sqlite:///{layout.database}", DEFAULT_ORIGIN)
+
+
+def url_origin(url: str) -> str:
+    """Where ``url`` came from: its ``origin`` when :func:`database_url` made it; a URL passed
+    as it is counts as one given with ``--db``."""
+    return getattr(url, "origin", DB_OPTION_ORIGIN)
 
 
 @dataclass(frozen=True)

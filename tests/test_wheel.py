@@ -1,5 +1,6 @@
 """``pip wheel .`` holds everything build-repo and seg-serve need at run time, and that code alone
-builds and serves a repository.
+builds and serves a repository; ``pip install segstack`` without extras queries a served model
+and has no torch, and the commands that need an extra say which one.
 
 The wheel is built offline (``--no-deps --no-build-isolation``) from a copy of the source tree, so
 setuptools' ``build/`` folder never lands in the working tree and no stale file from an earlier
@@ -7,30 +8,25 @@ build can slip into the wheel."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import MODEL, REPO_ROOT
+from tests.schema_check import validate_image_records
 
-PACKAGES = [
-    "builder",
-    "clients",
-    "serving",
-    "training",
-    "segcontract",
-    "segops",
-    "store",
-    "python_backend_models",
-    "model_checkpoints",
-]
+NOT_SHIPPED = {"tests", "demo", "benchmarks"}
+# every package of the source tree but those: a new one the wheel leaves out fails here
+PACKAGES = sorted(p.parent.name for p in REPO_ROOT.glob("*/__init__.py") if p.parent.name not in NOT_SHIPPED)
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
@@ -83,10 +79,10 @@ def test_the_wheel_declares_the_console_scripts(wheel):
         (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
         entry_points = zf.read(name).decode()
     for line in (
-        "build-repo = builder.cli:entry",
+        "build-repo = builder.entry:main",
         "seg-serve = serving.cli:main",
         "seg-client = clients.cli:main",
-        "seg-train = training.cli:main",
+        "seg-train = training.entry:main",
     ):
         assert line in entry_points, entry_points
 
@@ -100,7 +96,7 @@ def _script(module: str, function: str, name: str) -> list[str]:
 @pytest.mark.integration
 def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoint, sample_images, tmp_path):
     from clients.triton.client import SegmentationClient
-    from tests.integration.test_seg_serve import READY, _cleanup, _wait_ready
+    from tests.helpers import SEG_SERVE_READY, seg_serve_cleanup, wait_seg_serve_ready
 
     unpacked = tmp_path / "unpacked"
     with zipfile.ZipFile(wheel) as zf:
@@ -133,7 +129,7 @@ def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoin
         "python-onnx",
     ]
     build = subprocess.run(
-        [*_script("builder.cli", "entry", "build-repo"), *args, "--quiet"], timeout=600, **run
+        [*_script("builder.entry", "main", "build-repo"), *args, "--quiet"], timeout=600, **run
     )
     assert build.returncode == 0, f"build-repo from the wheel failed:\n{build.stdout}\n{build.stderr}"
     served = repo / MODEL / "1"
@@ -165,9 +161,9 @@ def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoin
         stderr=subprocess.PIPE,
         text=True,
     )
-    with _cleanup(proc):
-        line = _wait_ready(proc)[-1]
-        assert READY in line
+    with seg_serve_cleanup(proc):
+        line = wait_seg_serve_ready(proc)[-1]
+        assert SEG_SERVE_READY in line
         client = SegmentationClient(re.search(r"gRPC (\S+)", line).group(1))
         assert MODEL in client.served_models()
         image = sample_images / "scene0.jpg"  # 480x640
@@ -191,3 +187,70 @@ def test_the_unpacked_wheel_builds_and_serves_a_repository(wheel, yolo_checkpoin
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
+
+
+def _fresh_venv(folder: Path) -> tuple[Path, dict[str, str]]:
+    """A new virtual environment (no system site packages) and an environment that activates it, with
+    nothing of this checkout or of the test's own environment on the import path."""
+    created = subprocess.run(
+        [sys.executable, "-m", "venv", str(folder)], capture_output=True, text=True, timeout=300
+    )
+    assert created.returncode == 0, created.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join([str(folder / "bin"), env.get("PATH", "")])
+    env["VIRTUAL_ENV"] = str(folder)
+    return folder / "bin", env
+
+
+@pytest.mark.integration
+def test_the_base_install_queries_a_served_model_without_torch(wheel, triton, sample_images, tmp_path):
+    from pycocotools import mask as mask_utils
+
+    venv_bin, env = _fresh_venv(tmp_path / "venv")
+    run = {"cwd": tmp_path, "env": env, "capture_output": True, "text": True}  # cwd: not the source tree
+    started = time.monotonic()
+    pip = subprocess.run(
+        [str(venv_bin / "python"), "-m", "pip", "install", "--quiet", str(wheel)], timeout=900, **run
+    )
+    took = time.monotonic() - started
+    assert pip.returncode == 0, (
+        f"pip install {wheel.name} failed after {took:.0f} s:\n{pip.stdout}\n{pip.stderr}"
+    )
+    print(f"pip install {wheel.name} into a fresh venv: {took:.1f} s")  # pytest -rP shows it
+
+    no_torch = subprocess.run([str(venv_bin / "python"), "-c", "import torch"], timeout=60, **run)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr, no_torch.stderr
+    where = subprocess.run(
+        [str(venv_bin / "python"), "-c", "import clients; print(clients.__file__)"], timeout=60, **run
+    )
+    assert Path(where.stdout.strip()).resolve().is_relative_to((tmp_path / "venv").resolve()), where
+
+    for command, extra in (("build-repo", "build"), ("seg-train", "train")):
+        refused = subprocess.run([str(venv_bin / command), "--help"], timeout=60, **run)
+        assert refused.returncode == 2, (refused.stdout, refused.stderr)
+        assert refused.stdout == ""
+        assert refused.stderr == (
+            f"{command}: needs the {extra} extra: pip install 'segstack[{extra}]' (torch is not installed)\n"
+        )
+    served_help = subprocess.run([str(venv_bin / "seg-serve"), "--help"], timeout=60, **run)
+    assert served_help.returncode == 0 and "Usage: seg-serve" in served_help.stdout, served_help.stderr
+
+    out = tmp_path / "results"
+    args = ["infer", "--source", str(sample_images), "--model", MODEL, "--url", triton.grpc_url,
+            "--out", str(out)]  # fmt: skip
+    infer = subprocess.run([str(venv_bin / "seg-client"), *args], timeout=300, **run)
+    assert infer.returncode == 0, (
+        f"seg-client infer from the base install failed:\n{infer.stdout}\n{infer.stderr}"
+    )
+    images = sorted(p.stem for p in sample_images.iterdir())
+    assert sorted(p.stem for p in out.glob("*.json")) == images
+    assert validate_image_records(out) == len(images)
+    detections = 0
+    for path in out.glob("*.json"):
+        record = json.loads(path.read_text())
+        assert record["model"] == MODEL
+        for detection in record["detections"]:
+            rle = {**detection["segmentation"], "counts": detection["segmentation"]["counts"].encode()}
+            assert mask_utils.decode(rle).shape == (record["height"], record["width"])
+            detections += 1
+    assert detections, "the served model found nothing in any image"

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segcontract.checkpoint_formats import ClassifierModelInfo
+from segcontract.errors import SegstackError
 from segcontract.files import file_sha256
 from segcontract.image_files import image_paths, is_image_name
 from segcontract.model_metadata import InputSpec
@@ -40,7 +41,7 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
 LEFT_OUT_SPLITS = {"test", "holdout"}  # rows kept for a later evaluation: never trained on
 
 
-class DataError(Exception):
+class DataError(SegstackError):
     """The training data cannot be used as given: one line naming the file and the fix."""
 
 

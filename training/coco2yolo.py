@@ -4,7 +4,13 @@ Every sub-folder of the source holding ``images/`` and ``annotations/*.json`` is
 source itself may be one). Categories are unified by name; ``classes`` fixes their order, else the
 order of first appearance (datasets by folder name, categories by id). Polygons, several polygons
 per instance (joined as ultralytics' own converter joins them), and RLE, uncompressed or compressed
-(crowd regions included), all become one polygon per instance; RLE goes through OpenCV contours.
+(crowd regions included), all become one polygon per instance: an RLE's outlines are traced along
+pixel edges (``annotations.polygons``), exact but for holes, which a YOLO polygon cannot hold.
+
+YOLO label coordinates are the COCO ones (the pixel convention of the ``annotations`` package)
+divided by the image's width and height, unshifted: ultralytics scales them to its training image
+and fills them there with ``cv2.fillPoly``, which suits continuous coordinates at every scale (see
+the package docstring for why not pixel centres).
 
 The split is a deterministic partition of images (``val_fraction``, ``seed``). The output is built
 in a staging folder and swapped into place, so a failed run leaves the previous dataset intact; only
@@ -26,20 +32,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
-from pycocotools import mask as mask_utils
 
+from annotations.coco import instances_document, polygon_annotation, read_coco, segmentation_polygons
+from annotations.errors import AnnotationFormatError
+from segcontract.errors import SegstackError
 from training.files import link_or_copy
 from training.output_dir import check_destination, staged_output
-from training.polygons import mask_polygons
 from training.splits import val_indices
 
 SPLITS = ("train", "val")
 
 
-class DatasetError(Exception):
+class DatasetError(SegstackError):
     """A problem with the input the user must fix; the message names the file."""
 
 
@@ -141,20 +147,6 @@ def find_datasets(src: Path) -> list[Path]:
     return datasets
 
 
-def load_json(path: Path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"{path}: invalid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not a text file") from None
-    if not isinstance(data, dict) or not {"images", "annotations", "categories"} <= set(data):
-        raise DatasetError(f"{path}: not a COCO file (needs images, annotations and categories)")
-    return data
-
-
 def read_classes_file(path: Path) -> list[str]:
     names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     if not names:
@@ -164,45 +156,25 @@ def read_classes_file(path: Path) -> list[str]:
     return names
 
 
-def _polygon_ok(flat: list) -> bool:
-    if len(flat) < 6 or len(flat) % 2:
-        return False
-    pts = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
-    return abs(cv2.contourArea(pts.astype(np.float32))) > 0
+def load_json(path: Path) -> dict:
+    """A COCO instances file; DatasetError naming the file when it is not one."""
+    try:
+        return read_coco(path)
+    except AnnotationFormatError as exc:
+        raise DatasetError(str(exc)) from None
 
 
 def instance_polygon(segmentation, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
-    """One polygon (N×2, pixels) for a COCO segmentation, or (None, reason)."""
+    """One polygon (N×2, pixels) for a COCO segmentation, or (None, reason): its polygons, or its
+    RLE's outlines, joined into one as ultralytics joins the parts of an instance."""
     from ultralytics.data.converter import merge_multi_segment
 
-    if isinstance(segmentation, dict):
-        if "counts" not in segmentation:
-            return None, "empty segmentation"
-        try:
-            rle = segmentation
-            if isinstance(rle["counts"], list):
-                rle = mask_utils.frPyObjects(rle, *rle.get("size", [height, width]))
-            mask = mask_utils.decode(rle)
-        except (TypeError, ValueError, KeyError) as exc:
-            return None, f"invalid RLE: {exc}"
-        if mask.shape != (height, width):
-            return None, f"RLE size {list(mask.shape)} differs from the image's {[height, width]}"
-        parts = mask_polygons(mask)
-        if not parts:
-            return None, "empty segmentation"
-    elif isinstance(segmentation, list):
-        if not segmentation:
-            return None, "empty segmentation"
-        if not isinstance(segmentation[0], list):
-            segmentation = [segmentation]
-        parts = segmentation
-    else:
-        return None, "empty segmentation"
-    parts = [p for p in parts if _polygon_ok(p)]
-    if not parts:
-        return None, "degenerate polygon (fewer than 3 points or no area)"
+    try:
+        parts = segmentation_polygons(segmentation, height, width)
+    except AnnotationFormatError as exc:
+        return None, str(exc)
     if len(parts) == 1:
-        return np.asarray(parts[0], dtype=np.float64).reshape(-1, 2), None
+        return parts[0], None
     return np.concatenate(merge_multi_segment(parts), axis=0), None
 
 
@@ -238,6 +210,72 @@ def _sorted_ids(ids: Iterable[object]) -> list[object]:
         return sorted(ids, key=str)
 
 
+def _category_names(coco: dict, names: list[str], fixed: bool) -> dict[object, str | None]:
+    """category id → name (None when it has none); unless ``fixed``, new names join ``names``."""
+    cat_name: dict[object, str | None] = {}
+    for c in coco["categories"]:
+        if isinstance(c, dict) and "id" in c:
+            cat_name[c["id"]] = str(c["name"]) if "name" in c else None
+    for cid in _sorted_ids(cat_name):
+        name = cat_name[cid]
+        if name is not None and name not in names and not fixed:
+            names.append(name)
+    return cat_name
+
+
+def _images_by_id(
+    coco: dict, folder: Path, ann_file: Path, report_image_skip: Callable[[str, str, str], None]
+) -> dict[object, SourceImage | str]:
+    """image id → its image, or why the entry cannot be used."""
+    by_id: dict[object, SourceImage | str] = {}
+    for img in coco["images"]:
+        entry = _image_entry(img)
+        if isinstance(entry, str):
+            img = img if isinstance(img, dict) else {}
+            report_image_skip(folder.name, str(img.get("file_name", f"image id {img.get('id', '?')}")), entry)
+            if "id" in img:
+                by_id[img["id"]] = entry
+            continue
+        image_id, file_name, width, height = entry
+        if image_id in by_id:
+            raise DatasetError(f"{ann_file}: image id {image_id} is listed twice; keep one entry")
+        by_id[image_id] = SourceImage(
+            folder.name, file_name, folder / "images" / file_name, width, height, source=ann_file
+        )
+    return by_id
+
+
+def _category_problem(cid: object, cat_name: dict[object, str | None], names: list[str]) -> str | None:
+    if cid not in cat_name:
+        return f"unknown category id {cid}"
+    if cat_name[cid] is None:
+        return f"category id {cid} has no name"
+    if cat_name[cid] not in names:
+        return f"category {cat_name[cid]!r} is not in --classes"
+    return None
+
+
+def _attach_annotations(
+    coco: dict,
+    dataset: str,
+    by_id: dict[object, SourceImage | str],
+    cat_name: dict[object, str | None],
+    names: list[str],
+    report_skip: Callable[[Skipped], None],
+) -> None:
+    """Each annotation onto its image, with its class index as ``_class``, or a skip reason."""
+    for ann in coco["annotations"]:
+        image = by_id.get(ann.get("image_id"))
+        if image is None:
+            report_skip(Skipped(dataset, ann.get("id"), "?", f"unknown image id {ann.get('image_id')}"))
+        elif isinstance(image, str):
+            report_skip(Skipped(dataset, ann.get("id"), f"image id {ann.get('image_id')}", image))
+        elif reason := _category_problem(ann.get("category_id"), cat_name, names):
+            report_skip(Skipped(dataset, ann.get("id"), image.file_name, reason))
+        else:
+            image.annotations.append({**ann, "_class": names.index(cat_name[ann.get("category_id")])})
+
+
 def collect(
     datasets: Iterable[Path],
     classes: list[str] | None,
@@ -245,60 +283,106 @@ def collect(
     report_image_skip: Callable[[str, str, str], None] = lambda dataset, image, reason: None,
 ) -> tuple[list[str], list[SourceImage]]:
     names: list[str] = list(classes or [])
-    fixed = classes is not None
     images: list[SourceImage] = []
     for folder in datasets:
-        dataset = folder.name
         for ann_file in sorted((folder / "annotations").glob("*.json")):
             coco = load_json(ann_file)
-            cat_name: dict[object, str | None] = {}
-            for c in coco["categories"]:
-                if isinstance(c, dict) and "id" in c:
-                    cat_name[c["id"]] = str(c["name"]) if "name" in c else None
-            for cid in _sorted_ids(cat_name):
-                name = cat_name[cid]
-                if name is not None and name not in names and not fixed:
-                    names.append(name)
-            by_id: dict[object, SourceImage | str] = {}  # an unusable entry maps to why
-            for img in coco["images"]:
-                entry = _image_entry(img)
-                if isinstance(entry, str):
-                    img = img if isinstance(img, dict) else {}
-                    report_image_skip(
-                        dataset, str(img.get("file_name", f"image id {img.get('id', '?')}")), entry
-                    )
-                    if "id" in img:
-                        by_id[img["id"]] = entry
-                    continue
-                image_id, file_name, width, height = entry
-                if image_id in by_id:
-                    raise DatasetError(f"{ann_file}: image id {image_id} is listed twice; keep one entry")
-                by_id[image_id] = SourceImage(
-                    dataset, file_name, folder / "images" / file_name, width, height, source=ann_file
-                )
-            for ann in coco["annotations"]:
-                image = by_id.get(ann.get("image_id"))
-                if image is None:
-                    report_skip(
-                        Skipped(dataset, ann.get("id"), "?", f"unknown image id {ann.get('image_id')}")
-                    )
-                    continue
-                if isinstance(image, str):
-                    report_skip(Skipped(dataset, ann.get("id"), f"image id {ann.get('image_id')}", image))
-                    continue
-                cid = ann.get("category_id")
-                if cid not in cat_name:
-                    reason = f"unknown category id {cid}"
-                elif cat_name[cid] is None:
-                    reason = f"category id {cid} has no name"
-                elif cat_name[cid] not in names:
-                    reason = f"category {cat_name[cid]!r} is not in --classes"
-                else:
-                    image.annotations.append({**ann, "_class": names.index(cat_name[cid])})
-                    continue
-                report_skip(Skipped(dataset, ann.get("id"), image.file_name, reason))
+            cat_name = _category_names(coco, names, fixed=classes is not None)
+            by_id = _images_by_id(coco, folder, ann_file, report_image_skip)
+            _attach_annotations(coco, folder.name, by_id, cat_name, names, report_skip)
             images.extend(im for im in by_id.values() if isinstance(im, SourceImage))
     return names, images
+
+
+def _present(images: list[SourceImage], report: ConversionReport) -> list[SourceImage]:
+    """The images whose files exist; the others, and their annotations, become skip reasons."""
+    present = []
+    for image in images:
+        if image.path.is_file():
+            present.append(image)
+            continue
+        report.skipped_images.append((image.dataset, image.file_name, "missing image file"))
+        report.skipped.extend(
+            Skipped(image.dataset, a.get("id"), image.file_name, "missing image file")
+            for a in image.annotations
+        )
+    return present
+
+
+def _refuse_duplicates(images: list[SourceImage]) -> None:
+    """One file listed twice would be converted twice, with one of its annotation sets."""
+    seen: dict[tuple[str, str], SourceImage] = {}
+    for image in images:
+        key = (image.dataset, image.file_name)
+        if key in seen:
+            first = seen[key].source
+            if first == image.source:
+                raise DatasetError(
+                    f"{image.source}: {image.file_name} has two image entries in this file; keep one"
+                )
+            raise DatasetError(
+                f"{image.dataset}: {image.file_name} is listed in {first} and {image.source}; merge them"
+            )
+        seen[key] = image
+
+
+def _yolo_line(class_index: int, polygon: np.ndarray, width: int, height: int) -> str:
+    """``class x1 y1 x2 y2 ...``: the polygon's coordinates divided by the image size (unshifted:
+    see the module docstring), clipped to the image."""
+    norm = (polygon / np.array([width, height])).clip(0, 1)
+    return f"{class_index} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1))
+
+
+def _convert_image(
+    image: SourceImage, part: str, staging: Path, copy: bool, gt: dict, report: ConversionReport
+) -> None:
+    """Link the image, write its label file, add it to ``gt[part]`` and count it in the report."""
+    rel = _output_path(image)
+    link_or_copy(image.path, staging / "images" / part / rel, copy)
+    truth = gt[part]
+    image_id = len(truth["images"]) + 1
+    truth["images"].append(
+        {"id": image_id, "file_name": rel.as_posix(), "width": image.width, "height": image.height}
+    )
+    lines = []
+    for ann in image.annotations:
+        polygon, reason = instance_polygon(ann.get("segmentation"), image.height, image.width)
+        if polygon is None:
+            report.skipped.append(Skipped(image.dataset, ann.get("id"), image.file_name, reason))
+            continue
+        lines.append(_yolo_line(ann["_class"], polygon, image.width, image.height))
+        report.instances[part][ann["_class"]] += 1
+        # The ground truth of the converted dataset: the polygon the label holds, as an
+        # instance (crowd regions became instances too; COCOeval would otherwise ignore them).
+        ann_id = len(truth["annotations"]) + 1
+        truth["annotations"].append(polygon_annotation(ann_id, image_id, ann["_class"] + 1, [polygon]))
+    label = (staging / "labels" / part / rel).with_suffix(".txt")
+    label.parent.mkdir(parents=True, exist_ok=True)
+    label.write_text("\n".join(lines) + ("\n" if lines else ""))
+    report.images[part] += 1
+    report.background[part] += not lines
+    for c in {int(line.split(" ", 1)[0]) for line in lines}:
+        report.images_with[part][c] += 1
+
+
+def _write_dataset_files(
+    staging: Path, dst: Path, names: list[str], gt: dict, report: ConversionReport
+) -> None:
+    """The folders of both splits (even empty), the COCO ground truth, data.yaml and the report."""
+    for part in SPLITS:
+        (staging / "images" / part).mkdir(parents=True, exist_ok=True)
+        (staging / "labels" / part).mkdir(parents=True, exist_ok=True)
+    (staging / "annotations").mkdir()
+    for part in SPLITS:
+        (staging / "annotations" / f"{part}.json").write_text(json.dumps(gt[part]))
+    data = {
+        "path": str(dst.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": dict(enumerate(names)),
+    }
+    (staging / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    (staging / "conversion_report.json").write_text(json.dumps(report.to_json(), indent=1))
 
 
 def convert(
@@ -315,100 +399,19 @@ def convert(
     classes = read_classes_file(classes_file) if classes_file else None
     datasets = find_datasets(src)
     dst = check_destination(src, dst, "coco2yolo")  # before the work, not only before the swap
-    skipped: list[Skipped] = []
-    skipped_images: list[tuple[str, str, str]] = []
-    names, images = collect(datasets, classes, skipped.append, lambda *entry: skipped_images.append(entry))
-    report = ConversionReport(names=names, skipped=skipped, skipped_images=skipped_images)
-    present = []
-    for image in images:
-        if image.path.is_file():
-            present.append(image)
-        else:
-            report.skipped_images.append((image.dataset, image.file_name, "missing image file"))
-            skipped.extend(
-                Skipped(image.dataset, a.get("id"), image.file_name, "missing image file")
-                for a in image.annotations
-            )
-    seen: dict[tuple[str, str], SourceImage] = {}
-    for image in present:
-        key = (image.dataset, image.file_name)
-        if key in seen:
-            first = seen[key].source
-            if first == image.source:
-                raise DatasetError(
-                    f"{image.source}: {image.file_name} has two image entries in this file; keep one"
-                )
-            raise DatasetError(
-                f"{image.dataset}: {image.file_name} is listed in {first} and {image.source}; merge them"
-            )
-        seen[key] = image
+    report = ConversionReport(names=[])
+    report.names, images = collect(
+        datasets, classes, report.skipped.append, lambda *entry: report.skipped_images.append(entry)
+    )
+    present = _present(images, report)
+    _refuse_duplicates(present)
     split = _split_of(present, val_fraction, seed)
-
+    categories = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(report.names)]
+    gt = {part: instances_document([], categories, []) for part in SPLITS}
     with staged_output(src, dst, "coco2yolo") as staging:
-        gt = {
-            s: {
-                "images": [],
-                "annotations": [],
-                "categories": [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(names)],
-            }
-            for s in SPLITS
-        }
         for index, image in enumerate(progress(present)):
-            part = split[index]
-            rel = _output_path(image)
-            link_or_copy(image.path, staging / "images" / part / rel, copy)
-            lines = []
-            image_id = len(gt[part]["images"]) + 1
-            gt[part]["images"].append(
-                {"id": image_id, "file_name": rel.as_posix(), "width": image.width, "height": image.height}
-            )
-            for ann in image.annotations:
-                polygon, reason = instance_polygon(ann.get("segmentation"), image.height, image.width)
-                if polygon is None:
-                    skipped.append(Skipped(image.dataset, ann.get("id"), image.file_name, reason))
-                    continue
-                norm = (polygon / np.array([image.width, image.height])).clip(0, 1)
-                lines.append(f"{ann['_class']} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)))
-                report.instances[part][ann["_class"]] += 1
-                # The ground truth of the converted dataset: the polygon the label holds, as an
-                # instance (crowd regions became instances too; COCOeval would otherwise ignore them).
-                gt[part]["annotations"].append(
-                    {
-                        "id": len(gt[part]["annotations"]) + 1,
-                        "image_id": image_id,
-                        "category_id": ann["_class"] + 1,
-                        "segmentation": [polygon.reshape(-1).tolist()],
-                        "bbox": _bbox(polygon),
-                        "area": float(cv2.contourArea(polygon.astype(np.float32))),
-                        "iscrowd": 0,
-                    }
-                )
-            label = (staging / "labels" / part / rel).with_suffix(".txt")
-            label.parent.mkdir(parents=True, exist_ok=True)
-            label.write_text("\n".join(lines) + ("\n" if lines else ""))
-            report.images[part] += 1
-            report.background[part] += not lines
-            for c in {int(line.split(" ", 1)[0]) for line in lines}:
-                report.images_with[part][c] += 1
-        for part in SPLITS:
-            (staging / "images" / part).mkdir(parents=True, exist_ok=True)
-            (staging / "labels" / part).mkdir(parents=True, exist_ok=True)
-        (staging / "annotations").mkdir()
-        for part in SPLITS:
-            (staging / "annotations" / f"{part}.json").write_text(json.dumps(gt[part]))
-        (staging / "data.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "path": str(dst.resolve()),
-                    "train": "images/train",
-                    "val": "images/val",
-                    "names": dict(enumerate(names)),
-                },
-                sort_keys=False,
-                allow_unicode=True,
-            )
-        )
-        (staging / "conversion_report.json").write_text(json.dumps(report.to_json(), indent=1))
+            _convert_image(image, split[index], staging, copy, gt, report)
+        _write_dataset_files(staging, dst, report.names, gt, report)
     return report
 
 
@@ -417,9 +420,3 @@ def _output_path(image: SourceImage) -> Path:
     replacing the last /images/ of the image path with /labels/."""
     parts = [image.dataset, *Path(image.file_name).parts]
     return Path(*[f"{p}_" if p == "images" and i < len(parts) - 1 else p for i, p in enumerate(parts)])
-
-
-def _bbox(polygon: np.ndarray) -> list[float]:
-    x1, y1 = polygon.min(axis=0)
-    x2, y2 = polygon.max(axis=0)
-    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from segcontract.errors import SegstackError
 from segops.colors import voc_palette
 
 __all__ = ["ColorTableError", "read_colors_csv", "voc_palette"]
 
 
-class ColorTableError(ValueError):
+class ColorTableError(SegstackError, ValueError):
     """A colors.csv that cannot be read; the message names the file."""
 
 

@@ -11,16 +11,16 @@ Classes: ``--classes`` (one per line; the first is the background, index 0; a fi
 ``__ignore__`` as in LabelMe's own labels.txt maps that label to 255 and starts the count after it),
 else the names of ``--colors`` (seed 001's colors.csv), else background plus the labels found, sorted.
 Labels outside the class list are skipped with a reason. Shapes are painted in file order, so later shapes
-cover earlier ones. Polygons, rectangles and circles have area; lines and points are skipped with a
-reason. A file that cannot be read is reported and the others go on. The output is built aside and
-swapped in whole; only a previous output of labelme is ever replaced (see ``training.output_dir``).
+cover earlier ones, each rasterised as LabelMe draws it (``annotations.labelme``: points on pixel
+centres, boundary pixels included). Polygons, rectangles and circles have area; lines and points are
+skipped with a reason. A file that cannot be read is reported and the others go on. The output is
+built aside and swapped in whole; only a previous output of labelme is ever replaced (see
+``training.output_dir``).
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,9 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from annotations.errors import AnnotationFormatError
+from annotations.labelme import labelme_image, read_labelme, shape_mask
+from annotations.mask_png import class_color, write_png
+from segcontract.errors import SegstackError
 from segcontract.masks import IGNORE_INDEX, index_dtype
-from segops.colors import colorize
-from segops.image_write import write_image_atomic
 from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.files import link_or_copy
 from training.output_dir import check_destination, staged_output
@@ -40,7 +42,7 @@ BACKGROUND = "_background_"
 IGNORE = "__ignore__"
 
 
-class LabelMeError(Exception):
+class LabelMeError(SegstackError):
     """A problem with the whole input (not one file): one line naming the file."""
 
 
@@ -95,40 +97,108 @@ def _named_classes(path: Path) -> list[str] | None:
     return names if names and None not in names else None
 
 
-def _shape_mask(shape: dict, height: int, width: int) -> tuple[np.ndarray | None, str | None]:
-    kind = shape.get("shape_type") or "polygon"
-    points = np.asarray(shape.get("points") or [], dtype=np.float64)
-    mask = np.zeros((height, width), np.uint8)
-    if kind == "polygon":
-        if len(points) < 3:
-            return None, "polygon with fewer than 3 points"
-        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 1)
-    elif kind == "rectangle":
-        if len(points) != 2:
-            return None, "rectangle without 2 points"
-        (x1, y1), (x2, y2) = np.round(points).astype(int)
-        cv2.rectangle(mask, (min(x1, x2), min(y1, y2)), (max(x1, x2), max(y1, y2)), 1, -1)
-    elif kind == "circle":
-        if len(points) != 2:
-            return None, "circle without centre and rim point"
-        centre, rim = points
-        cv2.circle(
-            mask, tuple(np.round(centre).astype(int)), round(float(np.linalg.norm(rim - centre))), 1, -1
-        )
+@dataclass(frozen=True)
+class ClassTable:
+    """The classes of a conversion: names in index order (``__ignore__`` is a label, never a
+    class) and their colours."""
+
+    names: list[str]
+    colors: list[tuple[int, int, int]]
+
+    @property
+    def value_of(self) -> dict[str, int]:
+        """label → the index it paints."""
+        return {n: i for i, n in enumerate(self.names)} | {IGNORE: IGNORE_INDEX}
+
+    @property
+    def dtype(self) -> str:
+        return index_dtype(max(len(self.names) - 1, IGNORE_INDEX))
+
+    def name_of(self, value: int) -> str:
+        return IGNORE if value == IGNORE_INDEX and len(self.names) <= IGNORE_INDEX else self.names[value]
+
+
+def _read_documents(files: list[Path], report: LabelMeReport) -> dict[Path, dict]:
+    """The LabelMe files that read; the others are failures in the report."""
+    documents: dict[Path, dict] = {}
+    for f in files:
+        try:
+            documents[f] = read_labelme(f)
+        except AnnotationFormatError as exc:
+            report.failed[str(f)] = str(exc)
+    return documents
+
+
+def _refuse_shared_stems(documents: dict[Path, dict]) -> None:
+    stems: dict[str, Path] = {}
+    for f in documents:
+        if f.stem in stems:
+            raise LabelMeError(
+                f"{stems[f.stem]} and {f} share the name {f.stem!r}; outputs are named by it: rename one"
+            )
+        stems[f.stem] = f
+
+
+def _class_table(
+    classes_file: Path | None, colors_file: Path | None, documents: dict[Path, dict]
+) -> ClassTable:
+    """``--classes``, else the names of ``--colors``, else background and the labels found, sorted."""
+    if classes_file:
+        names = read_class_names(classes_file)
+    elif colors_file and _named_classes(colors_file):
+        names = _named_classes(colors_file)
     else:
-        return None, f"shape_type {kind!r} has no area"
-    return mask.astype(bool), None
+        labels = {str(s.get("label")) for d in documents.values() for s in d["shapes"]}
+        names = [BACKGROUND, *sorted(labels - {BACKGROUND, IGNORE})]
+    class_names = [n for n in names if n != IGNORE]
+    colors = _colors_for(colors_file, class_names) if colors_file else voc_palette(len(class_names))
+    return ClassTable(class_names, colors)
 
 
-def _image_for(json_path: Path, data: dict) -> tuple[np.ndarray | None, Path | None, bytes | None]:
-    """The image (decoded), its file if there is one, and embedded bytes if it came from imageData."""
-    image_path = json_path.parent / str(data.get("imagePath") or "")
-    if data.get("imagePath") and image_path.is_file():
-        return cv2.imdecode(np.fromfile(image_path, np.uint8), cv2.IMREAD_COLOR), image_path, None
-    if data.get("imageData"):
-        raw = base64.b64decode(data["imageData"])
-        return cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR), None, raw
-    return None, None, None
+def _index_mask(
+    f: Path, data: dict, height: int, width: int, table: ClassTable, report: LabelMeReport
+) -> np.ndarray:
+    """The class index of every pixel: the shapes painted in file order; a shape that cannot be
+    painted is skipped with its reason."""
+    index = np.zeros((height, width), table.dtype)
+    value_of = table.value_of
+    for shape in data["shapes"]:
+        label = str(shape.get("label"))
+        if label not in value_of:
+            report.skipped_shapes.append((str(f), label, "label not in --classes"))
+            continue
+        try:
+            index[shape_mask(shape, height, width)] = value_of[label]
+        except AnnotationFormatError as exc:
+            report.skipped_shapes.append((str(f), label, str(exc)))
+    return index
+
+
+def _convert_file(
+    f: Path, data: dict, out: Path, table: ClassTable, copy: bool, report: LabelMeReport
+) -> None:
+    """The image, its index mask and its colour mask into ``out``; the pixels counted."""
+    image = labelme_image(f, data)
+    if image is None:
+        raise ValueError(f"image {data.get('imagePath')!r} not found next to it and no imageData")
+    height, width = image.pixels.shape[:2]
+    index = _index_mask(f, data, height, width, table, report)
+    if image.path is not None:
+        link_or_copy(image.path, out / "images" / f"{f.stem}{image.path.suffix}", copy)
+    else:
+        (out / "images" / f"{f.stem}.png").write_bytes(image.embedded or b"")
+    write_png(out / "indexes" / f"{f.stem}.png", index)
+    write_png(out / "indexes" / f"{f.stem}_color_mask.png", class_color(index, table.colors))
+    for value, count in zip(*np.unique(index, return_counts=True)):
+        report.pixels[table.name_of(int(value))] += int(count)
+
+
+def _write_class_files(out: Path, table: ClassTable) -> None:
+    (out / "classes.txt").write_text("\n".join(table.names) + "\n")
+    with open(out / "colors.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["name", "r", "g", "b"])
+        writer.writerows([n, *c] for n, c in zip(table.names, table.colors))
 
 
 def convert_labelme(
@@ -144,80 +214,18 @@ def convert_labelme(
     if not files:
         raise LabelMeError(f"{src}: no LabelMe .json files found")
     dst = check_destination(src, dst, "labelme")  # before the work, not only before the swap
-    documents: dict[Path, dict] = {}
     report = LabelMeReport()
-    for f in files:
-        try:
-            data = json.loads(f.read_text())
-            if not isinstance(data, dict) or "shapes" not in data:
-                raise ValueError("no 'shapes': not a LabelMe file")
-            documents[f] = data
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            report.failed[str(f)] = f"invalid LabelMe JSON ({exc})"
-    stems: dict[str, Path] = {}
-    for f in documents:
-        if f.stem in stems:
-            raise LabelMeError(
-                f"{stems[f.stem]} and {f} share the name {f.stem!r}; outputs are named by it: rename one"
-            )
-        stems[f.stem] = f
-    if classes_file:
-        names = read_class_names(classes_file)
-    elif colors_file and _named_classes(colors_file):
-        names = _named_classes(colors_file)
-    else:
-        labels = sorted(
-            {str(s.get("label")) for d in documents.values() for s in d["shapes"]} - {BACKGROUND, IGNORE}
-        )
-        names = [BACKGROUND, *labels]
-    class_names = [n for n in names if n != IGNORE]  # __ignore__ is a label, never a class
-    index_of = {n: i for i, n in enumerate(class_names)} | {IGNORE: IGNORE_INDEX}
-    num_classes = len(class_names)
-    dtype = index_dtype(max(num_classes - 1, IGNORE_INDEX))
-    colors = _colors_for(colors_file, class_names) if colors_file else voc_palette(num_classes)
+    documents = _read_documents(files, report)
+    _refuse_shared_stems(documents)
+    table = _class_table(classes_file, colors_file, documents)
     with staged_output(src, dst, "labelme") as out:
         (out / "images").mkdir()
         (out / "indexes").mkdir()
         for f in progress(list(documents)):
-            data = documents[f]
             try:
-                image, image_path, embedded = _image_for(f, data)
-                if image is None:
-                    raise ValueError(f"image {data.get('imagePath')!r} not found next to it and no imageData")
-                h, w = image.shape[:2]
-                index = np.zeros((h, w), dtype)
-                for shape in data["shapes"]:
-                    label = str(shape.get("label"))
-                    if label not in index_of:
-                        report.skipped_shapes.append((str(f), label, "label not in --classes"))
-                        continue
-                    region, why = _shape_mask(shape, h, w)
-                    if region is None:
-                        report.skipped_shapes.append((str(f), label, why))
-                        continue
-                    index[region] = index_of[label]
-                stem = f.stem
-                suffix = image_path.suffix if image_path else ".png"
-                target = out / "images" / f"{stem}{suffix}"
-                if image_path is not None:
-                    link_or_copy(image_path, target, copy)
-                else:
-                    cv2.imwrite(str(target), image) if embedded is None else target.write_bytes(embedded)
-                write_image_atomic(out / "indexes" / f"{stem}.png", index)
-                write_image_atomic(out / "indexes" / f"{stem}_color_mask.png", colorize(index, colors))
-                for value, count in zip(*np.unique(index, return_counts=True)):
-                    name = (
-                        IGNORE
-                        if value == IGNORE_INDEX and num_classes <= IGNORE_INDEX
-                        else class_names[int(value)]
-                    )
-                    report.pixels[name] += int(count)
+                _convert_file(f, documents[f], out, table, copy, report)
                 report.converted += 1
             except (OSError, ValueError, cv2.error) as exc:
                 report.failed[str(f)] = str(exc)
-        (out / "classes.txt").write_text("\n".join(class_names) + "\n")
-        with open(out / "colors.csv", "w", newline="") as table:
-            writer = csv.writer(table)
-            writer.writerow(["name", "r", "g", "b"])
-            writer.writerows([n, *c] for n, c in zip(class_names, colors))
-    return report, class_names
+        _write_class_files(out, table)
+    return report, table.names

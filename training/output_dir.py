@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from segcontract.errors import SegstackError
+
 MARKER = ".seg-train-output.json"
 
 
-class OutputFolderError(Exception):
+class OutputFolderError(SegstackError):
     """The destination cannot be (re)placed: one line naming the folder and the fix."""
 
 

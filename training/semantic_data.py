@@ -15,13 +15,14 @@ import cv2
 import numpy as np
 import torch
 
+from segcontract.errors import SegstackError
 from segcontract.image_files import IMAGE_SUFFIXES
 from segcontract.masks import IGNORE_INDEX
 from training.colors import ColorTableError, read_colors_csv, voc_palette
 from training.splits import val_indices
 
 
-class DataError(Exception):
+class DataError(SegstackError):
     """A problem with the dataset the user must fix: one line naming the file."""
 
 

@@ -1,5 +1,6 @@
 """segmentation-models-pytorch training, with seed 001's options: any architecture and encoder,
-albumentations, optional mix-up, validation mIoU per epoch, TensorBoard, resumable checkpoints."""
+albumentations, optional mix-up, validation mIoU per epoch (:mod:`training.semantic_metrics`),
+TensorBoard, resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -24,15 +25,20 @@ from model_checkpoints.smp import (
 )
 from training.semantic_data import (
     IGNORE_INDEX,
+    ClassTable,
     DataError,
+    Sample,
     SegmentationDataset,
     find_samples,
     read_class_table,
     split_samples,
     transforms,
 )
+from training.semantic_metrics import evaluate
 
 log = logging.getLogger("seg-train")
+
+MIXUP_ALPHA = 0.4  # the Beta(alpha, alpha) mix-up weights are drawn from
 
 
 @dataclass
@@ -58,20 +64,80 @@ class SemanticTrainOptions:
     seed: int = 0
 
 
-def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    keep = target != IGNORE_INDEX
-    idx = target[keep] * num_classes + pred[keep]
-    return torch.bincount(idx, minlength=num_classes**2).reshape(num_classes, num_classes)
+def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, **kw: it) -> Path:
+    """Train; return the path of the best checkpoint."""
+    if opts.mode != "seg":
+        raise DataError(f"--mode {opts.mode!r} is not supported; use --mode seg")
+    torch.manual_seed(opts.seed)
+    table = read_class_table(opts.colors or _default_colors(opts.data_root), opts.num_classes)
+    train_samples, val_samples = split_samples(find_samples(opts.data_root), opts.val_fraction, opts.seed)
+    info = SemanticModelInfo(opts.arch, opts.encoder, opts.num_classes, table.names, table.colors, opts.size)
+    model, state = _starting_point(opts, info)
+    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
+    if state.optimizer:
+        optimizer.load_state_dict(state.optimizer)
+    train_loader, val_loader = _loaders(opts, table, info, train_samples, val_samples)
+    run_dir = Path(opts.output_dir) / opts.model_name
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    best_path, last_path = run_dir / "best.pth", run_dir / "last.pth"
+    rng = np.random.default_rng(opts.seed)
+    try:
+        for epoch in range(state.epoch + 1, opts.epochs + 1):
+            batches = progress(train_loader, desc=f"epoch {epoch}/{opts.epochs}")
+            total = _train_one_epoch(model, batches, optimizer, device, rng if opts.use_mixup else None)
+            train_loss = total / max(len(train_samples), 1)
+            miou, per_class = evaluate(model, val_loader, opts.num_classes, device)
+            _log_epoch(writer, table.names, epoch, opts.epochs, train_loss, miou, per_class)
+            state = TrainingState(epoch, max(state.best_miou, miou), optimizer.state_dict())
+            save_checkpoint(last_path, info, model, state)
+            if miou >= state.best_miou or not best_path.exists():
+                save_checkpoint(best_path, info, model, state)
+    finally:
+        writer.close()
+    return best_path if best_path.exists() else last_path
 
 
-def mean_iou(matrix: torch.Tensor) -> tuple[float, list[float]]:
-    """Mean over the classes present in the ground truth or the predictions."""
-    m = matrix.double()
-    inter = m.diag()
-    union = m.sum(0) + m.sum(1) - inter
-    ious = torch.where(union > 0, inter / union.clamp(min=1), torch.full_like(inter, float("nan")))
-    present = ~torch.isnan(ious)
-    return (float(ious[present].mean()) if present.any() else 0.0), ious.tolist()
+def _starting_point(
+    opts: SemanticTrainOptions, info: SemanticModelInfo
+) -> tuple[torch.nn.Module, TrainingState]:
+    """The model and training state this run starts from: --model's when it exists, else a new
+    model (ImageNet encoder weights where they can be had), checked to serve at --size."""
+    model, state = _resumed(opts, info) if opts.resume_from is not None else (None, TrainingState())
+    if state.epoch >= opts.epochs:
+        raise DataError(
+            f"{opts.resume_from} is already at epoch {state.epoch}; ask for more --epochs to go on"
+        )
+    try:
+        model = model or _new_model(info)
+    except CheckpointError as exc:
+        raise DataError(str(exc)) from None
+    check_input_size(model, info)
+    return model, state
+
+
+def _resumed(
+    opts: SemanticTrainOptions, info: SemanticModelInfo
+) -> tuple[torch.nn.Module | None, TrainingState]:
+    """The model and state saved in --model, which must be this run's architecture, encoder and
+    class count; a missing file is a warning and a fresh start."""
+    if not Path(opts.resume_from).is_file():
+        log.warning("%s does not exist: training from scratch", opts.resume_from)
+        return None, TrainingState()
+    try:
+        saved, payload = load_checkpoint(opts.resume_from, trust=opts.trust_checkpoint)
+    except CheckpointError as exc:
+        raise DataError(str(exc)) from None
+    if (saved.arch, saved.encoder, saved.num_classes) != (info.arch, info.encoder, info.num_classes):
+        was = f"{saved.arch}/{saved.encoder} with {saved.num_classes} classes"
+        now = f"{info.arch}/{info.encoder} with {info.num_classes}"
+        raise DataError(f"{opts.resume_from}: a {was}; this run asks for {now}")
+    model = build_model(info)
+    model.load_state_dict(payload["state_dict"])
+    state = TrainingState(int(payload["epoch"]), float(payload["best_miou"]), payload["optimizer"])
+    log.info("resuming from %s (epoch %d, best mIoU %.4f)", opts.resume_from, state.epoch, state.best_miou)
+    return model, state
 
 
 def _encoder_weights(encoder: str) -> str | None:
@@ -109,50 +175,15 @@ def check_input_size(model: torch.nn.Module, info: SemanticModelInfo) -> None:
         )
 
 
-def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, **kw: it) -> Path:
-    """Train; return the path of the best checkpoint."""
-    if opts.mode != "seg":
-        raise DataError(f"--mode {opts.mode!r} is not supported; use --mode seg")
-    torch.manual_seed(opts.seed)
-    table = read_class_table(opts.colors or _default_colors(opts.data_root), opts.num_classes)
-    samples = find_samples(opts.data_root)
-    train_samples, val_samples = split_samples(samples, opts.val_fraction, opts.seed)
-    info = SemanticModelInfo(opts.arch, opts.encoder, opts.num_classes, table.names, table.colors, opts.size)
-    state = TrainingState()
-    model = None
-    if opts.resume_from is not None:
-        if Path(opts.resume_from).is_file():
-            try:
-                saved, payload = load_checkpoint(opts.resume_from, trust=opts.trust_checkpoint)
-            except CheckpointError as exc:
-                raise DataError(str(exc)) from None
-            if (saved.arch, saved.encoder, saved.num_classes) != (info.arch, info.encoder, info.num_classes):
-                was = f"{saved.arch}/{saved.encoder} with {saved.num_classes} classes"
-                now = f"{info.arch}/{info.encoder} with {info.num_classes}"
-                raise DataError(f"{opts.resume_from}: a {was}; this run asks for {now}")
-            model = build_model(info)
-            model.load_state_dict(payload["state_dict"])
-            state = TrainingState(int(payload["epoch"]), float(payload["best_miou"]), payload["optimizer"])
-            log.info(
-                "resuming from %s (epoch %d, best mIoU %.4f)", opts.resume_from, state.epoch, state.best_miou
-            )
-        else:
-            log.warning("%s does not exist: training from scratch", opts.resume_from)
-    if state.epoch >= opts.epochs:
-        raise DataError(
-            f"{opts.resume_from} is already at epoch {state.epoch}; ask for more --epochs to go on"
-        )
-    try:
-        model = model or _new_model(info)
-    except CheckpointError as exc:
-        raise DataError(str(exc)) from None
-    check_input_size(model, info)
-    device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4)
-    if state.optimizer:
-        optimizer.load_state_dict(state.optimizer)
-    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+def _loaders(
+    opts: SemanticTrainOptions,
+    table: ClassTable,
+    info: SemanticModelInfo,
+    train_samples: list[Sample],
+    val_samples: list[Sample],
+) -> tuple[DataLoader, DataLoader]:
+    """Augmented, shuffled training batches (the last, partial one dropped when there is more than
+    one batch) and validation batches in order."""
     loader_args = {"batch_size": opts.batch_size, "num_workers": opts.workers}
     train_loader = DataLoader(
         SegmentationDataset(train_samples, table, transforms(opts.size, info.mean, info.std, train=True)),
@@ -164,54 +195,53 @@ def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, *
         SegmentationDataset(val_samples, table, transforms(opts.size, info.mean, info.std, train=False)),
         **loader_args,
     )
-    run_dir = Path(opts.output_dir) / opts.model_name
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
-    best_path, last_path = run_dir / "best.pth", run_dir / "last.pth"
-    rng = np.random.default_rng(opts.seed)
-    try:
-        for epoch in range(state.epoch + 1, opts.epochs + 1):
-            model.train()
-            total = 0.0
-            for images, masks in progress(train_loader, desc=f"epoch {epoch}/{opts.epochs}"):
-                images, masks = images.to(device), masks.to(device)
-                if opts.use_mixup and len(images) > 1:
-                    lam = float(rng.beta(0.4, 0.4))
-                    perm = torch.randperm(len(images), device=device)
-                    logits = model(lam * images + (1 - lam) * images[perm])
-                    loss = lam * loss_fn(logits, masks) + (1 - lam) * loss_fn(logits, masks[perm])
-                else:
-                    loss = loss_fn(model(images), masks)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss) * len(images)
-            miou, per_class = evaluate(model, val_loader, opts.num_classes, device)
-            train_loss = total / max(len(train_samples), 1)
-            writer.add_scalar("train/loss", train_loss, epoch)
-            writer.add_scalar("val/mIoU", miou, epoch)
-            for name, iou in zip(table.names, per_class):
-                if iou == iou:  # not NaN: the class is present
-                    writer.add_scalar(f"val/IoU/{name}", iou, epoch)
-            log.info("epoch %d/%d: train loss %.4f, val mIoU %.4f", epoch, opts.epochs, train_loss, miou)
-            state = TrainingState(epoch, max(state.best_miou, miou), optimizer.state_dict())
-            save_checkpoint(last_path, info, model, state)
-            if miou >= state.best_miou or not best_path.exists():
-                save_checkpoint(best_path, info, model, state)
-    finally:
-        writer.close()
-    return best_path if best_path.exists() else last_path
+    return train_loader, val_loader
 
 
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, loader: DataLoader, num_classes: int, device
-) -> tuple[float, list[float]]:
-    model.eval()
-    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for images, masks in loader:
-        pred = model(images.to(device)).argmax(1).cpu()
-        matrix += confusion(pred.flatten(), masks.flatten(), num_classes)
-    return mean_iou(matrix)
+def _train_one_epoch(
+    model: torch.nn.Module,
+    batches,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    mixup: np.random.Generator | None,
+) -> float:
+    """One pass over ``batches``, mixing each batch with a shuffled copy of itself when ``mixup``
+    (its generator) is given; returns the loss summed over the images."""
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE_INDEX)
+    model.train()
+    total = 0.0
+    for images, masks in batches:
+        images, masks = images.to(device), masks.to(device)
+        if mixup is not None and len(images) > 1:
+            lam = float(mixup.beta(MIXUP_ALPHA, MIXUP_ALPHA))
+            perm = torch.randperm(len(images), device=device)
+            logits = model(lam * images + (1 - lam) * images[perm])
+            loss = lam * loss_fn(logits, masks) + (1 - lam) * loss_fn(logits, masks[perm])
+        else:
+            loss = loss_fn(model(images), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss) * len(images)
+    return total
+
+
+def _log_epoch(
+    writer: SummaryWriter,
+    class_names: list[str],
+    epoch: int,
+    epochs: int,
+    train_loss: float,
+    miou: float,
+    per_class: list[float],
+) -> None:
+    """The epoch's losses and IoUs to TensorBoard (the classes present), and one log line."""
+    writer.add_scalar("train/loss", train_loss, epoch)
+    writer.add_scalar("val/mIoU", miou, epoch)
+    for name, iou in zip(class_names, per_class):
+        if iou == iou:  # not NaN: the class is present
+            writer.add_scalar(f"val/IoU/{name}", iou, epoch)
+    log.info("epoch %d/%d: train loss %.4f, val mIoU %.4f", epoch, epochs, train_loss, miou)
 
 
 def _default_colors(root: Path) -> Path | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from model_checkpoints.classifier import read_checkpoint
 from segcontract.checkpoint_formats import CheckpointError
+from segcontract.errors import SegstackError
 from store.layout import DataLayout
 from training.wandb_download import KEY_ENV
 
@@ -32,7 +33,7 @@ _ARTIFACT = re.compile(
 )
 
 
-class PullError(Exception):
+class PullError(SegstackError):
     """One line: a bad artifact name, no key, an unreachable server, an unknown artifact."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from model_checkpoints import ultralytics as ultralytics_checkpoint
+from segcontract.errors import SegstackError
 
 # the training arguments ultralytics unpickles a .pt from (with its full unpickler): --model and
 # the model=, resume=, pretrained= and distill_model= overrides, from the command line or --config
@@ -23,7 +24,7 @@ CHECKPOINT_ARGUMENTS = ("model", "resume", "pretrained", "distill_model")
 ARCHITECTURE_ARGUMENTS = {"model", "distill_model"}  # may also name a .yaml (nothing unpickled)
 
 
-class TrainingError(Exception):
+class TrainingError(SegstackError):
     """A user mistake (unknown argument, missing file, no weights offline): one line."""
 
 

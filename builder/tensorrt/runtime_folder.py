@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from builder import triton_config
 from builder.errors import BuildError
+from builder.exported_network import ExportedNetwork
 from builder.model_folder import ModelFolder
-from builder.runtimes import ExportedNetwork
 from builder.tensorrt.engine_build import build_engine
 from builder.tensorrt.image_feeds import ImageFeeds, image_files, rebatch
 from builder.tensorrt.options import EngineOptions

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import click
-from tqdm import tqdm
 
 from clients.failure_log import FailureLog
 from clients.groups.download import (
@@ -18,15 +16,14 @@ from clients.groups.download import (
     DEFAULT_RETRY_WAIT_S,
     DEFAULT_TIMEOUT_S,
     MIN_DEADLINE_BASE_S,
-    Fetcher,
     FetchSettings,
 )
-from clients.groups.manifest import ManifestError, read_manifest, unsafe_name_problem
-from clients.groups.pull import PullError, dataset_path, pull_group
+from clients.groups.manifest import ManifestError
+from clients.groups.pull import PullError, PullSummary
+from clients.options import DATA_ROOT_OPTION, DB_OPTION
+from clients.triton.progress import above_bars, progress_bar
 from segcontract.limits import DEFAULT_MAX_PIXELS
-from store.badlist import read_badlist
 from store.errors import StoreError
-from store.layout import DataLayout
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -70,13 +67,7 @@ def groups() -> None:
     "Messages and failures.json show URLs without user name, password or query values "
     "(https://***@host/a.jpg?token=***); the meta's url keeps the query, never the user name and password.",
 )
-@click.option(
-    "--data-root",
-    "--data_root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    help="Root of the DATA/ layout: pictures, meta and datasets go under DATA/.",
-)
+@DATA_ROOT_OPTION
 @click.option(
     "--concurrency",
     "-j",
@@ -90,7 +81,8 @@ def groups() -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=DEFAULT_TIMEOUT_S,
     metavar="SECONDS",
-    help="The longest wait for a server to accept a connection or send the next bytes.",
+    help="HTTP: the longest wait for an image's (or the manifest's) server to accept a connection "
+    "or send the next bytes.",
 )
 @click.option(
     "--deadline",
@@ -144,27 +136,15 @@ def groups() -> None:
     "Without it such rows fail (one line each): a remote manifest cannot copy this machine's files "
     "into DATA/. A local manifest's paths are always read.",
 )
-@click.option(
-    "--db",
-    default=None,
-    metavar="URL",
-    help="The segment store whose badlist is read (only read; default: $SEGSTACK_DB, else "
-    "DATA/segments.db if it exists).",
-)
+@DB_OPTION
 def pull(
-    group,
-    manifest,
-    data_root,
-    concurrency,
-    timeout_s,
-    deadline_s,
-    retries,
-    retry_wait_s,
-    max_bytes,
-    max_pixels,
-    replace,
-    allow_local_files,
-    db,
+    timeout_s: float,
+    deadline_s: float | None,
+    retries: int,
+    retry_wait_s: float,
+    max_bytes: int,
+    max_pixels: int,
+    **given: Any,
 ) -> None:
     """Fetch a group's images from a manifest into DATA/ and list them in DATA/datasets/<group>.csv.
 
@@ -176,7 +156,7 @@ def pull(
     reported, and the others go on (exit 1; they are listed in
     DATA/meta/groups/<group>.failures.json). A re-run fetches only what is missing or changed; so
     does one after Ctrl-C. A bad manifest writes nothing (exit 2). Images on the segment store's
-    badlist (`segments badlist push`) are fetched but left out of the dataset.
+    badlist (--db, only read; `segments badlist push`) are fetched but left out of the dataset.
 
     Ids are shared by all groups: a row whose id is another group's picture joins it when the
     content is the same (same sha256, or same URL), and fails when it differs unless --replace.
@@ -187,9 +167,9 @@ def pull(
 
     The successor of load_group.py --group NAME and load_json.py --json_path FILE.
     """
-    failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
-    layout = DataLayout(data_root)
-    settings = FetchSettings(
+    from clients.groups.pull_run import PullOptions, run_pull
+
+    fetch = FetchSettings(
         timeout_s=timeout_s,
         retries=retries,
         retry_wait_s=retry_wait_s,
@@ -197,26 +177,15 @@ def pull(
         max_pixels=max_pixels,
         deadline_s=deadline_s,
     )
+    options = PullOptions(fetch=fetch, **given)
+    failures = FailureLog(above_bars)
     try:
-        if problem := unsafe_name_problem(group):
-            raise ManifestError(f"--group {group!r} {problem}; a group name must be a plain file name")
-        exclude = _badlisted(db, layout)
-        with Fetcher(settings, connections=concurrency) as fetcher:
-            parsed = read_manifest(manifest, fetcher.fetch_bytes)
-            _warn_if_shadowed(layout, group)
-            with tqdm(total=len(parsed.rows), desc=f"pull {group}", unit="img", file=sys.stderr) as bar:
-                summary = pull_group(
-                    group,
-                    parsed,
-                    layout,
-                    fetcher,
-                    concurrency=concurrency,
-                    replace=replace,
-                    allow_local_files=allow_local_files,
-                    exclude=exclude,
-                    on_progress=bar.update,
-                    on_failure=failures,
-                )
+        summary = run_pull(
+            options,
+            progress=progress_bar,
+            on_note=lambda line: click.echo(line, err=True),
+            on_failure=failures,
+        )
     except (ManifestError, PullError, StoreError) as exc:
         _echo_lines(failures.summary())
         click.echo(f"seg-client: error: {exc}", err=True)
@@ -225,37 +194,23 @@ def pull(
         _echo_lines(failures.summary())
         click.echo(
             f"seg-client: interrupted; the images fetched so far are kept, a re-run of groups pull "
-            f"resumes (DATA/datasets/{group}.csv is written when a run completes)",
+            f"resumes (DATA/datasets/{options.group}.csv is written when a run completes)",
             err=True,
         )
         sys.exit(130)
     _echo_lines(failures.summary())
-    left_out = f", {summary.excluded} left out" if summary.excluded else ""
-    click.echo(
-        f"{summary.downloaded} downloaded, {summary.present} already present, {len(summary.failed)} failed "
-        f"→ {summary.dataset} ({summary.listed} images listed{left_out})"
-    )
+    click.echo(_summary_line(summary))
     if summary.failed:
         click.echo(f"seg-client: failed images are listed in {summary.failures_file}", err=True)
         sys.exit(1)
 
 
-def _badlisted(db: str | None, layout: DataLayout) -> Callable[[str], bool] | None:
-    """Whether a picture is on the store's badlist; None when there is none to apply (no store:
-    pulling creates no database)."""
-    badlist = read_badlist(db, layout, create=True)
-    return badlist.holds if badlist is not None else None
-
-
-def _warn_if_shadowed(layout: DataLayout, group: str) -> None:
-    """``infer --group`` reads <group>.txt before <group>.csv: say so rather than let it surprise."""
-    txt = layout.datasets / f"{group}.txt"
-    if txt.exists():
-        click.echo(
-            f"seg-client: warning: {txt} exists and is read before {dataset_path(layout, group)} "
-            "by --group; remove it to use what this pull writes",
-            err=True,
-        )
+def _summary_line(summary: PullSummary) -> str:
+    left_out = f", {summary.excluded} left out" if summary.excluded else ""
+    return (
+        f"{summary.downloaded} downloaded, {summary.present} already present, {len(summary.failed)} failed "
+        f"→ {summary.dataset} ({summary.listed} images listed{left_out})"
+    )
 
 
 def _echo_lines(lines: list[str]) -> None:

@@ -4,10 +4,10 @@ HTTP goes through one ``httpx.Client`` shared by the worker threads. Timeouts, d
 refused connections, truncated bodies, 5xx and 429 are retried with exponential backoff
 (tenacity; a 429's or 503's Retry-After is honoured up to a few seconds); any other 4xx fails
 the image at once. Bodies are read up to a size bound, and each attempt has a deadline besides
-the per-read timeout (a server trickling a byte at a time is cut off; the attempt counts as a
-timeout and is retried). :func:`check_picture` then makes sure the bytes are an image of at most
-``max_pixels`` (read from the header, before anything is decoded) that decodes and has the
-manifest's checksum: only then may they be written.
+the per-read timeout (``clients.groups.http_deadline``: a server trickling a byte at a time is
+cut off; the attempt counts as a timeout and is retried). :func:`check_picture` then makes sure
+the bytes are an image of at most ``max_pixels`` (read from the header, before anything is
+decoded) that decodes and has the manifest's checksum: only then may they be written.
 
 Ctrl-C: :meth:`Fetcher.cancel` stops backoff waits at once and shuts the open sockets down, so
 a request waiting on a slow server ends now instead of after its timeout.
@@ -15,20 +15,17 @@ a request waiting on a slow server ends now instead of after its timeout.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import socket
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpcore
 import httpx
 
+from clients.groups.http_deadline import attempt_deadline, deadline_expired, track_sockets
 from clients.http_retry import Backoff, Transient, retry_after_seconds, user_agent
+from segcontract.errors import SegstackError
 from segcontract.limits import DEFAULT_MAX_PIXELS
 from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image, unread_format
 from segops.image_header import image_dimensions
@@ -41,10 +38,6 @@ MAX_RETRY_AFTER_S = 5.0  # a server asking for longer gets this much: a pull sho
 MAX_BACKOFF_S = 8.0
 MIN_DEADLINE_BASE_S = 10.0  # the default deadline: DEADLINE_FACTOR × max(--timeout, this)
 DEADLINE_FACTOR = 4
-
-# the deadline of the attempt this thread is making (a time.monotonic()), read by _TrackedSockets'
-# streams: a sync httpx request does all its I/O in the thread that made it
-_ATTEMPT = threading.local()
 
 _CONTENT_TYPES = {
     "image/jpeg": ".jpg",
@@ -59,7 +52,7 @@ _CONTENT_TYPES = {
 }
 
 
-class FetchError(Exception):
+class FetchError(SegstackError):
     """One image (or a manifest) cannot be had; the message is the reason, for a person."""
 
 
@@ -103,113 +96,6 @@ class Picture:
     suffix: str  # with the dot: ".png"
 
 
-def _within_deadline(timeout: float | None, error: type[Exception]) -> float | None:
-    """``timeout`` cut to what is left of this thread's attempt; ``error`` when nothing is."""
-    deadline = getattr(_ATTEMPT, "deadline", None)
-    if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
-    if left <= 0:
-        _ATTEMPT.expired = True
-        raise error("the attempt's deadline passed")
-    if timeout is None or left < timeout:
-        _ATTEMPT.expired = True  # if this wait times out, it is the deadline's doing
-        return left
-    _ATTEMPT.expired = False
-    return timeout
-
-
-class _DeadlineStream:
-    """An httpcore network stream whose every wait ends by the attempt's deadline."""
-
-    def __init__(self, inner: Any):
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _within_deadline(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _within_deadline(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
-    ) -> Any:
-        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
-        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _TrackedSockets:
-    """An httpcore network backend that remembers its sockets, so that :meth:`shutdown_all` can
-    wake the threads blocked reading them (closing a socket does not; shutting it down does), and
-    whose streams keep to the attempt's deadline (:class:`_DeadlineStream`)."""
-
-    def __init__(self, inner: Any):
-        self._inner = inner
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self.stopped = False
-
-    def _track(self, stream: Any) -> Any:
-        sock = stream.get_extra_info("socket")
-        if sock is not None:
-            with self._lock:
-                self._sockets.add(sock)
-            if self.stopped:
-                _shutdown(sock)
-        return _DeadlineStream(stream)
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> Any:
-        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
-        return self._track(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None, socket_options: Any = None) -> Any:
-        timeout = _within_deadline(timeout, httpcore.ConnectTimeout)
-        return self._track(self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-    def shutdown_all(self) -> None:
-        self.stopped = True
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # closed already
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _track_sockets(client: httpx.Client) -> list[_TrackedSockets]:
-    """Put :class:`_TrackedSockets` under every connection pool of ``client`` (direct and
-    proxied). httpx has no public hook for it; where its internals differ, nothing is tracked:
-    Ctrl-C waits for the requests in flight (at most --timeout), and the deadline is checked
-    between the chunks of a body only."""
-    tracked = []
-    transports = [client._transport, *client._mounts.values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
-        if pool is not None and hasattr(pool, "_network_backend"):
-            pool._network_backend = _TrackedSockets(pool._network_backend)
-            tracked.append(pool._network_backend)
-    return tracked
-
-
 def _content_length(response: httpx.Response) -> int | None:
     """The body's length as sent, where it can be compared with what was read (no compression)."""
     if response.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
@@ -245,7 +131,7 @@ class Fetcher:
             headers={"User-Agent": user_agent("groups-pull")},
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
-        self._backends = _track_sockets(self._client)
+        self._backends = track_sockets(self._client)
 
     def __enter__(self) -> Fetcher:
         return self
@@ -316,11 +202,8 @@ class Fetcher:
         if self._cancelled.is_set():
             raise Cancelled()
         deadline = time.monotonic() + self.settings.attempt_deadline_s
-        _ATTEMPT.deadline, _ATTEMPT.expired = deadline, False
-        try:
+        with attempt_deadline(deadline):
             return self._get_within_deadline(url, deadline)
-        finally:
-            _ATTEMPT.deadline = None
 
     def _get_within_deadline(self, url: str, deadline: float) -> Fetched:
         limit = self.settings.max_bytes
@@ -351,7 +234,7 @@ class Fetcher:
         except httpx.TimeoutException as exc:
             if self._cancelled.is_set():
                 raise Cancelled() from None
-            if _ATTEMPT.expired or time.monotonic() >= deadline:
+            if deadline_expired() or time.monotonic() >= deadline:
                 raise Transient(self._past_deadline()) from None
             timeout = f"{self.settings.timeout_s:g} s (--timeout)"
             if isinstance(exc, httpx.ConnectTimeout):

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
 
+from segcontract.errors import SegstackError
 from segcontract.image_files import IMAGE_SUFFIXES
 
 MAX_ID_LENGTH = 200  # the id becomes a file name (plus a suffix): stay under the 255-byte limit
@@ -36,7 +37,7 @@ _SHA256 = re.compile(r"^(?:sha256:)?([0-9a-fA-F]{64})$")
 _KNOWN = ("url", "id", "sha256", "label")
 
 
-class ManifestError(ValueError):
+class ManifestError(SegstackError, ValueError):
     """The manifest cannot be used; the message starts with the manifest's name and says what."""
 
 

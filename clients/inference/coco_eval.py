@@ -112,3 +112,15 @@ def evaluate(
     mask50, mask = _stats(gt, results, "segm", kept)
     n = len(kept)
     return CocoScores(box50, box, mask50, mask, n, n - len(seen), len(results), len(gt.dataset["images"]) - n)
+
+
+def format_coco_scores(scores: CocoScores) -> str:
+    left = f", {scores.badlisted} badlisted images left out" if scores.badlisted else ""
+    return "\n".join(
+        [
+            f"{scores.images} images ({scores.images_without_results} without results{left}), "
+            f"{scores.detections} detections",
+            f"box  mAP50 {scores.box_map50:.4f}  mAP50-95 {scores.box_map:.4f}",
+            f"mask mAP50 {scores.mask_map50:.4f}  mAP50-95 {scores.mask_map:.4f}",
+        ]
+    )

@@ -94,6 +94,7 @@ def run_perf_analyzer(
     out_dir: Path,
     input_data: Path | None = None,
     concurrency: str = "1:4",
+    *,
     shared_memory: str = "none",
     requests_per_window: int = 16,
     stability_percentage: int = 30,
@@ -112,40 +113,33 @@ def run_perf_analyzer(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / f"perf_{model}.csv"
     cmd = [
-        str(exe),
-        "-m",
-        model,
-        "-u",
-        url,
-        "-i",
-        "grpc",
-        "--concurrency-range",
-        concurrency,
-        "--measurement-mode",
-        "count_windows",
-        "--measurement-request-count",
-        str(requests_per_window),
-        "--shared-memory",
-        shared_memory,
-        "--stability-percentage",
-        str(stability_percentage),
-        "--max-trials",
-        "20",
-        "-f",
-        str(csv_path),
-        "--verbose-csv",
-    ]
+        str(exe), "-m", model, "-u", url, "-i", "grpc",
+        "--concurrency-range", concurrency,
+        "--measurement-mode", "count_windows",
+        "--measurement-request-count", str(requests_per_window),
+        "--shared-memory", shared_memory,
+        "--stability-percentage", str(stability_percentage),
+        "--max-trials", "20",
+        "-f", str(csv_path), "--verbose-csv",
+    ]  # fmt: skip
     if shared_memory != "none":
         cmd += ["--output-shared-memory-size", str(output_shm_bytes)]
     if input_data is not None:
         cmd += ["--input-data", str(input_data)]
     proc = _run_watched(cmd, env, url, health, check_every_s)
-    (out_dir / f"perf_{model}.log").write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
+    log = out_dir / f"perf_{model}.log"
+    log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
+    _refuse_failed_run(model, proc, csv_path, log)
+    results = parse_results(csv_path, proc.stdout)
+    (out_dir / f"perf_{model}.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return results
+
+
+def _refuse_failed_run(model: str, proc: subprocess.CompletedProcess, csv_path: Path, log: Path) -> None:
+    """A ClientError when perf_analyzer failed, or could not stabilise some concurrency level."""
     if proc.returncode != 0 or not csv_path.exists():
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        raise ClientError(
-            f"perf_analyzer failed on {model}: {tail[0]} (full log: {out_dir / f'perf_{model}.log'})"
-        )
+        raise ClientError(f"perf_analyzer failed on {model}: {tail[0]} (full log: {log})")
     unstable = re.findall(
         r"Failed to obtain stable measurement within \d+ measurement windows for concurrency (\d+)",
         proc.stdout + proc.stderr,
@@ -156,10 +150,18 @@ def run_perf_analyzer(
             f"perf_analyzer could not stabilise {model} at concurrency {levels}: images differ too much in "
             "cost for these windows; raise --windows-of or --stability"
         )
-    blocks = split_by_concurrency(proc.stdout)
+
+
+def parse_results(csv_path: Path, stdout: str) -> list[ConcurrencyResult]:
+    """One result per concurrency level: the CSV's client-side figures, and the per-composing-model
+    breakdown from the text output."""
+    blocks = split_by_concurrency(stdout)
     results = []
     for row in parse_csv(csv_path):
         c = int(row["Concurrency"])
+        server_compute = sum(
+            float(row[k]) for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
+        )
         results.append(
             ConcurrencyResult(
                 concurrency=c,
@@ -169,15 +171,10 @@ def run_perf_analyzer(
                 p95_ms=float(row["p95 latency"]) / 1000,
                 p99_ms=float(row["p99 latency"]) / 1000,
                 server_queue_ms=float(row["Server Queue"]) / 1000,
-                server_compute_ms=sum(
-                    float(row[k])
-                    for k in ("Server Compute Input", "Server Compute Infer", "Server Compute Output")
-                )
-                / 1000,
+                server_compute_ms=server_compute / 1000,
                 composing=parse_composing(blocks.get(c, "")),
             )
         )
-    (out_dir / f"perf_{model}.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     return results
 
 

@@ -1,17 +1,19 @@
 """``seg-client meta build`` and ``meta post``: ret_meta per group, and sending it to the
-metadata service."""
+metadata service. Each command reads its options into a frozen dataclass and calls one library
+function (``clients.meta.build_run``, ``clients.meta.post_run``)."""
 
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from clients.failure_log import FailureLog
-from clients.options import DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
+from clients.options import CONFIGURED_URL_OPTION, DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
 from clients.triton.client import ClientError
+from clients.triton.progress import above_bars, progress_bar
 from store.errors import StoreError
 
 CONFIG_OPTION = click.option(
@@ -37,8 +39,8 @@ def _groups_argument(command):
     )(command)
 
 
-def _all_groups(groups: tuple[str, ...], more: tuple[str, ...]) -> list[str]:
-    every = list(dict.fromkeys([*groups, *more]))
+def _all_groups(groups: tuple[str, ...], more: tuple[str, ...]) -> tuple[str, ...]:
+    every = tuple(dict.fromkeys([*groups, *more]))
     if not every:
         raise click.UsageError("name the groups: --groups GROUP [GROUP]...")
     return every
@@ -58,61 +60,23 @@ def meta() -> None:
 @_groups_argument
 @CONFIG_OPTION
 @DATA_ROOT_OPTION
-@click.option(
-    "--url",
-    multiple=True,
-    metavar="HOST:PORT",
-    help="Triton gRPC HOST:PORT [the config's triton.url, else 127.0.0.1:8001]; several replicas: "
-    "repeat it or separate by commas (as for infer).",
-)
+@CONFIGURED_URL_OPTION
 @DB_OPTION
 @LEASE_OPTION
-def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None:
+def build(groups, more_groups, config_path, data_root, urls, db, lease_s) -> None:
     """Build <ret_meta>/<group>/ret_meta.json for each group: every image's facts (path, size,
     sha256, groups, its DATA/meta fields) and the outputs of every model listed under `models:` in
     the configuration, with each model's version. Badlisted images are left out. A re-run asks
     the models only about new or changed pictures, and about every picture for a model whose
     version changed."""
-    from dataclasses import replace
+    from clients.meta.build_run import MetaBuildOptions, build_groups
 
-    from clients.meta.build import build_meta, check_entries
-    from clients.meta.config_file import load_config
-    from clients.triton.replicas import connect
-    from store.layout import group_index
-
-    failures = FailureLog(lambda line: tqdm.write(line, file=sys.stderr))
+    options = MetaBuildOptions(_all_groups(groups, more_groups), config_path, data_root, urls, db, lease_s)
+    failures = FailureLog(above_bars)
     try:
-        every = _all_groups(groups, more_groups)
-        config = load_config(config_path, data_root)
-        if db is not None:
-            config = replace(config, db=db)
-        if not config.models:
-            where = config.path or Path(data_root) / "segstack.yaml"
-            raise ClientError(f"{where}: no models: list the served models under models: (see the README)")
-        for group in every:  # a group that is not there is said before any server is asked
-            group_index(group, config.layout, instead=None)
-        client = connect(
-            url or config.urls, config.timeout_s, on_event=lambda line: tqdm.write(line, file=sys.stderr)
+        report = build_groups(
+            options, progress=partial(progress_bar, leave=False), on_note=above_bars, on_failure=failures
         )
-        infos = [client.model_info(entry.name) for entry in config.models]
-        check_entries(config.models, infos, config.path)
-        bars: list[tqdm] = []
-
-        def progress(desc: str, total: int):
-            """One bar at a time: the model being asked."""
-            while bars:
-                bars.pop().close()
-            bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, leave=False)
-            bars.append(bar)
-            return bar.update
-
-        summaries = []
-        try:
-            for group in every:
-                summaries.append(build_meta(group, config, client, infos, progress, failures, lease_s))
-        finally:
-            for bar in bars:
-                bar.close()
     except (ClientError, StoreError) as exc:
         _echo(failures.summary())
         _fail(str(exc))
@@ -120,8 +84,8 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
         _echo(failures.summary())
         _fail("interrupted; finished answers are kept, a re-run resumes", 130)
     _echo(failures.summary())
-    _echo(list(filter(None, [client.summary()])))
-    for s in summaries:
+    _echo([report.servers] if report.servers else [])
+    for s in report.summaries:
         for note in s.notes:
             click.echo(f"seg-client: note: {s.group}: {note}", err=True)
         asked = ", ".join(f"{m} {r.written} asked / {r.skipped} kept" for m, r in s.per_model.items())
@@ -129,7 +93,7 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
         click.echo(
             f"{s.group}: {s.images} images ({s.badlisted} badlisted left out; {asked}{failed}) → {s.path}"
         )
-    if any(s.failures for s in summaries):
+    if any(s.failures for s in report.summaries):
         sys.exit(1)
 
 
@@ -137,7 +101,7 @@ def build(groups, more_groups, config_path, data_root, url, db, lease_s) -> None
 @_groups_argument
 @CONFIG_OPTION
 @DATA_ROOT_OPTION
-@click.option("--endpoint", default=None, help="The service's URL [the config's ret_meta.endpoint].")
+@click.option("--endpoint", default=None, help="The metadata service's URL [the config's ret_meta.endpoint].")
 @click.option(
     "--chunk-size",
     type=click.IntRange(1, 10000),
@@ -160,69 +124,23 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
     ret_meta.json lists the images the service acknowledged, so a re-run sends only the rest, and
     a rebuilt ret_meta only the images that changed. A group refused or not acknowledged is
     reported and the others are still sent; the exit status is 2 unless every group was posted."""
-    from dataclasses import replace
+    from clients.meta.post_run import MetaPostOptions, post_groups
 
-    from clients.meta.build import ret_meta_path
-    from clients.meta.config_file import load_config
-    from clients.meta.post import post_group, token_from_environment
-
+    options = MetaPostOptions(
+        _all_groups(groups, more_groups), config_path, data_root, endpoint, chunk_size, ca_bundle, dry_run
+    )
     try:
-        every = _all_groups(groups, more_groups)
-        config = load_config(config_path, data_root)
-        settings = config.service
-        if chunk_size is not None:
-            settings = replace(settings, chunk_size=chunk_size)
-        if ca_bundle is not None:
-            settings = replace(settings, ca_bundle=ca_bundle)
-        endpoint = endpoint or settings.endpoint
-        if not endpoint:
-            where = config.path or Path(data_root) / "segstack.yaml"
-            raise ClientError(f"no endpoint: give --endpoint URL or ret_meta.endpoint in {where}")
-        token = token_from_environment(settings)
-        failed: list[str] = []
-        for group in every:
-            path = ret_meta_path(config.layout, group)
-            bars: list[tqdm] = []
-
-            def start(chunks: int, group: str = group, bars: list = bars) -> None:
-                bars.append(
-                    tqdm(total=chunks, desc=f"{group} → service", unit="chunk", file=sys.stderr, leave=False)
-                )
-
-            def sent(n: int, bars: list = bars) -> None:
-                bars[-1].update(n)
-
-            error: str | None = None
-            try:
-                s = post_group(path, group, endpoint, token, settings, dry_run, on_start=start, on_chunk=sent)
-            except ClientError as exc:  # this group's: the others are still sent
-                error = str(exc)
-            finally:
-                for bar in bars:  # closed before any line is written: a bar shares stderr's line
-                    bar.close()
-            if error is not None:
-                done = f", {bars[0].n} of {bars[0].total} chunks acknowledged" if bars else ""
-                click.echo(f"seg-client: error: {group}: not posted{done}: {error}", err=True)
-                failed.append(group)
-                continue
-            pending = s.images - s.already
-            if dry_run:
-                click.echo(
-                    f"{group}: {s.images} images, {s.already} acknowledged before; {pending} to send to "
-                    f"{endpoint} in {s.chunks} chunks of at most {settings.chunk_size} "
-                    "(dry run: nothing sent)"
-                )
-            else:
-                click.echo(
-                    f"{group}: {pending} images sent in {s.sent} chunks ({s.bytes_sent / 1024:.1f} KiB gzip, "
-                    f"{s.attempts} requests), {s.already} acknowledged before; ledger {s.ledger}"
-                )
-        if failed:
-            sys.exit(2)
+        posted = post_groups(
+            options,
+            progress=partial(progress_bar, unit="chunk", leave=False),
+            on_posted=lambda outcome: click.echo(outcome.line(), err=outcome.error is not None),
+        )
     except ClientError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; acknowledged chunks are in the ledger, a re-run sends the rest", 130)
+    if any(outcome.error is not None for outcome in posted):
+        sys.exit(2)
 
 
 def _echo(lines: list[str]) -> None:

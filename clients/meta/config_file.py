@@ -17,12 +17,12 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from clients.triton.client import DEFAULT_TIMEOUT_S, ClientError
+from clients.triton.replicas import DEFAULT_URL
 from segcontract import schemas
 from store.layout import DataLayout
 
 CONFIG_FILE = "segstack.yaml"
 SCHEMA = "segstack_config"
-DEFAULT_URL = "127.0.0.1:8001"
 DEFAULT_TOKEN_ENV = "SEGSTACK_API_TOKEN"
 
 
@@ -47,6 +47,12 @@ class ModelEntry:
     @property
     def overrides(self) -> dict[str, Any]:
         return {"conf": self.conf, "iou": self.iou, "max_det": self.max_det, "top_k": self.top_k}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the configuration asks of the model beyond its name: part of what its answers
+        depend on."""
+        return {k: v for k, v in vars(self).items() if k not in ("name", "key") and v not in (None, False)}
 
 
 @dataclass(frozen=True)

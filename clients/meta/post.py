@@ -344,6 +344,7 @@ def post_group(
     endpoint: str,
     token: str | None,
     settings: ServiceSettings,
+    *,
     dry_run: bool = False,
     on_start: Callable[[int], None] = lambda chunks: None,
     on_chunk: Callable[[int], None] = lambda n: None,

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from clients.triton.client import ClientError, ModelInfo
 from clients.triton.image_sources import ImageItem
@@ -69,18 +70,26 @@ def class_ids(model: ModelInfo, classes: str | None) -> set[int] | None:
     return chosen
 
 
+@dataclass(frozen=True)
+class StoreSettings:
+    """How a build stores what the model finds."""
+
+    groups: tuple[str, ...] = ()  # the groups its images join
+    classes: frozenset[int] | None = None  # the classes kept (None: every one)
+    process_all: bool = False  # redo images done before: their unchecked segments are replaced
+    status: Status = Status.UNCHECKED  # of the new segments
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # thresholds sent with each request
+
+
 def build_segments(
     client: Servers,
     model: ModelInfo,
     items: list[ImageItem],
     layout: DataLayout,
     store: SegmentStore,
-    groups: Collection[str] = (),
-    classes: set[int] | None = None,
-    process_all: bool = False,
-    status: Status = Status.UNCHECKED,
+    settings: StoreSettings = StoreSettings(),
+    *,
     concurrency: int = 4,
-    overrides: dict | None = None,
     on_progress: Callable[[int], None] = lambda n: None,
     on_failure: Callable[[str, str], None] = lambda image, reason: None,
     share: SharedWork | None = None,
@@ -95,44 +104,23 @@ def build_segments(
         )
     summary = BuildSummary()
     started = store.clock()
-    done = {} if process_all else store.done_paths(model.name)
+    segmenter = _Segmenter(client, model, store=store, settings=settings, summary=summary)
+    done = {} if settings.process_all else store.done_paths(model.name)
     badlist = store.badlist_names()
-    version = model_version(model)
-    lock = threading.Lock()
     jobs = []
     skipped = []
     for item in items:
         name = store_name(item, layout)
         if name_keys(name) & badlist:
             summary.badlisted += 1
-            skipped.append(name)
         elif name in done and _same_picture(item, done[name]):
             summary.skipped += 1
-            skipped.append(name)
         else:
-            jobs.append(
-                (
-                    item,
-                    _job(
-                        client,
-                        model,
-                        item,
-                        name,
-                        version,
-                        store,
-                        groups,
-                        classes,
-                        process_all,
-                        status,
-                        overrides,
-                        summary,
-                        lock,
-                    ),
-                )
-            )
+            jobs.append((item, segmenter.job(item, name)))
             continue
+        skipped.append(name)
         on_progress(1)
-    store.join_groups(skipped, list(groups))  # images done before still join this run's group
+    store.join_groups(skipped, list(settings.groups))  # images done before still join this run's group
     if share is not None:
         names = {item: store_name(item, layout) for item, _ in jobs}
 
@@ -141,7 +129,7 @@ def build_segments(
             stored = store.done_paths(
                 model.name,
                 among=[names[i] for i in claimed],
-                since=min(began, started) if process_all else None,
+                since=min(began, started) if settings.process_all else None,
             )
             todo = {i for i in claimed if not (names[i] in stored and _same_picture(i, stored[names[i]]))}
             on_progress(len(claimed) - len(todo))
@@ -170,12 +158,32 @@ def _same_picture(item: ImageItem, sha256: str) -> bool:
         return False
 
 
-def _job(
-    client, model, item, name, version, store, groups, classes, replace, status, overrides, summary, lock
-):
-    def segment_one() -> int:
+class _Segmenter:
+    """Makes each image's job: ask the model, keep the chosen classes, save them in the store
+    (one transaction per image) and count the outcome."""
+
+    def __init__(
+        self,
+        client: Servers,
+        model: ModelInfo,
+        *,
+        store: SegmentStore,
+        settings: StoreSettings,
+        summary: BuildSummary,
+    ):
+        self.client, self.model, self.version = client, model, model_version(model)
+        self.store, self.settings, self.summary = store, settings, summary
+        self.lock = threading.Lock()
+
+    def job(self, item: ImageItem, name: str) -> Callable[[], int]:
+        return lambda: self._segment(item, name)
+
+    def _segment(self, item: ImageItem, name: str) -> int:
+        client, model, settings = self.client, self.model, self.settings
         data = read_image(item)
-        result = asking(client, model, lambda: client.infer_instances(model.name, data, overrides))
+        result = asking(
+            client, model, lambda: client.infer_instances(model.name, data, dict(settings.overrides))
+        )
         record = instance_record(name, model, result)
         segments = [
             NewSegment(
@@ -186,20 +194,24 @@ def _job(
                 rle_counts=d["segmentation"]["counts"],
             )
             for d in record["detections"]
-            if classes is None or d["class_id"] in classes
+            if settings.classes is None or d["class_id"] in settings.classes
         ]
         facts = ImageFacts(name, hashlib.sha256(data).hexdigest(), len(data), result.width, result.height)
-        outcome = store.save_segmentation(
-            facts, model.name, version, segments, groups=list(groups), status=status, replace=replace
+        outcome = self.store.save_segmentation(
+            facts,
+            model.name,
+            self.version,
+            segments,
+            groups=list(settings.groups),
+            status=settings.status,
+            replace=settings.process_all,
         )
-        with lock:
-            summary.added += outcome.added
-            summary.kept += outcome.kept
-            summary.removed += outcome.removed
-            summary.done_elsewhere += outcome.already_done
+        with self.lock:
+            self.summary.added += outcome.added
+            self.summary.kept += outcome.kept
+            self.summary.removed += outcome.removed
+            self.summary.done_elsewhere += outcome.already_done
         return len(segments)
-
-    return segment_one
 
 
 def source_group(source: Path) -> str:

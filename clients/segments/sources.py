@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from clients.inference.run import ImageSegments, SegmentClassificationWriter
+from clients.inference.writers import ImageSegments, SegmentClassificationWriter
 from clients.segments.build import store_name
 from clients.triton.image_sources import ImageItem
 from store.layout import DataLayout, database_url

@@ -9,6 +9,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from segcontract import tasks
+from segcontract.errors import SegstackError
 from segcontract.model_metadata import METADATA_KEY, ConfigKeys, MetadataError, ModelMetadata
 from segcontract.tasks import (
     IMAGE,
@@ -28,7 +29,7 @@ INVALID_ARGUMENT = "StatusCode.INVALID_ARGUMENT"
 DEADLINE_EXCEEDED = "StatusCode.DEADLINE_EXCEEDED"
 
 
-class ClientError(Exception):
+class ClientError(SegstackError):
     """A problem the user can fix (server unreachable, model missing...): printed as one line."""
 
 

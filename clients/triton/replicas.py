@@ -38,6 +38,7 @@ from clients.triton.client import (
     SemanticResult,
 )
 
+DEFAULT_URL = "127.0.0.1:8001"  # where seg-serve's gRPC port is, by default
 CHECK_EVERY_S = 2.0  # how often each replica's readiness is asked
 RESOLVE_EVERY_S = 10.0  # how often a dns:/// address is resolved again
 DNS = "dns:"

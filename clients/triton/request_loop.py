@@ -24,6 +24,7 @@ from clients.triton.client import (
 )
 from clients.triton.image_sources import ImageItem
 from clients.triton.replicas import Servers
+from segcontract.errors import SegstackError
 from segops.decode import unread_format
 
 T = TypeVar("T")
@@ -37,7 +38,7 @@ class RunSummary:
     detections: int = 0
 
 
-class RequestError(ValueError):
+class RequestError(SegstackError, ValueError):
     """The server refused or did not answer one image's request; ``status`` is gRPC's code."""
 
     def __init__(self, message: str, status: str | None):
@@ -74,6 +75,7 @@ def run_jobs(
     client: Servers,
     summary: RunSummary,
     jobs: Iterable[tuple[ImageItem, Callable[[], int]]],
+    *,
     concurrency: int,
     results_at: str,
     on_progress: Callable[[int], None] = lambda n: None,

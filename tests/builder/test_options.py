@@ -161,7 +161,7 @@ def test_registry_lookup_order_and_duplicates():
 
 
 def test_families_runtimes_and_writers_share_the_registry():
-    from clients.inference.run import WRITERS, ClassificationWriter, InstanceWriter, SemanticWriter
+    from clients.inference.writers import WRITERS, ClassificationWriter, InstanceWriter, SemanticWriter
 
     assert all(isinstance(r, Registry) for r in (FAMILIES, RUNTIMES, WRITERS))
     assert list(RUNTIMES) == ["python-onnx", "onnx", "tensorrt"]

@@ -98,7 +98,8 @@ def test_export_says_how_many_badlisted_images_it_left_out(tmp_path):
 
 def test_training_leaves_out_what_is_badlisted_now(tmp_path):
     from store.layout import DataLayout
-    from training.classify_train import ClassifyOptions, collect_samples
+    from training.classify_options import ClassifyOptions
+    from training.classify_samples import collect_samples
 
     _pulled(tmp_path)
     samples, report = collect_samples(ClassifyOptions(cat=GROUP, data_root=tmp_path), DataLayout(tmp_path))
@@ -108,7 +109,8 @@ def test_training_leaves_out_what_is_badlisted_now(tmp_path):
 
 def test_without_a_store_nothing_is_left_out_and_no_store_is_made(tmp_path):
     from store.layout import DataLayout
-    from training.classify_train import ClassifyOptions, collect_samples
+    from training.classify_options import ClassifyOptions
+    from training.classify_samples import collect_samples
 
     _pulled(tmp_path)
     (tmp_path / "DATA" / "segments.db").unlink()

@@ -7,7 +7,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from clients.inference.run import top_k
+from clients.inference.writers import top_k
 from clients.triton.client import ClassificationResult, ModelInfo, parse_classification
 from clients.triton.records import classification_record, segments_record
 from segcontract.model_metadata import InputSpec, ModelMetadata
@@ -67,6 +67,6 @@ def test_top_k_defaults_to_five_and_is_capped_at_the_class_count(wanted, expecte
     ],
 )
 def test_the_settings_a_task_takes_are_one_table_for_infer_and_meta(task, given, wrong):
-    from clients.inference.run import settings_not_taken
+    from clients.inference.writers import settings_not_taken
 
     assert settings_not_taken(task, given)[0] == wrong

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from clients.segments.mask_files import color_mask, instance_mask, write_mask_files
+from annotations.mask_png import instance_color
+from clients.segments.mask_files import instance_mask, write_mask_files
 from store.records import Status, StoredImage, StoredSegment
 
 W, H = 64, 48
@@ -145,7 +146,7 @@ def test_badlisted_image_and_wrong_mask_size_are_refused():
 
 def test_color_mask_gives_each_value_its_own_colour_16_bit_too(tmp_path):
     labels = np.arange(301, dtype=np.uint16).reshape(7, 43)  # values 0 .. 300
-    color = color_mask(labels)
+    color = instance_color(labels)
     assert color.dtype == np.uint8 and color.shape == (7, 43, 3)
     assert (color[0, 0] == 0).all()  # background black
     assert len({tuple(c) for c in color.reshape(-1, 3)}) == 301  # 300 segment colours, all differ

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clients.inference.run import WRITERS
+from clients.inference.writers import WRITERS
 from clients.triton.client import InstanceResult, ModelInfo, SemanticResult
 from clients.triton.image_sources import ImageItem
 from segcontract.model_metadata import InputSpec, ModelMetadata, Thresholds

@@ -10,8 +10,8 @@ import pytest
 
 from builder.families.smp_semantic import SmpSemanticFamily
 from tests.families.base import FamilyTestBase
+from tests.fixtures.random_checkpoints import SMP_COLORS, make_random_smp
 from tests.fixtures.synthetic import make_scene
-from tests.integration.test_semantic_serving import COLORS, _checkpoint
 
 
 class TestSmp(FamilyTestBase):
@@ -28,7 +28,7 @@ class TestSmp(FamilyTestBase):
     @pytest.fixture(scope="class")
     @classmethod
     def checkpoint(cls, tmp_path_factory):
-        return _checkpoint(tmp_path_factory.mktemp("smp") / "shapes.pth")
+        return make_random_smp(tmp_path_factory.mktemp("smp") / "shapes.pth")
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -59,7 +59,7 @@ class TestSmp(FamilyTestBase):
             assert abs(sum(c["pixel_fraction"] for c in record["classes"]) - 1) < 1e-3
             color = cv2.imread(str(served / f"{image.stem}_color.png"))
             for c in record["classes"]:  # the colour PNG uses the server's colours
-                r, g, b = COLORS[c["class_id"]]
+                r, g, b = SMP_COLORS[c["class_id"]]
                 assert ((mask == c["class_id"]) <= np.all(color == (b, g, r), axis=-1)).all()
             assert (served / "overlays" / f"{image.stem}.jpg").is_file()
         print(f"pixel agreement per image: {[round(a, 5) for a in agreement]}")

@@ -15,7 +15,7 @@ from clients.inference.parity import Dets, compare
 from clients.triton.client import SegmentationClient
 from tests.conftest import IMGSZ, MODEL, run_cli
 from tests.fixtures.synthetic import make_scene
-from tests.serving.images import constant_png
+from tests.helpers import constant_png
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,8 @@ AGREEMENT = 0.995
 TRAIN_BUDGET_S = 120
 TRAIN = ("--arch", "resnet10t", "--imgsz", "64", "--batch-size", "16", "--workers", "0", "--lr", "3e-3")
 
+pytestmark = pytest.mark.slow  # every test uses the module's trained classifier
+
 
 @pytest.fixture(scope="module", autouse=True)
 def no_wandb():

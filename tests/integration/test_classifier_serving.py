@@ -4,8 +4,8 @@ The served ``probabilities`` equal the timm network's softmax (eval mode) on the
 image prepared by segops.resize.prepare, to 1e-3 with the same top-1; Triton's classification
 extension answers ``class_count=2`` with "score:index:label" strings from the ensemble's
 labels.txt; the ``<name>_segment`` ensemble equals the network on
-``prepare(crop_segment(...))`` computed here, with and without a mask. The helpers are shared
-with tests/families/test_classifier.py (the family's subclass of the base test).
+``prepare(crop_segment(...))`` computed here, with and without a mask. The checkpoint, build,
+images and reference are tests/helpers.py's, shared with tests/families/test_classifier.py.
 """
 
 from __future__ import annotations
@@ -17,90 +17,28 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from builder import triton_config
-from model_checkpoints.classifier import load_network
 from segcontract import tasks
 from segcontract.model_metadata import ConfigKeys, ModelMetadata
 from segops import rle
 from segops.decode import decode_image
-from segops.resize import InputSpec, prepare
-from segops.segment_crop import crop_segment
-from tests.conftest import run_cli
+from segops.resize import InputSpec
 from tests.fixtures.synthetic import make_scene
+from tests.helpers import (
+    CLASSIFIER_CLASS_NAMES,
+    CLASSIFIER_IMGSZ,
+    CLASSIFIER_NAME,
+    CLASSIFIER_TOLERANCE,
+    ClassifierReference,
+    assert_same_probabilities,
+    build_classifier_repository,
+    make_classifier_checkpoint,
+    write_classifier_images,
+)
 from tests.schema_check import validate
-
-CLASS_NAMES = ("circle", "square", "triangle")
-IMGSZ = 96
-NAME = "shapes_cls"
-TOLERANCE = 1e-3
-# (height, width, extension, gray): several sizes, JPEG and PNG, and a gray PNG
-IMAGES = [
-    (96, 96, "png", False),
-    (300, 200, "jpg", False),
-    (480, 640, "png", False),
-    (33, 517, "jpg", False),
-    (250, 180, "png", True),
-    (120, 160, "bmp", False),
-]
-
-
-def make_checkpoint(folder: Path) -> Path:
-    from tests.fixtures.random_checkpoints import make_random_classifier
-
-    return make_random_classifier(folder / "shapes_cls.ckpt", CLASS_NAMES, IMGSZ)
-
-
-def write_images(folder: Path, seed: int = 11) -> Path:
-    rng = np.random.default_rng(seed)
-    for i, (h, w, ext, gray) in enumerate(IMAGES):
-        image = make_scene(h, w, rng)[0]
-        cv2.imwrite(str(folder / f"img{i}.{ext}"), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if gray else image)
-    return folder
-
-
-class Reference:
-    """The checkpoint's network in PyTorch (eval mode) and softmax, fed as the server feeds it."""
-
-    def __init__(self, checkpoint: Path):
-        self.info, self.network = load_network(checkpoint)
-        h = self.info.input_size[1]
-        w = self.info.input_size[0]
-        self.spec = InputSpec(h, w, self.info.resize, self.info.mean, self.info.std, "CHW")
-
-    def probabilities(self, image_bgr: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(prepare(image_bgr, self.spec)[None])
-        with torch.no_grad():
-            return torch.softmax(self.network(x), dim=1)[0].numpy()
-
-    def file_probabilities(self, path: Path) -> np.ndarray:
-        return self.probabilities(decode_image(Path(path).read_bytes()))
-
-    def segment_probabilities(self, image_bgr, box, mask) -> np.ndarray:
-        crop = crop_segment(image_bgr, box, mask, margin=self.info.segment_margin, mean_rgb=self.info.mean)
-        return self.probabilities(crop)
-
-
-def build(checkpoint: Path, output: Path, *args: str, runtime: str = "python-onnx") -> Path:
-    run_cli(
-        "build-repo",
-        "--model",
-        "classifier",
-        "--weights",
-        str(checkpoint),
-        "--name",
-        NAME,
-        "--output",
-        str(output),
-        "--runtime",
-        runtime,
-        *args,
-        "--quiet",
-    )
-    return output
 
 
 def _image_input(files: list[bytes]) -> grpcclient.InferInput:
@@ -109,7 +47,7 @@ def _image_input(files: list[bytes]) -> grpcclient.InferInput:
     return tensor
 
 
-def classify(client, files: list[bytes], model: str = NAME, class_count: int = 0):
+def classify(client, files: list[bytes], model: str = CLASSIFIER_NAME, class_count: int = 0):
     """(probabilities or the classification strings, image sizes) of one batched request."""
     result = client.infer(
         model,
@@ -129,7 +67,7 @@ def classify_segments(client, files, boxes, masks, class_count: int = 0):
     mask = grpcclient.InferInput(tasks.SEGMENT_MASK.name, [len(masks), 1], "BYTES")
     mask.set_data_from_numpy(np.array([[m] for m in masks], dtype=object))
     result = client.infer(
-        tasks.segment_ensemble_name(NAME),
+        tasks.segment_ensemble_name(CLASSIFIER_NAME),
         [_image_input(files), box, mask],
         outputs=[
             grpcclient.InferRequestedOutput(tasks.PROBABILITIES_NAME, class_count=class_count),
@@ -148,15 +86,6 @@ def parse_classes(entries) -> list[tuple[float, int, str]]:
     return parsed
 
 
-def assert_same_probabilities(served: np.ndarray, expected: np.ndarray, what: str) -> float:
-    """|Δ| ≤ TOLERANCE and the same top-1; returns the top-1 margin of ``expected``."""
-    assert served.shape == expected.shape, what
-    assert np.abs(served - expected).max() <= TOLERANCE, f"{what}: {served} vs {expected}"
-    assert int(served.argmax()) == int(expected.argmax()), f"{what}: top-1 differs: {served} vs {expected}"
-    top = np.sort(expected)[::-1]
-    return float(top[0] - top[1])
-
-
 def _box_of(mask: np.ndarray) -> tuple[float, float, float, float]:
     ys, xs = np.nonzero(mask)
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
@@ -165,23 +94,23 @@ def _box_of(mask: np.ndarray) -> tuple[float, float, float, float]:
 # --- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    return make_checkpoint(tmp_path_factory.mktemp("classifier"))
+    return make_classifier_checkpoint(tmp_path_factory.mktemp("classifier"))
 
 
 @pytest.fixture(scope="module")
-def reference(checkpoint) -> Reference:
-    return Reference(checkpoint)
+def reference(checkpoint) -> ClassifierReference:
+    return ClassifierReference(checkpoint)
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> list[Path]:
-    folder = write_images(tmp_path_factory.mktemp("classifier_images"))
+    folder = write_classifier_images(tmp_path_factory.mktemp("classifier_images"))
     return sorted(folder.iterdir())
 
 
 @pytest.fixture(scope="module")
 def repository(checkpoint, tmp_path_factory) -> Path:
-    return build(checkpoint, tmp_path_factory.mktemp("classifier_repository"))
+    return build_classifier_repository(checkpoint, tmp_path_factory.mktemp("classifier_repository"))
 
 
 @pytest.fixture(scope="module")
@@ -202,26 +131,38 @@ def client(repository, tmp_path_factory):
 # --- the build -------------------------------------------------------------------------------
 def test_both_ensembles_declare_label_filename_and_carry_labels(repository):
     names = sorted(p.name for p in repository.iterdir())
-    segment = tasks.segment_ensemble_name(NAME)
-    assert names == sorted([NAME, f"{NAME}_preprocess", f"{NAME}_model", segment, f"{segment}_preprocess"])
-    assert not (repository / f"{NAME}_postprocess").exists()  # the softmax is in the network
-    for ensemble in (NAME, segment):
+    segment = tasks.segment_ensemble_name(CLASSIFIER_NAME)
+    assert names == sorted(
+        [
+            CLASSIFIER_NAME,
+            f"{CLASSIFIER_NAME}_preprocess",
+            f"{CLASSIFIER_NAME}_model",
+            segment,
+            f"{segment}_preprocess",
+        ]
+    )
+    assert not (repository / f"{CLASSIFIER_NAME}_postprocess").exists()  # the softmax is in the network
+    for ensemble in (CLASSIFIER_NAME, segment):
         config = triton_config.parse((repository / ensemble / "config.pbtxt").read_text())
         outputs = {o.name: o for o in config.output}
         assert list(outputs) == [tasks.PROBABILITIES_NAME, tasks.IMAGE_SIZE.name]
         assert outputs[tasks.PROBABILITIES_NAME].label_filename == tasks.LABELS_FILE
-        assert list(outputs[tasks.PROBABILITIES_NAME].dims) == [len(CLASS_NAMES)]
-        assert (repository / ensemble / tasks.LABELS_FILE).read_text().splitlines() == list(CLASS_NAMES)
+        assert list(outputs[tasks.PROBABILITIES_NAME].dims) == [len(CLASSIFIER_CLASS_NAMES)]
+        assert (repository / ensemble / tasks.LABELS_FILE).read_text().splitlines() == list(
+            CLASSIFIER_CLASS_NAMES
+        )
         params = {k: v.string_value for k, v in config.parameters.items()}
-        assert json.loads(params[ConfigKeys.CLASS_NAMES]) == list(CLASS_NAMES)
+        assert json.loads(params[ConfigKeys.CLASS_NAMES]) == list(CLASSIFIER_CLASS_NAMES)
         record = json.loads(params[ConfigKeys.METADATA])
         validate(record, "model_metadata")
         metadata = ModelMetadata.from_dict(record)
         assert metadata.task is tasks.Task.CLASSIFICATION and metadata.family == "classifier"
         assert metadata.extra["segment_margin"] == pytest.approx(0.1)
-        assert metadata.input == InputSpec(IMGSZ, IMGSZ, "stretch", metadata.input.mean, metadata.input.std)
+        assert metadata.input == InputSpec(
+            CLASSIFIER_IMGSZ, CLASSIFIER_IMGSZ, "stretch", metadata.input.mean, metadata.input.std
+        )
     # the network's own folder needs no labels: the classification is asked of the ensembles
-    model = triton_config.parse((repository / f"{NAME}_model" / "config.pbtxt").read_text())
+    model = triton_config.parse((repository / f"{CLASSIFIER_NAME}_model" / "config.pbtxt").read_text())
     assert [o.name for o in model.output] == [tasks.PROBABILITIES_NAME]
     assert not model.output[0].label_filename
     inputs = triton_config.parse((repository / f"{segment}_preprocess" / "config.pbtxt").read_text()).input
@@ -253,9 +194,9 @@ def test_class_count_answers_score_index_label_for_the_top_2(client, images, ref
         top2 = [int(i) for i in np.argsort(-expected)[:2]]
         parsed = parse_classes(answer[0])
         assert [index for _, index, _ in parsed] == top2, (path.name, parsed, expected)
-        assert [label for _, _, label in parsed] == [CLASS_NAMES[i] for i in top2]
+        assert [label for _, _, label in parsed] == [CLASSIFIER_CLASS_NAMES[i] for i in top2]
         for score, index, _ in parsed:
-            assert abs(score - expected[index]) <= TOLERANCE
+            assert abs(score - expected[index]) <= CLASSIFIER_TOLERANCE
 
 
 def test_segment_ensemble_equals_the_network_on_the_crop(client, reference):
@@ -306,4 +247,4 @@ def test_bad_segments_fail_with_a_reason_and_the_server_answers_on(client):
     with pytest.raises(InferenceServerException, match="not a decodable image"):
         classify_segments(client, [b"not an image"], [(0, 0, 10, 10)], [b""])
     served, _ = classify_segments(client, [data], [(0, 0, 1e6, 1e6)], [b""])  # clipped to the image
-    assert served.shape == (1, len(CLASS_NAMES))
+    assert served.shape == (1, len(CLASSIFIER_CLASS_NAMES))

@@ -33,14 +33,13 @@ MODELS = ("seg", "sem", "cls")
 def server(yolo_checkpoint, tmp_path_factory):
     """One tritonserver serving three models built into one repository."""
     from serving.tritonserver import TritonServer
-    from tests.fixtures.random_checkpoints import make_random_classifier
-    from tests.integration.test_semantic_serving import _checkpoint as smp_checkpoint
+    from tests.fixtures.random_checkpoints import make_random_classifier, make_random_smp
 
     weights = tmp_path_factory.mktemp("meta_weights")
     repo = tmp_path_factory.mktemp("meta_repository")
     builds = [
         ("yolov8n-seg", yolo_checkpoint, "seg"),
-        ("smp", smp_checkpoint(weights / "sem.pth", size=(64, 64)), "sem"),
+        ("smp", make_random_smp(weights / "sem.pth", size=(64, 64)), "sem"),
         (
             "classifier",
             make_random_classifier(weights / "cls.ckpt", ("circle", "square", "triangle"), 64),

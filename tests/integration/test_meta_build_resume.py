@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import BIN, MODEL, answered_requests
-from tests.serving.images import constant_png
+from tests.helpers import constant_png
 
 pytestmark = pytest.mark.integration
 GROUP = "big"

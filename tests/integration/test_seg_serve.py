@@ -16,10 +16,13 @@ import pytest
 
 from clients.triton.client import SegmentationClient
 from tests.conftest import BIN, MODEL
-
-SHM = Path("/dev/shm")
-STUB = "triton_python_backend_stub"
-READY = "seg-serve: ready."
+from tests.helpers import (
+    PYTHON_BACKEND_STUB,
+    SEG_SERVE_READY,
+    SHM,
+    seg_serve_cleanup,
+    wait_seg_serve_ready,
+)
 
 
 def _serve(repository: Path, http: int = 0, grpc: int = 0, metrics: int = 0) -> subprocess.Popen:
@@ -42,22 +45,10 @@ def _serve(repository: Path, http: int = 0, grpc: int = 0, metrics: int = 0) -> 
     )
 
 
-def _wait_ready(proc: subprocess.Popen, timeout_s: float = 180) -> list[str]:
-    """seg-serve's stderr lines up to and including its "ready" line."""
-    deadline = time.monotonic() + timeout_s
-    lines: list[str] = []
-    while time.monotonic() < deadline and not (lines and READY in lines[-1]):
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, f"seg-serve exited before it was ready: {lines}"
-        lines.append(line)
-    assert lines and READY in lines[-1], lines
-    return lines
-
-
 def _tree(proc: subprocess.Popen) -> tuple[psutil.Process, list[psutil.Process]]:
     """seg-serve's tritonserver and that server's Python-backend stubs."""
     (server,) = [c for c in psutil.Process(proc.pid).children() if c.name() == "tritonserver"]
-    stubs = [c for c in server.children() if Path(c.cmdline()[0]).name == STUB]
+    stubs = [c for c in server.children() if Path(c.cmdline()[0]).name == PYTHON_BACKEND_STUB]
     assert stubs, "the built repository runs Python-backend models"
     return server, stubs
 
@@ -93,41 +84,10 @@ def _port_free(port: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _cleanup(*procs: subprocess.Popen):
-    """However the test ends: kill by PID every process these seg-serves started, and the seg-serves,
-    and remove the /dev/shm regions of their stubs."""
-    seen: dict[int, psutil.Process] = {}
-    regions: set[Path] = set()
-
-    def remember() -> None:
-        for proc in procs:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(proc.pid).children(recursive=True):
-                    seen[child.pid] = child
-                    with contextlib.suppress(psutil.Error, IndexError):
-                        if Path(child.cmdline()[0]).name == STUB:
-                            regions.add(SHM / child.cmdline()[2])
-
-    try:
-        yield remember
-    finally:
-        remember()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        for child in seen.values():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        for region in regions:
-            region.unlink(missing_ok=True)
-
-
 def test_seg_serve_starts_announces_and_stops_cleanly(built_repository):
     proc = _serve(built_repository)
-    with _cleanup(proc):
-        line = _wait_ready(proc)[-1]
+    with seg_serve_cleanup(proc):
+        line = wait_seg_serve_ready(proc)[-1]
         grpc_url = re.search(r"gRPC (\S+)", line).group(1)
         assert MODEL in SegmentationClient(grpc_url).served_models()
         server, stubs = _tree(proc)
@@ -141,8 +101,8 @@ def test_seg_serve_starts_announces_and_stops_cleanly(built_repository):
 
 def test_kill_9_of_seg_serve_takes_its_server_stubs_and_shared_memory(built_repository):
     proc = _serve(built_repository)
-    with _cleanup(proc) as remember:
-        http = int(re.search(r"HTTP http://[\d.]+:(\d+)", _wait_ready(proc)[-1]).group(1))
+    with seg_serve_cleanup(proc) as remember:
+        http = int(re.search(r"HTTP http://[\d.]+:(\d+)", wait_seg_serve_ready(proc)[-1]).group(1))
         remember()
         server, stubs = _tree(proc)
         regions = _regions(stubs)
@@ -157,8 +117,8 @@ def test_kill_9_of_seg_serve_takes_its_server_stubs_and_shared_memory(built_repo
 def test_kill_9_of_tritonserver_with_a_stuck_stub_is_cleaned_on_stop(built_repository):
     """A stub that is busy (here: stopped) when its server dies does not notice: seg-serve kills it."""
     proc = _serve(built_repository)
-    with _cleanup(proc) as remember:
-        _wait_ready(proc)
+    with seg_serve_cleanup(proc) as remember:
+        wait_seg_serve_ready(proc)
         remember()
         server, stubs = _tree(proc)
         regions = _regions(stubs)
@@ -173,11 +133,15 @@ def test_kill_9_of_tritonserver_with_a_stuck_stub_is_cleaned_on_stop(built_repos
 def test_next_start_removes_what_a_dead_server_left_and_spares_a_live_one(built_repository, triton):
     """Stubs stuck when their server died (seg-serve and tritonserver killed -9) and their regions
     are removed by the next seg-serve; the stubs and regions of a live server are not touched."""
-    live_stubs = [c for c in psutil.Process(triton.process.pid).children() if c.cmdline()[0].endswith(STUB)]
+    live_stubs = [
+        c
+        for c in psutil.Process(triton.process.pid).children()
+        if c.cmdline()[0].endswith(PYTHON_BACKEND_STUB)
+    ]
     live_regions = _regions(live_stubs)
     first = _serve(built_repository)
-    with _cleanup(first) as remember:
-        ready = _wait_ready(first)[-1]
+    with seg_serve_cleanup(first) as remember:
+        ready = wait_seg_serve_ready(first)[-1]
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", ready)]
         remember()
         server, stubs = _tree(first)
@@ -193,8 +157,8 @@ def test_next_start_removes_what_a_dead_server_left_and_spares_a_live_one(built_
 
         grpc, http, metrics = ports
         second = _serve(built_repository, http=http, grpc=grpc, metrics=metrics)
-        with _cleanup(second):
-            lines = _wait_ready(second)
+        with seg_serve_cleanup(second):
+            lines = wait_seg_serve_ready(second)
             assert not _wait_gone(stubs, 5), "stubs of the dead server are still running"
             assert not [r for r in regions if r.exists()]
             assert any("removed what dead servers left" in line for line in lines), lines
@@ -210,7 +174,7 @@ def test_a_port_in_use_is_one_line_before_starting(built_repository, triton, kin
     that server's "ready" as its own."""
     port = getattr(triton.ports, kind)
     proc = _serve(built_repository, **{kind: port})
-    with _cleanup(proc) as remember:
+    with seg_serve_cleanup(proc) as remember:
         try:
             _, stderr = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
@@ -220,5 +184,5 @@ def test_a_port_in_use_is_one_line_before_starting(built_repository, triton, kin
         assert proc.returncode == 1
         assert len(errors) == 1, stderr
         assert f"port {port}" in errors[0] and f"--{kind}-port" in errors[0], errors[0]
-        assert READY not in stderr
+        assert SEG_SERVE_READY not in stderr
         assert triton.is_ready()

@@ -1,34 +1,16 @@
 """build-repo --model smp: what the build writes and refuses. The served parity with the PyTorch
-model is tests/families/test_smp.py; ``_checkpoint`` makes the random-weight checkpoints."""
+model is tests/families/test_smp.py."""
 
 import pytest
 
 from builder import triton_config
-from model_checkpoints.smp import SemanticModelInfo, TrainingState, build_model, save_checkpoint
 from tests.conftest import run_cli
-
-COLORS = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]]
-
-
-def _checkpoint(path, num_classes=4, size=(128, 96), seed=0):
-    import torch
-
-    torch.manual_seed(seed)
-    names = (
-        ["background", "circle", "rectangle", "triangle"]
-        if num_classes == 4
-        else [f"c{i}" for i in range(num_classes)]
-    )
-    colors = (
-        COLORS if num_classes == 4 else [[i % 256, (i * 7) % 256, (i * 13) % 256] for i in range(num_classes)]
-    )
-    info = SemanticModelInfo("Unet", "efficientnet-b0", num_classes, names, colors, size)
-    return save_checkpoint(path, info, build_model(info).eval(), TrainingState())
+from tests.fixtures.random_checkpoints import make_random_smp
 
 
 @pytest.fixture(scope="module")
 def semantic_checkpoint(tmp_path_factory):
-    return _checkpoint(tmp_path_factory.mktemp("smp") / "shapes.pth")
+    return make_random_smp(tmp_path_factory.mktemp("smp") / "shapes.pth")
 
 
 def test_nhwc_input_named_input_1_for_the_seeds_trtexec_commands(semantic_checkpoint, tmp_path):
@@ -56,7 +38,7 @@ def test_nhwc_input_named_input_1_for_the_seeds_trtexec_commands(semantic_checkp
 
 
 def test_more_than_256_classes_give_a_uint16_mask(tmp_path):
-    ckpt = _checkpoint(tmp_path / "many.pth", num_classes=300, size=(64, 64))
+    ckpt = make_random_smp(tmp_path / "many.pth", num_classes=300, size=(64, 64))
     run_cli(
         "build-repo", "--model", "smp", "--weights", str(ckpt), "--output", str(tmp_path / "r"), "--quiet"
     )

@@ -59,9 +59,9 @@ def test_the_record_of_the_weights_file(built_repository, yolo_checkpoint):
 
 @pytest.fixture(scope="module")
 def smp_checkpoint(tmp_path_factory):
-    from tests.integration.test_semantic_serving import _checkpoint
+    from tests.fixtures.random_checkpoints import make_random_smp
 
-    return _checkpoint(tmp_path_factory.mktemp("smp") / "shapes.pth")
+    return make_random_smp(tmp_path_factory.mktemp("smp") / "shapes.pth")
 
 
 @pytest.mark.parametrize("nhwc", [False, True])

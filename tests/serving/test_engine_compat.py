@@ -7,16 +7,14 @@ import stat
 
 import pytest
 
-from builder import triton_config
 from segcontract import engines as engine_compat
 from segcontract.engines import EngineModel, EngineRecord, GpuInfo
-from segcontract.tensors import TensorSpec
-from tests.schema_check import validate
+from tests.helpers import ENGINE_RECORD, H100_GPU, write_engine_model
 
-H100 = GpuInfo("NVIDIA H100 80GB HBM3", "9.0")
+H100 = H100_GPU
 H200 = GpuInfo("NVIDIA H200", "9.0")
 L4 = GpuInfo("NVIDIA L4", "8.9")
-RECORD = EngineRecord("10.5.0.18", H100, "fp16", 1, 8, 8)
+RECORD = ENGINE_RECORD
 
 
 def _model(record=RECORD):
@@ -88,25 +86,6 @@ def test_tensorrt_version_from_the_ngc_environment(monkeypatch):
         assert found == "10.5.0.18"
     else:
         assert found == tensorrt.__version__
-
-
-def write_engine_model(repo, name="seg_model", record: EngineRecord | None = RECORD):
-    """A tensorrt_plan model folder as build-repo writes it (the plan itself is not read here)."""
-    folder = repo / name
-    (folder / "1").mkdir(parents=True)
-    (folder / "1" / "model.plan").write_bytes(b"not an engine")
-    settings = triton_config.ModelSettings(
-        name,
-        [TensorSpec("images", "float32", (3, 64, 64))],
-        [TensorSpec("output0", "float32", (8,))],
-        8,
-        parameters=record.to_parameters() if record else {},
-    )
-    triton_config.write(triton_config.tensorrt_model_config(settings), folder)
-    if record is not None:
-        (folder / engine_compat.RECORD_FILE).write_text(record.to_json())
-        validate(json.loads(record.to_json()), "engine_record")
-    return folder
 
 
 def test_engine_models_finds_plans_and_their_records(tmp_path):

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
-from store.segment_store import _BADLIST_LOCK, ImageFacts, NewSegment, SegmentStore
+from store.badlist_entries import BADLIST_LOCK_KEY as _BADLIST_LOCK
+from store.segment_store import ImageFacts, NewSegment, SegmentStore
 
 MODEL = "yolo"
 PATHS = ["a/b/one.jpg", "a/b/two.jpg", "c/three.png", "x/one.png", "keep/five.jpg"]

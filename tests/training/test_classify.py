@@ -69,6 +69,7 @@ def _val_images(run_dir: Path, root: Path) -> tuple[list[Path], list[str]]:
     return [root / "DATA" / "pictures" / r["image"] for r in rows], [r["label"] for r in rows]
 
 
+@pytest.mark.slow
 def test_run_writes_the_tree_and_a_checkpoint_build_repo_reads(csv_run):
     run_dir, proc, _ = csv_run
     for sub in ("checkpoints", "csv_logs", "tensorboard", "torchscripts", "onnx", "train_batches"):
@@ -96,6 +97,7 @@ def test_run_writes_the_tree_and_a_checkpoint_build_repo_reads(csv_run):
     assert torch.load(last, weights_only=True)["epoch"] == 2  # Lightning's 0-based epoch
 
 
+@pytest.mark.slow
 def test_train_batches_are_labelled_grids(csv_run):
     run_dir, _, _ = csv_run
     grids = sorted((run_dir / "train_batches").glob("*.png"))
@@ -104,6 +106,7 @@ def test_train_batches_are_labelled_grids(csv_run):
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 100
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_eval_input_is_the_servers_preprocessing_and_predictions_agree(csv_run, shapes_root):
     run_dir, _, _ = csv_run
@@ -145,6 +148,7 @@ def test_eval_input_is_the_servers_preprocessing_and_predictions_agree(csv_run, 
     assert len(logged) == 3 and max(logged) == pytest.approx(accuracy, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_continues_the_run(csv_run, shapes_root):
     run_dir, _, _ = csv_run
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -176,6 +180,7 @@ def test_resume_continues_the_run(csv_run, shapes_root):
     assert line.startswith("seg-train: error: --resume") and "already trained 3 epochs" in line
 
 
+@pytest.mark.slow
 def test_class_folders_train_skip_unreadable_images_and_log_to_wandb_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "0" * 40)  # never checked offline
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -232,6 +237,7 @@ def _facts(path: Path) -> tuple[str, int, int, int]:
     return hashlib.sha256(data).hexdigest(), len(data), 128, 128
 
 
+@pytest.mark.slow
 def test_use_segments_trains_on_the_approved_crops(tmp_path):
     url, expected = _fill_store(tmp_path)
     line = _one_error_line(
@@ -317,6 +323,7 @@ def _one_error_line(result) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line(tmp_path, shapes_root, csv_run):
     root = str(tmp_path)
     assert "no such file" in _one_error_line(_cli("classify", "--data-root", root, "--cat", "nope"))

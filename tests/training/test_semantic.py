@@ -41,6 +41,7 @@ def _train(data, out, *extra, check=True):
     )
 
 
+@pytest.mark.slow
 def test_trains_saves_a_self_describing_checkpoint_and_resumes(semantic_data, tmp_path):
     out = tmp_path / "runs"
     proc = _train(semantic_data, out, "--epochs", "1", "--use-mixup")
@@ -65,6 +66,7 @@ def test_trains_saves_a_self_describing_checkpoint_and_resumes(semantic_data, tm
     assert torch.load(last, weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_warns_and_trains_from_scratch(semantic_data, tmp_path):
     proc = _train(semantic_data, tmp_path / "runs", "--epochs", "1", "--model", str(tmp_path / "nope.pth"))
     assert "nope.pth does not exist: training from scratch" in proc.stderr
@@ -83,6 +85,7 @@ def test_user_mistakes_are_one_line(semantic_data, tmp_path, extra, message):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and message in proc.stderr
 
 
+@pytest.mark.slow
 def test_color_mask_writes_visualisations(semantic_data, tmp_path):
     out = tmp_path / "runs"
     _train(semantic_data, out, "--epochs", "1")

@@ -35,6 +35,7 @@ def tiny_dataset(tmp_path_factory):
     return root / "yolo" / "data.yaml"
 
 
+@pytest.mark.slow
 def test_training_prints_each_epoch_and_the_checkpoint_is_served(tiny_dataset, tmp_path):
     config = tmp_path / "config.yaml"  # shaped like seed 002's CONFIG
     config.write_text(

@@ -9,7 +9,7 @@ from builder.tensorrt.docker_hint import docker_run_line
 from builder.tensorrt.ngc import BUILD_IMAGE
 from segcontract.engines import EngineRecord, GpuInfo
 from tests.conftest import MODEL, run_cli
-from tests.serving.test_engine_compat import write_engine_model
+from tests.helpers import write_engine_model
 
 try:
     import tensorrt  # noqa: F401

@@ -84,9 +84,9 @@ def test_int8_calibrates_on_images_and_keeps_the_cache(tmp_path, yolo_checkpoint
 
 
 def test_smp_nhwc_engine(tmp_path):
-    from tests.integration.test_semantic_serving import _checkpoint
+    from tests.fixtures.random_checkpoints import make_random_smp
 
-    weights = _checkpoint(tmp_path / "smp.pth")
+    weights = make_random_smp(tmp_path / "smp.pth")
     repo, _ = _build(tmp_path, "--model", "smp", "--weights", str(weights), "--nhwc", "--fp16")
     _check_model_folder(repo, "fp16", 8)
 

@@ -14,9 +14,9 @@ from tests.conftest import MODEL
 
 @pytest.fixture(scope="module")
 def smp_checkpoint(tmp_path_factory):
-    from tests.integration.test_semantic_serving import _checkpoint
+    from tests.fixtures.random_checkpoints import make_random_smp
 
-    return _checkpoint(tmp_path_factory.mktemp("smp") / "nhwc.pth")
+    return make_random_smp(tmp_path_factory.mktemp("smp") / "nhwc.pth")
 
 
 @pytest.mark.parametrize("which", ["yolo", "smp-nhwc"])

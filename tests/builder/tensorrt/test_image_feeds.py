@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from builder.errors import BuildError
-from builder.runtimes import ExportedNetwork
+from builder.exported_network import ExportedNetwork
 from builder.tensorrt.image_feeds import ImageFeeds, image_files, rebatch
 from builder.tensorrt.options import BatchProfile, EngineOptions
 from builder.tensorrt.runtime_folder import check_and_calibration_feeds

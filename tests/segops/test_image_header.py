@@ -13,7 +13,7 @@ from segcontract.limits import DEFAULT_MAX_PIXELS
 from segops.decode import ImageDecodeError, ImageTooLargeError, decode_image
 from segops.image_header import image_dimensions
 from tests.conftest import REPO_ROOT
-from tests.serving.images import constant_png
+from tests.helpers import constant_png
 
 
 def _encode(image, ext, params=()):

@@ -7,11 +7,7 @@ from ultralytics.utils import ops
 
 from segops.letterbox import letterbox_params, scale_boxes_to_original
 from segops.masks import box_window, masks_in_boxes, paste
-
-
-def _iou(a, b):
-    union = np.logical_or(a, b).sum()
-    return np.logical_and(a, b).sum() / union if union else 1.0
+from tests.helpers import mask_iou
 
 
 @pytest.mark.parametrize("orig", [(480, 640), (640, 480), (333, 517), (720, 1280), (17, 900), (2000, 3000)])
@@ -34,7 +30,7 @@ def test_masks_match_process_mask_native(orig):
     for (window, patch), ref in zip(masks_in_boxes(protos, coeffs, boxes, params, size), expected):
         ours = paste(window, patch, orig)
         assert ours.shape == orig
-        ious.append(_iou(ours, ref))
+        ious.append(mask_iou(ours, ref))
     assert min(ious) >= 0.98, ious
     assert np.mean(ious) >= 0.995
 
