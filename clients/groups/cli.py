@@ -18,12 +18,11 @@ from clients.groups.download import (
     MIN_DEADLINE_BASE_S,
     FetchSettings,
 )
-from clients.groups.manifest import ManifestError
-from clients.groups.pull import PullError, PullSummary
+from clients.groups.pull import PullSummary
 from clients.options import DATA_ROOT_OPTION, DB_OPTION
 from clients.triton.progress import above_bars, progress_bar
+from segcontract.errors import SegstackError
 from segcontract.limits import DEFAULT_MAX_PIXELS
-from store.errors import StoreError
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -186,10 +185,9 @@ def pull(
             on_note=lambda line: click.echo(line, err=True),
             on_failure=failures,
         )
-    except (ManifestError, PullError, StoreError) as exc:
-        _echo_lines(failures.summary())
-        click.echo(f"seg-client: error: {exc}", err=True)
-        sys.exit(2)
+    except SegstackError:
+        _echo_lines(failures.summary())  # then seg-client's handler prints the error's one line
+        raise
     except KeyboardInterrupt:
         _echo_lines(failures.summary())
         click.echo(
@@ -218,5 +216,7 @@ def _echo_lines(lines: list[str]) -> None:
         click.echo(line, err=True)
 
 
-if __name__ == "__main__":  # python -m clients.groups.cli pull ... (until seg-client registers it)
-    groups()
+if __name__ == "__main__":  # python -m clients.groups.cli pull ...: seg-client groups pull ...
+    from clients.cli import main
+
+    main(["groups", *sys.argv[1:]], prog_name="seg-client")

@@ -26,9 +26,8 @@ from clients.options import (
     URL_OPTION,
     threshold_options,
 )
-from clients.triton.client import ClientError
 from clients.triton.progress import above_bars, progress_bar
-from store.errors import StoreError
+from segcontract.errors import SegstackError
 
 
 @contextmanager
@@ -38,10 +37,9 @@ def _one_line_errors(interrupted: str | None, before: Callable[[], list[str]] = 
     (the failures not shown one by one) come first."""
     try:
         yield
-    except (ClientError, StoreError) as exc:
-        _echo_lines(before())
-        click.echo(f"seg-client: error: {exc}", err=True)
-        sys.exit(2)
+    except SegstackError:
+        _echo_lines(before())  # then seg-client's handler prints the error's one line
+        raise
     except KeyboardInterrupt:
         if interrupted is None:
             raise

@@ -12,9 +12,8 @@ import click
 
 from clients.failure_log import FailureLog
 from clients.options import CONFIGURED_URL_OPTION, DATA_ROOT_OPTION, DB_OPTION, LEASE_OPTION
-from clients.triton.client import ClientError
 from clients.triton.progress import above_bars, progress_bar
-from store.errors import StoreError
+from segcontract.errors import SegstackError
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -77,9 +76,9 @@ def build(groups, more_groups, config_path, data_root, urls, db, lease_s) -> Non
         report = build_groups(
             options, progress=partial(progress_bar, leave=False), on_note=above_bars, on_failure=failures
         )
-    except (ClientError, StoreError) as exc:
-        _echo(failures.summary())
-        _fail(str(exc))
+    except SegstackError:
+        _echo(failures.summary())  # then seg-client's handler prints the error's one line
+        raise
     except KeyboardInterrupt:
         _echo(failures.summary())
         _fail("interrupted; finished answers are kept, a re-run resumes", 130)
@@ -135,8 +134,6 @@ def post(groups, more_groups, config_path, data_root, endpoint, chunk_size, ca_b
             progress=partial(progress_bar, unit="chunk", leave=False),
             on_posted=lambda outcome: click.echo(outcome.line(), err=outcome.error is not None),
         )
-    except ClientError as exc:
-        _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted; acknowledged chunks are in the ledger, a re-run sends the rest", 130)
     if any(outcome.error is not None for outcome in posted):

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from clients.options import DATA_ROOT_OPTION, DB_OPTION
-from clients.segments.store_cli import name_lines, one_line_errors, open_store, report_unknown, shown
+from clients.segments.store_cli import interrupted_in_one_line, name_lines, open_store, report_unknown, shown
 from store.layout import DataLayout
 from store.records import BadlistRecord
 
@@ -38,7 +38,7 @@ def badlist() -> None:
 )
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def push(file: Path | None, badlist_path: Path | None, db: str | None, data_root: Path) -> None:
     """Badlist the images named in FILE (one per line: a path, a trailing part of it, or a stem).
     Names not in the store yet are kept and apply to the images when they are added.
@@ -65,7 +65,7 @@ def push(file: Path | None, badlist_path: Path | None, db: str | None, data_root
 )
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def list_entries(as_json: bool, db: str | None, data_root: Path) -> None:
     """Show the badlist's names, where and when each came from.
 
@@ -102,7 +102,7 @@ def list_entries(as_json: bool, db: str | None, data_root: Path) -> None:
 )
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def remove_entries(names: tuple[str, ...], from_file: Path | None, db: str | None, data_root: Path) -> None:
     """Take names off the badlist; the images they badlisted come back.
 

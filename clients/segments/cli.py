@@ -29,8 +29,8 @@ from clients.segments.masks_cli import masks
 from clients.segments.store_cli import (
     MODEL_FILTER_OPTION,
     STORE_GROUP_OPTION,
+    interrupted_in_one_line,
     name_lines,
-    one_line_errors,
     open_store,
     report_unknown,
     shown,
@@ -77,7 +77,7 @@ segments.add_command(export)
 @CONCURRENCY_OPTION
 @TIMEOUT_OPTION
 @LEASE_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def build(**given: Any) -> None:
     """Segment a group (or a folder) with a served instance model and store the segments.
 
@@ -107,7 +107,7 @@ def build(**given: Any) -> None:
 @STORE_GROUP_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def status(group: str | None, db: str | None, data_root: Path) -> None:
     """Counts of images, and of segments per model, class and status."""
     with open_store(db, DataLayout(data_root)) as store:
@@ -141,7 +141,7 @@ def status(group: str | None, db: str | None, data_root: Path) -> None:
 @MODEL_FILTER_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def review(
     images: tuple[str, ...],
     approve: bool,

@@ -8,7 +8,12 @@ from typing import Any
 import click
 
 from clients.options import DATA_ROOT_OPTION, DB_OPTION
-from clients.segments.store_cli import MODEL_FILTER_OPTION, STATUS_OPTION, STORE_GROUP_OPTION, one_line_errors
+from clients.segments.store_cli import (
+    MODEL_FILTER_OPTION,
+    STATUS_OPTION,
+    STORE_GROUP_OPTION,
+    interrupted_in_one_line,
+)
 
 
 @click.command()
@@ -33,7 +38,7 @@ from clients.segments.store_cli import MODEL_FILTER_OPTION, STATUS_OPTION, STORE
 @MODEL_FILTER_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def export(**given: Any) -> None:
     """Export a group's segments for annotators (badlisted images left out).
 

@@ -9,7 +9,12 @@ from typing import Any
 import click
 
 from clients.options import DATA_ROOT_OPTION, DB_OPTION
-from clients.segments.store_cli import MODEL_FILTER_OPTION, STATUS_OPTION, STORE_GROUP_OPTION, one_line_errors
+from clients.segments.store_cli import (
+    MODEL_FILTER_OPTION,
+    STATUS_OPTION,
+    STORE_GROUP_OPTION,
+    interrupted_in_one_line,
+)
 from clients.triton.progress import progress_bar
 
 
@@ -33,7 +38,7 @@ from clients.triton.progress import progress_bar
 @MODEL_FILTER_OPTION
 @DB_OPTION
 @DATA_ROOT_OPTION
-@one_line_errors
+@interrupted_in_one_line
 def masks(**given: Any) -> None:
     """Masks for annotators from the stored segments: <stem>.png and <stem>.json per image.
 

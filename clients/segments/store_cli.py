@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from clients.triton.client import ClientError
-from store.errors import StoreError
 from store.layout import DataLayout, database_url
 from store.records import Status
 
@@ -70,15 +69,14 @@ def open_store(
         yield store
 
 
-def one_line_errors(command: F) -> F:
-    """Every store command: a user's mistake or an unusable store is one line, exit 2."""
+def interrupted_in_one_line(command: F) -> F:
+    """Every store command: Ctrl-C is one line saying what is kept, exit 130 (a user's mistake or an
+    unusable store is seg-client's one line, exit 2)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (ClientError, StoreError) as exc:
-            fail(str(exc))
         except KeyboardInterrupt:
             fail("interrupted; every image stored so far is kept, a re-run resumes", code=130)
 

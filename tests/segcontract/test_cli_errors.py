@@ -7,35 +7,36 @@ from __future__ import annotations
 import socket
 import subprocess
 
-import click
 import pytest
 from click.testing import CliRunner
 
 from clients.cli import main as seg_client
+from clients.triton.client import ClientError
 from segcontract.errors import DEBUG_ENV
-from store.errors import StoreError
-from store.layout import DataLayout, group_index
 from tests.conftest import run_cli
 
 
 @pytest.fixture
-def seg_client_with_a_lookup(monkeypatch, tmp_path):
-    """seg-client with one more command, which looks up a group that is not there (the library
-    call every group command makes) and leaves its error to the group, as the commands will once
-    their own catches go."""
-
-    @click.command("look-up")
-    def look_up() -> None:
-        group_index("nope", DataLayout(tmp_path))
-
-    monkeypatch.setitem(seg_client.commands, "look-up", look_up)
+def missing_group(monkeypatch, tmp_path) -> list[str]:
+    """``seg-client infer`` on a group that is not there: the command leaves the error to
+    seg-client's one handler."""
     monkeypatch.delenv(DEBUG_ENV, raising=False)
-    return tmp_path
+    return [
+        "infer",
+        "--group",
+        "nope",
+        "--data-root",
+        str(tmp_path),
+        "--model",
+        "m",
+        "--out",
+        str(tmp_path / "o"),
+    ]
 
 
-def test_seg_client_turns_a_user_error_into_one_line_and_exit_2(seg_client_with_a_lookup):
-    datasets = seg_client_with_a_lookup / "DATA" / "datasets"
-    result = CliRunner().invoke(seg_client, ["look-up"])
+def test_seg_client_turns_a_user_error_into_one_line_and_exit_2(missing_group, tmp_path):
+    datasets = tmp_path / "DATA" / "datasets"
+    result = CliRunner().invoke(seg_client, missing_group)
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert result.stderr == (
         f"seg-client: error: group 'nope' not found: looked for {datasets / 'nope.txt'}, "
@@ -45,10 +46,10 @@ def test_seg_client_turns_a_user_error_into_one_line_and_exit_2(seg_client_with_
     assert result.stdout == ""
 
 
-def test_seg_client_debug_keeps_the_traceback(seg_client_with_a_lookup):
-    for args, env in ((["--debug", "look-up"], {}), (["look-up"], {DEBUG_ENV: "1"})):
+def test_seg_client_debug_keeps_the_traceback(missing_group):
+    for args, env in ((["--debug", *missing_group], {}), (missing_group, {DEBUG_ENV: "1"})):
         result = CliRunner().invoke(seg_client, args, env=env)
-        assert isinstance(result.exception, StoreError), (args, result.output)
+        assert isinstance(result.exception, ClientError), (args, result.output)
         assert result.exit_code == 1 and "seg-client: error:" not in result.stderr
 
 

@@ -45,7 +45,7 @@ def test_debug_keeps_the_error(tmp_path):
 def test_debug_shows_the_traceback_in_the_console_script(tmp_path):
     proc = run_cli("seg-train", "--debug", *_coco2yolo_of_nothing(tmp_path), check=False)
     assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == f"training.coco2yolo.DatasetError: {_message(tmp_path)}"
+    assert proc.stderr.strip().splitlines()[-1] == f"training.coco_sources.DatasetError: {_message(tmp_path)}"
     plain = run_cli("seg-train", *_coco2yolo_of_nothing(tmp_path), check=False)
     assert plain.returncode == 2 and plain.stderr == f"seg-train: error: {_message(tmp_path)}\n"
 
