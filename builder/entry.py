@@ -8,6 +8,6 @@ from segcontract.extras import require_extra
 
 def main() -> None:
     require_extra("build-repo", "build")
-    from builder.cli import entry
+    from builder.cli import main as cli
 
-    entry()
+    cli(prog_name="build-repo")  # not click's guess from sys.argv ("python -m ..." under -m)

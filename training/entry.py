@@ -10,4 +10,4 @@ def main() -> None:
     require_extra("seg-train", "train")
     from training.cli import main as cli
 
-    cli()
+    cli(prog_name="seg-train")  # not click's guess from sys.argv ("python -m ..." under -m)
