@@ -22,7 +22,7 @@ Instance mask files, per image, side by side
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -45,10 +45,15 @@ def index_dtype_for(count: int) -> type[np.unsignedinteger]:
     raise ValueError(f"{count} segments on one image: a 16-bit PNG holds at most 65535")
 
 
-def instance_index(masks: Sequence[np.ndarray], height: int, width: int) -> np.ndarray:
+def instance_index(
+    masks: Iterable[np.ndarray], height: int, width: int, count: int | None = None
+) -> np.ndarray:
     """The instance index mask of ``masks`` (anything non-zero is inside): value ``k`` for the k-th
-    (1, 2, ...), each taking only the pixels no earlier mask holds, so put the best first."""
-    labels = np.zeros((height, width), index_dtype_for(len(masks)))
+    (1, 2, ...), each taking only the pixels no earlier mask holds, so put the best first.
+
+    ``masks`` may be a generator (with ``count``, how many it yields, for the PNG's bit depth), so
+    that only one full-size mask is held at a time."""
+    labels = np.zeros((height, width), index_dtype_for(len(masks) if count is None else count))
     for value, mask in enumerate(masks, start=1):
         if mask.shape != (height, width):
             raise ValueError(f"mask {value} is {mask.shape[1]}×{mask.shape[0]}, not {width}×{height}")

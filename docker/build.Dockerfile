@@ -33,6 +33,8 @@ COPY clients clients
 COPY serving serving
 COPY training training
 COPY segcontract segcontract
+COPY annotations annotations
+COPY store store
 COPY segops segops
 COPY python_backend_models python_backend_models
 COPY model_checkpoints model_checkpoints

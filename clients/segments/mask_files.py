@@ -77,7 +77,8 @@ def instance_mask(image: StoredImage, segments: Sequence[StoredSegment]) -> tupl
     ordered = score_order([s for s in segments if s.image_id == image.id])
     for segment in ordered:
         check_mask_size(image, segment)
-    labels = instance_index([segment_mask(s) for s in ordered], image.height, image.width)
+    masks = (segment_mask(s) for s in ordered)  # decoded one at a time: an image may hold hundreds
+    labels = instance_index(masks, image.height, image.width, count=len(ordered))
     entries = [_segment_entry(value, s) for value, s in enumerate(ordered, start=1)]
     record = {"image": image.path, "width": image.width, "height": image.height, "segments": entries}
     return labels, record

@@ -36,6 +36,21 @@ def test_values_in_order_and_the_first_keeps_an_overlap():
     assert not (labels == 3).any()  # hidden entirely by the first
 
 
+def test_masks_from_a_generator_are_read_one_at_a_time_and_give_the_same_labels():
+    masks = [_box(i % 30, i // 30, i % 30 + 1, i // 30 + 1, 20, 30) for i in range(300)]
+    held: list[int] = []
+
+    def one_at_a_time():
+        for mask in masks:
+            held.append(1)
+            yield mask
+            held.pop()
+
+    labels = instance_index(one_at_a_time(), 20, 30, count=len(masks))
+    assert not held and labels.dtype == np.uint16
+    assert np.array_equal(labels, instance_index(masks, 20, 30))
+
+
 def test_past_255_values_the_mask_is_16_bit_and_stays_so_on_disk(tmp_path):
     masks = [_box(i % 30, i // 30, i % 30 + 1, i // 30 + 1, 20, 30) for i in range(300)]
     labels = instance_index(masks, 20, 30)
