@@ -26,16 +26,18 @@ tag...) is listed by its tag in ``CvatImage.unsupported``.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from pycocotools import mask as mask_utils
 
 from annotations.cvat_rle import CvatMask, decode_cvat_mask
 from annotations.errors import AnnotationFormatError
-from annotations.polygons import mask_polygons, polygons_mask
+from annotations.polygons import flat, has_area, mask_polygons, polygons_mask
 
 VERSION = "1.1"
 # CVAT's editor slows down past about a thousand points per shape
@@ -115,9 +117,14 @@ class CvatImage:
 
 @dataclass
 class CvatTask:
+    """A task's (or job's, or project's) annotations. ``task_id`` and ``job_id`` are CVAT's, when
+    the file says (``read_cvat_xml``); writing leaves them out (our exports come from no task)."""
+
     name: str
     labels: list[Label]
     images: list[CvatImage]
+    task_id: int | None = None
+    job_id: int | None = None
 
 
 def cvat_polygons(
@@ -125,8 +132,15 @@ def cvat_polygons(
 ) -> list[np.ndarray]:
     """The polygons a mask becomes in CVAT: its outer outlines along pixel edges, largest first,
     specks dropped, simplified only when they have more than ``max_points`` points together
-    (``annotations.polygons.mask_polygons``). Holes are lost: use a ``<mask>`` to keep them."""
-    return mask_polygons(mask, max_points, min_area)
+    (``annotations.polygons.mask_polygons``). Holes are lost: use a ``<mask>`` to keep them. A
+    polygon simplification left without a pixel (a sliver), or whose signed parts cancel out, is
+    dropped: CVAT would draw nothing, and ``polygons_mask`` fills nothing."""
+    height, width = mask.shape[:2]
+    polygons = [p for p in mask_polygons(mask, max_points, min_area) if has_area(p)]
+    if not polygons:
+        return polygons
+    areas = mask_utils.area(mask_utils.frPyObjects([flat(p) for p in polygons], height, width))
+    return [p for p, area in zip(polygons, areas, strict=True) if area > 0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,9 +339,42 @@ def _label(element: ET.Element) -> Label:
     return Label(element.findtext("name", ""), attributes, element.findtext("type", "any"))
 
 
+# a job's address in <segments><segment><url>: "<host>/api/jobs/<id>" (CVAT 2), "<host>/?id=<id>" (1)
+_JOB_URL = re.compile(r"(?:/jobs/|[?&]id=)(\d+)/?$")
+
+
+def _whole_or_none(text: str | None) -> int | None:
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _cvat_ids(meta: ET.Element | None) -> tuple[int | None, int | None]:
+    """The task and job ids of CVAT's ``<meta>``, where it says them.
+
+    A job export has ``<meta><job><id>`` (no task id). A task export has ``<meta><task><id>`` and
+    one ``<segments><segment>`` per annotation job; a segment's ``<id>`` is the segment's, not the
+    job's (CVAT numbers them apart), so the job id is read from the segment's ``<url>``, and only
+    when there is exactly one segment (a task of one job)."""
+    if meta is None:
+        return None, None
+    job = meta.find("job")
+    if job is not None:
+        return None, _whole_or_none(job.findtext("id"))
+    task = meta.find("task")
+    if task is None:
+        return None, None
+    segments = task.findall("segments/segment")
+    url = (segments[0].findtext("url") or "").strip() if len(segments) == 1 else ""
+    found = _JOB_URL.search(url)
+    return _whole_or_none(task.findtext("id")), int(found.group(1)) if found else None
+
+
 def read_cvat_xml(source: bytes | Path) -> CvatTask:
     """A CVAT for images 1.1 file (its path, or its bytes) as a task; AnnotationFormatError when it
-    is not one. Labels are those of ``<meta><task>`` (or of ``<meta><project>``, for a project export)."""
+    is not one. Labels are those of ``<meta><task>`` (or of ``<meta><project>``, for a project
+    export, or ``<meta><job>``, for a job export); the ids are ``_cvat_ids``'."""
     where = str(source) if isinstance(source, Path) else "CVAT XML"
     try:
         root = ET.parse(source).getroot() if isinstance(source, Path) else ET.fromstring(source)
@@ -336,12 +383,14 @@ def read_cvat_xml(source: bytes | Path) -> CvatTask:
     if root.tag != "annotations":
         raise AnnotationFormatError(f"{where}: <{root.tag}> is not CVAT's <annotations>")
     meta = root.find("meta/task")
-    if meta is None:
-        meta = root.find("meta/project")
+    for other in ("meta/project", "meta/job"):
+        if meta is None:
+            meta = root.find(other)
     labels = [] if meta is None else [_label(e) for e in meta.findall("labels/label")]
     name = "" if meta is None else meta.findtext("name", "")
     try:
         images = [_image(e) for e in root.findall("image")]
     except AnnotationFormatError as exc:
         raise AnnotationFormatError(f"{where}: {exc}") from None
-    return CvatTask(name, labels, images)
+    task_id, job_id = _cvat_ids(root.find("meta"))
+    return CvatTask(name, labels, images, task_id, job_id)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,3 +118,19 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def link_or_copy(src: Path, dst: Path, copy: bool = False) -> bool:
+    """Hard-link ``src`` to ``dst`` (no extra disk; a file already at ``dst`` is replaced), falling
+    back to a copy across file systems (or always, with ``copy``). Returns whether it linked."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    if not copy:
+        try:
+            os.link(src, dst)
+            return True
+        except OSError:
+            pass  # another file system, or links not allowed
+    shutil.copy2(src, dst)
+    return False

@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from store.dialect import in_chunks
 from store.errors import StoreError
-from store.records import Status, StatusReport, StoredImage, StoredSegment
+from store.records import Origin, Status, StatusReport, StoredImage, StoredSegment
 from store.schema import Group, Image, Segment, Segmentation, image_groups
 
 
@@ -75,6 +76,40 @@ def read_segments(
     if statuses is not None:
         query = query.where(Segment.status.in_([Status(s).value for s in statuses]))
     return [_stored_segment(segment, path) for segment, path in session.execute(query)]
+
+
+def read_image_segments(
+    session: Session, path: str, model: str
+) -> tuple[StoredImage | None, list[StoredSegment]]:
+    """The stored image named exactly ``path`` and every segment ``model``'s set holds of its
+    current picture, whatever their status (what an import compares a file's shapes with)."""
+    row = session.scalars(select(Image).where(Image.path == path)).one_or_none()
+    if row is None:
+        return None, []
+    query = (
+        select(Segment)
+        .where(Segment.image_id == row.id, Segment.model == model, Segment.image_sha256 == row.sha256)
+        .order_by(Segment.id)
+    )
+    return _stored_image(row), [_stored_segment(s, row.path) for s in session.scalars(query)]
+
+
+def read_segment_models(session: Session, ids: Collection[int]) -> dict[int, str]:
+    """segment id → the model set it belongs to, for the ids that are stored."""
+    found: dict[int, str] = {}
+    for chunk in in_chunks(sorted(set(ids))):
+        found.update(
+            (i, m) for i, m in session.execute(select(Segment.id, Segment.model).where(Segment.id.in_(chunk)))
+        )
+    return found
+
+
+def read_class_table(session: Session, model: str) -> dict[str, int]:
+    """class name → class id, as ``model``'s stored segments name them."""
+    rows = session.execute(
+        select(Segment.class_name, Segment.class_id).where(Segment.model == model).distinct()
+    )
+    return {name: class_id for name, class_id in rows}
 
 
 def count_status(session: Session, group: str | None = None) -> StatusReport:
@@ -157,4 +192,12 @@ def _stored_segment(row: Segment, path: str) -> StoredSegment:
         bbox=(row.x1, row.y1, row.x2, row.y2),
         rle={"size": [height, width], "counts": row.rle_counts},
         status=Status(row.status),
+        origin=Origin(row.origin or Origin.MODEL.value),
+        replaces=row.replaces_id,
+        revision=row.revision or 1,
+        reviewer=row.reviewer,
+        reviewed_at=row.reviewed_at,
+        reason=row.review_reason,
+        author=row.author,
+        source_file=row.source_file,
     )

@@ -26,9 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from store.records import Status
+from store.records import Origin, Status
 
 STATUSES = tuple(s.value for s in Status)
+ORIGINS = tuple(o.value for o in Origin)
 
 
 def utcnow() -> datetime:
@@ -99,15 +100,20 @@ class Segmentation(Base):
 
 
 class Segment(Base):
-    """One instance a model found. ``fingerprint`` (class and mask) is unique per image and model,
-    so the same answer stored twice, by a re-run or a second worker, is one row."""
+    """One instance, found by a model or drawn by a person. ``fingerprint`` (class and mask) is
+    unique per image and model, so the same answer stored twice, by a re-run or a second worker, is
+    one row. ``model`` names the segment set it belongs to: for a correction or an annotator's
+    addition, the set of the model whose segments were exported (``origin`` says who drew it)."""
 
     __tablename__ = "segments"
     __table_args__ = (
         UniqueConstraint("image_id", "model", "fingerprint", name="uq_segment_fingerprint"),
         CheckConstraint(f"status IN {STATUSES!r}", name="ck_segment_status"),
+        CheckConstraint(f"origin IN {ORIGINS!r}", name="ck_segment_origin"),
         Index("ix_segments_image_model", "image_id", "model"),
         Index("ix_segments_status", "status"),
+        Index("ix_segments_replaces", "replaces_id"),
+        {"sqlite_autoincrement": True},  # ids never reused: an old export's ids name no newer segment
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
@@ -131,6 +137,66 @@ class Segment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # provenance: who drew it, and for an import the file (and CVAT task and job) it came from
+    origin: Mapped[str] = mapped_column(String(16), default=Origin.MODEL.value, server_default="model")
+    author: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    source_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    source_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cvat_task: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cvat_job: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # a correction: the segment it replaces (which stays, rejected)
+    replaces_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="SET NULL", name="fk_segments_replaces"), nullable=True
+    )
+    # the last decision on it (every one is in segment_decisions)
+    reviewer: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class SegmentDecision(Base):
+    """The audit trail: every status a segment was given, by whom, when, from what, and how (the
+    command, the import or the page that recorded it). Rows are only ever added."""
+
+    __tablename__ = "segment_decisions"
+    __table_args__ = (Index("ix_segment_decisions_segment", "segment_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reviewer: Mapped[str] = mapped_column(String(256))
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # None: a new segment
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    via: Mapped[str] = mapped_column(String(256))
+    import_id: Mapped[int | None] = mapped_column(
+        ForeignKey("imports.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class AnnotationImport(Base):
+    """A file of annotators' work imported (``segments import``), known by its content: the same
+    file imported again changes nothing. ``finished_at`` is unset while it runs (or was killed)."""
+
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    file_name: Mapped[str] = mapped_column(String(1024))
+    format: Mapped[str] = mapped_column(String(16))
+    reviewer: Mapped[str] = mapped_column(String(256))
+    cvat_task: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cvat_job: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON outcome counts
+
+
+class ImportedImage(Base):
+    """An image whose shapes an import has applied (in the same transaction): what a re-run skips."""
+
+    __tablename__ = "imported_images"
+    import_id: Mapped[int] = mapped_column(ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: the image's outcome counts
 
 
 class WorkClaim(Base):

@@ -6,7 +6,8 @@
 - ``store.segment_writes``: saving one image's segmentation under a row lock
 - ``store.image_groups``: which named groups the images belong to
 - ``store.badlist_entries``: the badlist (push, list, remove) under its advisory lock
-- ``store.review``: the annotators' decisions
+- ``store.review``: the annotators' decisions, each with its audit row
+- ``store.corrections``: annotators' work imported back (the ledger, one image's decisions)
 - ``store.name_matching``: stored images by the names users give
 - ``store.reads``: done images, images, segments, status, which model's segments to use
 
@@ -15,7 +16,7 @@ The records it takes and returns are in ``store.records``; they are importable f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Concatenate, ParamSpec, TypeVar
@@ -25,32 +26,42 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from store.badlist_entries import add_entries, entry_names, read_entries, remove_entries
+from store.corrections import apply_image_decisions, begin_import, finish_import
 from store.database import _reason, deadline, open_database, shown
 from store.dialect import utc_now
 from store.errors import StoreError
 from store.image_groups import add_images_to_groups, read_group_names
-from store.name_matching import find_ambiguous_names
+from store.name_matching import find_ambiguous_names, images_matching
 from store.names import name_keys, normalise_name
 from store.reads import (
     choose_segment_model,
     count_status,
     database_time,
+    read_class_table,
     read_done_paths,
+    read_image_segments,
     read_images,
+    read_segment_models,
     read_segments,
 )
 from store.records import (
     BadlistRecord,
     BadlistRemoval,
+    DecisionRecord,
     ImageFacts,
+    ImportLedger,
+    ImportSource,
     NewSegment,
+    ReviewOutcome,
     SaveOutcome,
+    SegmentSelection,
+    ShapeDecision,
     Status,
     StatusReport,
     StoredImage,
     StoredSegment,
 )
-from store.review import set_status
+from store.review import decide, decision_history, set_status
 from store.segment_writes import write_segmentation
 
 __all__ = [
@@ -200,14 +211,88 @@ class SegmentStore:
         path, a trailing part of it, or a stem), not the images they match."""
         return self._write("remove names from the badlist", remove_entries, names)
 
-    def review(self, names: Iterable[str], status: Status, model: str | None = None) -> tuple[int, list[str]]:
+    def review(
+        self,
+        names: Iterable[str],
+        status: Status,
+        model: str | None = None,
+        reviewer: str = "",
+        via: str = "store.review",
+    ) -> tuple[int, list[str]]:
         """Set the status of every segment of the named images (of ``model`` only, if given).
-        Returns (segments changed, names that match no stored image)."""
-        return self._write("record the review", set_status, names, status, model)
+        Returns (segments now of that status, names that match no stored image)."""
+        return self._write("record the review", set_status, names, status, model, reviewer, via)
+
+    def review_segments(
+        self,
+        selection: SegmentSelection,
+        status: Status,
+        reviewer: str,
+        via: str,
+        reason: str | None = None,
+        expected: Mapping[int, int] | None = None,
+    ) -> ReviewOutcome:
+        """Give the selected segments ``status`` as ``reviewer`` decided (``via``: the command or
+        page recording it), each change with its audit row. ``expected`` (segment id → revision
+        seen): segments changed since are refused, not decided."""
+        return self._write("record the review", decide, selection, status, reviewer, via, reason, expected)
+
+    def decisions(self, segment_ids: Sequence[int]) -> list[DecisionRecord]:
+        """The audit trail of these segments, oldest first."""
+        return self._read("read the decisions", decision_history, segment_ids)
 
     def ambiguous_names(self, names: Iterable[str]) -> dict[str, list[str]]:
         """The names among ``names`` that match more than one stored image, with those images."""
         return self._read("read the images", find_ambiguous_names, names)
+
+    # --- imports of annotators' work ------------------------------------------------------------
+
+    def begin_import(self, source: ImportSource) -> ImportLedger:
+        """The ledger of the file (by its sha256): new, or what an earlier run of it did."""
+        return self._write(f"record the import of {source.file_name}", begin_import, source)
+
+    def apply_import(
+        self,
+        ledger: ImportLedger,
+        source: ImportSource,
+        image: StoredImage,
+        model: str,
+        decisions: Sequence[ShapeDecision],
+    ) -> dict[str, int]:
+        """One image's decisions, in one transaction; StaleSegments when what they were made on
+        changed since it was read (read again and decide again)."""
+        return self._write(
+            f"import the shapes of {image.path}",
+            apply_image_decisions,
+            ledger.id,
+            source,
+            image.id,
+            image.sha256,
+            model,
+            decisions,
+        )
+
+    def finish_import(self, ledger: ImportLedger, skipped_images: dict[str, int]) -> dict[str, int]:
+        """Mark the import done; returns its summary: every image applied (by this run or a killed
+        one before it), plus ``skipped_images``, the shapes of the images this run skipped whole."""
+        return self._write("record the import", finish_import, ledger.id, skipped_images)
+
+    def image_segments(self, path: str, model: str) -> tuple[StoredImage | None, list[StoredSegment]]:
+        """The image stored as ``path`` and ``model``'s segments of its current picture (any status)."""
+        return self._read("read the image's segments", read_image_segments, path, model)
+
+    def images_named(self, name: str) -> list[str]:
+        """The paths of the stored images ``name`` names (a path, a trailing part of it, a stem)."""
+        found = self._read("read the images", images_matching, {normalise_name(name)})
+        return sorted({path for images in found.values() for _, path in images})
+
+    def segment_models(self, ids: Iterable[int]) -> dict[int, str]:
+        """segment id → its model set, for the ids stored."""
+        return self._read("read the segments", read_segment_models, list(ids))
+
+    def class_table(self, model: str) -> dict[str, int]:
+        """class name → id, as ``model``'s stored segments name them."""
+        return self._read("read the classes", read_class_table, model)
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -8,14 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from store.badlist_entries import is_badlisted, take_badlist_lock
 from store.dialect import dialect_insert, row_time, utc_now
 from store.image_groups import add_image_to_groups
 from store.records import ImageFacts, NewSegment, SaveOutcome, Status
-from store.schema import Image, Segment, Segmentation
+from store.schema import Image, Segment, Segmentation, SegmentDecision
 
 
 def write_segmentation(
@@ -48,7 +48,7 @@ def write_segmentation(
             delete(Segment).where(
                 Segment.image_id == row.id,
                 Segment.model == model,
-                Segment.status == Status.UNCHECKED.value,
+                _undecided(),
             )
         ).rowcount
     added = _add_segments(session, row.id, image, model, model_version, segments, status)
@@ -93,9 +93,16 @@ def _forget_old_picture(session: Session, image_id: int, new_sha256: str) -> Non
         delete(Segment).where(
             Segment.image_id == image_id,
             Segment.image_sha256 != new_sha256,
-            Segment.status == Status.UNCHECKED.value,
+            _undecided(),
         )
     )
+
+
+def _undecided():
+    """Segments nobody decided anything of: unchecked, and never reviewed (one set back to
+    unchecked keeps its history, so it is kept too)."""
+    decided = exists().where(SegmentDecision.segment_id == Segment.id)
+    return (Segment.status == Status.UNCHECKED.value) & ~decided
 
 
 def _add_segments(
@@ -111,7 +118,7 @@ def _add_segments(
     if not segments:
         return 0
     reviewed_at = utc_now() if status != Status.UNCHECKED else None
-    rows = [_segment_row(image_id, image, model, model_version, s, status, reviewed_at) for s in segments]
+    rows = [segment_row(image_id, image, model, model_version, s, status, reviewed_at) for s in segments]
     statement = (
         dialect_insert(session, Segment)
         .values(rows)
@@ -121,9 +128,9 @@ def _add_segments(
     return len(session.scalars(statement).all())
 
 
-def _segment_row(
+def segment_row(
     image_id: int,
-    image: ImageFacts,
+    image: ImageFacts | Image,
     model: str,
     model_version: str,
     segment: NewSegment,

@@ -218,3 +218,16 @@ def assert_same_probabilities(served: np.ndarray, expected: np.ndarray, what: st
     assert int(served.argmax()) == int(expected.argmax()), f"{what}: top-1 differs: {served} vs {expected}"
     top = np.sort(expected)[::-1]
     return float(top[0] - top[1])
+
+
+def group_data_root(root: Path, images: Path, group: str) -> Path:
+    """``root``/DATA/pictures/scenes holding a copy of ``images``, and ``root``/DATA/datasets/
+    ``group``.txt listing them: a group as `segments build --group` reads it."""
+    import shutil
+
+    pictures = root / "DATA" / "pictures"
+    shutil.copytree(images, pictures / "scenes")
+    names = sorted(p.relative_to(pictures).as_posix() for p in pictures.rglob("*") if p.is_file())
+    (root / "DATA" / "datasets").mkdir(parents=True)
+    (root / "DATA" / "datasets" / f"{group}.txt").write_text("\n".join(names) + "\n")
+    return root

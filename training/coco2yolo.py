@@ -38,6 +38,8 @@ import yaml
 
 from annotations.coco import instances_document, polygon_annotation, segmentation_polygons
 from annotations.errors import AnnotationFormatError
+from annotations.yolo import yolo_line
+from segcontract.files import link_or_copy
 from training.coco_sources import (
     DatasetError,
     Skipped,
@@ -46,7 +48,6 @@ from training.coco_sources import (
     find_datasets,
     read_classes_file,
 )
-from training.files import link_or_copy
 from training.output_dir import check_destination, staged_output
 from training.splits import val_indices
 
@@ -162,13 +163,6 @@ def _refuse_duplicates(images: list[SourceImage]) -> None:
         seen[key] = image
 
 
-def _yolo_line(class_index: int, polygon: np.ndarray, width: int, height: int) -> str:
-    """``class x1 y1 x2 y2 ...``: the polygon's coordinates divided by the image size (unshifted:
-    see the module docstring), clipped to the image."""
-    norm = (polygon / np.array([width, height])).clip(0, 1)
-    return f"{class_index} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1))
-
-
 def _convert_image(
     image: SourceImage, part: str, staging: Path, copy: bool, gt: dict, report: ConversionReport
 ) -> None:
@@ -186,7 +180,7 @@ def _convert_image(
         if polygon is None:
             report.skipped.append(Skipped(image.dataset, ann.get("id"), image.file_name, reason))
             continue
-        lines.append(_yolo_line(ann["_class"], polygon, image.width, image.height))
+        lines.append(yolo_line(ann["_class"], polygon, image.width, image.height))
         report.instances[part][ann["_class"]] += 1
         # The ground truth of the converted dataset: the polygon the label holds, as an
         # instance (crowd regions became instances too; COCOeval would otherwise ignore them).

@@ -33,9 +33,9 @@ from annotations.errors import AnnotationFormatError
 from annotations.labelme import labelme_image, read_labelme, shape_mask
 from annotations.mask_png import class_color, write_png
 from segcontract.errors import SegstackError
+from segcontract.files import link_or_copy
 from segcontract.masks import IGNORE_INDEX, index_dtype
 from training.colors import ColorTableError, read_colors_csv, voc_palette
-from training.files import link_or_copy
 from training.output_dir import check_destination, staged_output
 
 BACKGROUND = "_background_"

@@ -25,19 +25,17 @@ from clients.options import (
 )
 from clients.segments.badlist_cli import badlist
 from clients.segments.export_cli import export
+from clients.segments.import_cli import import_
 from clients.segments.masks_cli import masks
+from clients.segments.review_cli import review
 from clients.segments.store_cli import (
-    MODEL_FILTER_OPTION,
     STORE_GROUP_OPTION,
     interrupted_in_one_line,
-    name_lines,
     open_store,
-    report_unknown,
     shown,
 )
 from clients.triton.progress import above_bars, progress_bar
 from store.layout import DataLayout
-from store.records import Status
 
 __all__ = ["masks", "segments"]
 
@@ -49,6 +47,8 @@ def segments() -> None:
 
 segments.add_command(badlist)
 segments.add_command(export)
+segments.add_command(review)
+segments.add_command(import_)
 
 
 @segments.command()
@@ -125,63 +125,3 @@ def status(group: str | None, db: str | None, data_root: Path) -> None:
             click.echo(f"  {'model':<24} {'class':<20} {'status':<10} {'segments':>8}")
         for model, class_name, state, n in report.counts:
             click.echo(f"  {shown(model):<24} {shown(class_name):<20} {shown(state):<10} {n:>8}")
-
-
-@segments.command()
-@click.argument("images", nargs=-1)
-@click.option("--approve", is_flag=True, help="Mark their segments approved.")
-@click.option("--reject", is_flag=True, help="Mark their segments rejected.")
-@click.option("--unchecked", is_flag=True, help="Undo a review.")
-@click.option(
-    "--from-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Also the images named in this file, one per line.",
-)
-@MODEL_FILTER_OPTION
-@DB_OPTION
-@DATA_ROOT_OPTION
-@interrupted_in_one_line
-def review(
-    images: tuple[str, ...],
-    approve: bool,
-    reject: bool,
-    unchecked: bool,
-    from_file: Path | None,
-    model: str | None,
-    db: str | None,
-    data_root: Path,
-) -> None:
-    """Record annotators' verdict on every segment of the named images.
-
-    IMAGES are paths relative to DATA/pictures, trailing parts of them, or file stem.
-    """
-    chosen = [
-        s
-        for s, on in ((Status.APPROVED, approve), (Status.REJECTED, reject), (Status.UNCHECKED, unchecked))
-        if on
-    ]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --approve, --reject or --unchecked")
-    from store.segment_store import normalise_name
-
-    verdict = chosen[0].value
-    names = list(images) + (name_lines(from_file) if from_file is not None else [])
-    if not names:
-        raise click.UsageError("name at least one image (or --from-file FILE)")
-    with open_store(db, DataLayout(data_root)) as store:
-        ambiguous = store.ambiguous_names(names)
-        for name, paths in sorted(ambiguous.items()):
-            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-            listed = ", ".join(map(shown, paths[:3])) + more
-            click.echo(
-                f"seg-client: {name!r} names {len(paths)} images ({listed}): "
-                "not reviewed; give the path relative to DATA/pictures",
-                err=True,
-            )
-        names = [n for n in names if normalise_name(n) not in ambiguous]
-        changed, unknown = store.review(names, Status(verdict), model=model) if names else (0, [])
-    report_unknown(unknown, "")
-    click.echo(f"{changed} segments marked {verdict}")
-    if (unknown or ambiguous) and not changed:
-        sys.exit(1)

@@ -13,8 +13,10 @@ name would mislabel it.
   therefore numbered in path order, the order CVAT's default (lexicographical) sorting gives a
   task made of the same files. CVAT matches an imported image by its name first.
 - CVAT's shapes have no score: the score travels as a ``score`` attribute, declared in ``<meta>``
-  as a number from 0 to 1 in steps of 0.01; the CVAT task's labels need that attribute for it to
-  survive the import (CVAT builds labels from the task, not the file).
+  as a number from 0 to 1 in steps of 0.01, and the store's segment id as a ``segment_id`` text
+  attribute (what an import of the annotators' work matches shapes by); the CVAT task's labels
+  need both attributes for them to survive the import (CVAT builds labels from the task, not the
+  file). COCO annotations carry ``segment_id`` as a field.
 - A segment becomes its polygons (``annotations.cvat_xml.cvat_polygons``: outer outlines along
   pixel edges, specks dropped, simplified only past CVAT's point budget; holes are lost), grouped
   by ``group_id`` when several, or one exact ``<mask>``.
@@ -44,6 +46,9 @@ from store.records import StoredImage, StoredSegment
 
 # the declared range of the score attribute; scores are written with two decimals to match
 _SCORE = LabelAttribute("score", "number", values=("0", "1", "0.01"), default_value="0")
+# the store's id of the segment a shape was made from: what an import matches shapes by. Text, so a
+# shape the annotator draws gets the empty default (no id); a multi-outline segment's polygons share it
+_SEGMENT_ID = LabelAttribute("segment_id", "text")
 _SOURCE = "auto"
 
 # ---------------------------------------------------------------------------------------------
@@ -154,12 +159,22 @@ class _Groups:
         return self.last
 
 
+def _shape_attributes(segment: StoredSegment) -> dict[str, str]:
+    return {"score": f"{segment.score:.2f}", "segment_id": str(segment.id)}
+
+
 def _polygon_shapes(segment: StoredSegment, label: str, z_order: int, groups: _Groups) -> list[Shape]:
     polygons = cvat_polygons(segment_mask(segment))
     group = groups.next() if len(polygons) > 1 else None
-    score = {"score": f"{segment.score:.2f}"}
     return [
-        PolygonShape(label=label, points=p, z_order=z_order, group_id=group, source=_SOURCE, attributes=score)
+        PolygonShape(
+            label=label,
+            points=p,
+            z_order=z_order,
+            group_id=group,
+            source=_SOURCE,
+            attributes=_shape_attributes(segment),
+        )
         for p in polygons
     ]
 
@@ -168,8 +183,8 @@ def _mask_shapes(segment: StoredSegment, label: str, z_order: int) -> list[Shape
     encoded = encode_cvat_mask(segment_mask(segment))
     if encoded is None:
         return []
-    score = {"score": f"{segment.score:.2f}"}
-    return [MaskShape(label=label, encoded=encoded, z_order=z_order, source=_SOURCE, attributes=score)]
+    attributes = _shape_attributes(segment)
+    return [MaskShape(label=label, encoded=encoded, z_order=z_order, source=_SOURCE, attributes=attributes)]
 
 
 def cvat_images_xml(
@@ -188,7 +203,7 @@ def cvat_images_xml(
     kept = sorted(_kept_images(images), key=lambda image: image.path)
     grouped = _segments_by_image(kept, segments)
     table = class_table(class_names, [s for group in grouped.values() for s in group])
-    labels = [Label(name, (_SCORE,)) for name in dict.fromkeys(table.values())]
+    labels = [Label(name, (_SCORE, _SEGMENT_ID)) for name in dict.fromkeys(table.values())]
     groups = _Groups()
     frames = []
     for frame, image in enumerate(kept):

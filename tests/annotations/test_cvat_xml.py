@@ -146,6 +146,7 @@ def test_a_file_as_cvat_writes_it_reads(tmp_path):
     path.write_bytes(CVAT_EXPORT)
     task = read_cvat_xml(path)
     assert task.name == "proj" and [label.name for label in task.labels] == ["cat"]
+    assert (task.task_id, task.job_id) == (None, 5)  # a job's export
     (image,) = task.images
     assert (image.frame, image.name, image.unsupported) == (3, "x.png", ["polyline", "tag"])
     mask, polygon = image.shapes
@@ -188,3 +189,44 @@ def test_a_mask_whose_runs_do_not_fill_its_box_is_refused_when_drawn():
     outside = MaskShape(label="c", encoded=encode_cvat_mask(np.ones((2, 2))))
     with pytest.raises(AnnotationFormatError, match="not inside the 1×1 image"):
         outside.mask(1, 1)
+
+
+def _meta_export(meta: str) -> bytes:
+    return (
+        f"<annotations><version>1.1</version><meta>{meta}<dumped>now</dumped></meta></annotations>".encode()
+    )
+
+
+def _segments(*jobs: tuple[int, str]) -> str:
+    """CVAT's <segments>: per job, its segment's id and the job's url."""
+    listed = "".join(
+        f"<segment><id>{i}</id><start>0</start><stop>9</stop><url>{u}</url></segment>" for i, u in jobs
+    )
+    return f"<segments>{listed}</segments>"
+
+
+@pytest.mark.parametrize(
+    ("meta", "task_id", "job_id"),
+    [
+        # a job's export: <meta><job><id> is the job's id (CVAT writes no task id there)
+        (f"<job><id>31</id>{_segments((7, 'http://cvat/api/jobs/31'))}</job>", None, 31),
+        # a task of one job: the segment's url names the job; its <id> is the segment's, not the job's
+        (f"<task><id>12</id><name>t</name>{_segments((7, 'http://cvat/api/jobs/31'))}</task>", 12, 31),
+        (f"<task><id>12</id>{_segments((7, 'http://cvat:8080/?id=30'))}</task>", 12, 30),  # CVAT 1
+        # several jobs: which one the file came from is not said
+        (f"<task><id>12</id>{_segments((7, '/api/jobs/31'), (8, '/api/jobs/32'))}</task>", 12, None),
+        (f"<task><id>12</id>{_segments((7, ''))}</task>", 12, None),
+        ("<task><name>ours</name></task>", None, None),  # our own export
+        ("<project><id>4</id><name>p</name></project>", None, None),  # a project's id is neither
+    ],
+)
+def test_task_and_job_ids_are_read_from_the_meta(meta, task_id, job_id):
+    task = read_cvat_xml(_meta_export(meta))
+    assert (task.task_id, task.job_id) == (task_id, job_id)
+
+
+def test_a_job_export_gives_its_labels():
+    task = read_cvat_xml(
+        _meta_export("<job><id>31</id><labels><label><name>cat</name></label></labels></job>")
+    )
+    assert [label.name for label in task.labels] == ["cat"]

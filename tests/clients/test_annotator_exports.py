@@ -188,8 +188,15 @@ def test_cvat_polygons_structure_and_shapes(scene):
     labels = task.findall("labels/label")
     assert [label.findtext("name") for label in labels] == ["circle", "rectangle", "triangle"]
     for label in labels:
-        (attribute,) = label.findall("attributes/attribute")
-        assert attribute.findtext("name") == "score" and attribute.findtext("input_type") == "number"
+        score, segment_id = label.findall("attributes/attribute")
+        assert score.findtext("name") == "score" and score.findtext("input_type") == "number"
+        # the store's segment id: what an import of the annotators' work matches shapes by
+        assert [segment_id.findtext(k) for k in ("name", "mutable", "input_type", "default_value")] == [
+            "segment_id",
+            "False",
+            "text",
+            "",
+        ]
 
     frames = root.findall("image")
     # frame ids follow the path order, as CVAT numbers a task's images
@@ -217,6 +224,7 @@ def test_cvat_polygons_structure_and_shapes(scene):
         for polygon in polygons:
             segment = next(s for s in (best, other) if f"{s.score:.2f}" == polygon.findtext("attribute"))
             assert polygon.get("label") == segment.class_name
+            assert polygon.findtext("attribute[@name='segment_id']") == str(segment.id)
             original = mask_utils.decode(
                 {"size": segment.rle["size"], "counts": segment.rle["counts"].encode()}
             )
@@ -234,6 +242,7 @@ def test_cvat_two_blobs_give_two_grouped_polygons_and_specks_go():
     polygons = root.findall("image/polygon")
     assert len(polygons) == 2
     assert polygons[0].get("group_id") == polygons[1].get("group_id") == "1"
+    assert [p.findtext("attribute[@name='segment_id']") for p in polygons] == ["1", "1"]  # one segment
     without_speck = mask.copy()
     without_speck[55, 95] = 0
     assert np.array_equal(_polygon_mask(polygons, 60, 100), without_speck)
@@ -263,9 +272,11 @@ def test_cvat_masks_decode_back_exactly(scene):
     assert root.findall("image/polygon") == []
     masks = root.findall("image/mask")
     assert len(masks) == 4
-    by_score = {f"{s.score:.2f}": s for s in segments}
+    by_id = {str(s.id): s for s in segments}
+    assert sorted(int(m.findtext("attribute[@name='segment_id']")) for m in masks) == [100, 101, 102, 103]
     for shape in masks:
-        segment = by_score[shape.findtext("attribute[@name='score']")]
+        segment = by_id[shape.findtext("attribute[@name='segment_id']")]
+        assert shape.findtext("attribute[@name='score']") == f"{segment.score:.2f}"
         assert (shape.get("label"), shape.get("source"), shape.get("occluded")) == (
             segment.class_name,
             "auto",

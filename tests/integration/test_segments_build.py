@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 
 from tests.conftest import BIN, MODEL, run_cli
 from tests.fixtures.postgres import free_port
+from tests.helpers import group_data_root
 
 GROUP = "test"
 
@@ -26,13 +27,7 @@ GROUP = "test"
 @pytest.fixture
 def data_root(tmp_path, sample_images) -> Path:
     """DATA/pictures with the sample images and DATA/datasets/test.txt listing them."""
-    root = tmp_path / "root"
-    pictures = root / "DATA" / "pictures"
-    shutil.copytree(sample_images, pictures / "scenes")
-    names = sorted(p.relative_to(pictures).as_posix() for p in pictures.rglob("*") if p.is_file())
-    (root / "DATA" / "datasets").mkdir(parents=True)
-    (root / "DATA" / "datasets" / f"{GROUP}.txt").write_text("\n".join(names) + "\n")
-    return root
+    return group_data_root(tmp_path / "root", sample_images, GROUP)
 
 
 def _seg(*args: str, check: bool = True) -> subprocess.CompletedProcess:

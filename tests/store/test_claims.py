@@ -17,7 +17,7 @@ from store import database
 from store.claims import WorkClaims, claimed, default_worker, job_key
 from store.database import head_revision, open_database
 from store.errors import StoreError
-from store.segment_store import ImageFacts, NewSegment, SegmentStore
+from store.segment_store import SegmentStore
 
 ITEMS = [f"img{i:03d}.jpg" for i in range(300)]
 
@@ -303,18 +303,19 @@ def test_a_lost_database_stops_the_heartbeat_and_the_next_call_says_so(postgres_
 def test_upgrading_an_0002_store_adds_the_claims_and_keeps_every_row(database_url):
     from alembic import command
 
+    from tests.store.old_rows import write_0002_rows
+
     engine = database.create_store_engine(database_url)
     with engine.begin() as connection:
         command.upgrade(database._alembic_config(connection), "0002")
-    store = SegmentStore(engine)  # at 0002, not migrated further
-    segment = NewSegment(0, "cat", 0.9, (0, 0, 1, 1), "abc")
-    store.save_segmentation(ImageFacts("1.jpg", "a" * 64, 10, 4, 3), "m", "v1", [segment], ["g"])
+        write_0002_rows(connection)  # as that version wrote them: its tables, not today's
     engine.dispose()
     with SegmentStore.open(database_url) as store:
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+            assert (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
+            )
             assert conn.execute(text("SELECT count(*) FROM work_claims")).scalar_one() == 0
-        assert head_revision() == "0003"
         assert [s.rle["counts"] for s in store.segments()] == ["abc"]
         assert store.done_paths("m") == {"1.jpg": "a" * 64} and store.group_names() == ["g"]
 
