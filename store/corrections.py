@@ -142,7 +142,15 @@ class _Applier:
             .with_for_update()
         ).one()
         if inserted is not None:
-            record_birth(self.session, segment, self.source.reviewer, self.via, reason, self.import_id)
+            record_birth(
+                self.session,
+                segment.id,
+                Status.APPROVED,
+                self.source.reviewer,
+                self.via,
+                reason,
+                self.import_id,
+            )
         else:
             self.decide(segment, Status.APPROVED, reason)
         return segment, inserted is not None

@@ -4,6 +4,7 @@ commands, exports and mask builders work on them without a database at hand."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -112,6 +113,14 @@ class StoredSegment:
     reason: str | None = None  # the reviewer's, or the import's (``deleted in CVAT (file)``)
     author: str | None = None  # who drew it (person and import segments)
     source_file: str | None = None  # import segments: the file's name
+
+
+def segments_in_play(segments: Iterable[StoredSegment]) -> list[StoredSegment]:
+    """The segments among ``segments`` still saying what is in their image: neither rejected nor
+    replaced by a correction among them."""
+    segments = list(segments)
+    replaced = {s.replaces for s in segments if s.replaces is not None}
+    return [s for s in segments if s.status != Status.REJECTED and s.id not in replaced]
 
 
 @dataclass

@@ -81,7 +81,7 @@ def record_decision(
 ) -> None:
     """Give ``segment`` (a loaded, locked row) ``status``, and write the audit row."""
     now = utc_now()
-    _audit(session, segment, segment.status, status, reviewer, via, reason, import_id, now)
+    _audit(session, segment.id, segment.status, status, reviewer, via, reason, import_id, now)
     segment.status = status.value
     segment.reviewer = reviewer
     segment.review_reason = reason
@@ -92,20 +92,21 @@ def record_decision(
 
 def record_birth(
     session: Session,
-    segment: Segment,
+    segment_id: int,
+    status: Status,
     reviewer: str,
     via: str,
     reason: str | None = None,
     import_id: int | None = None,
 ) -> None:
-    """The audit row of a segment stored already decided (an annotator's correction or addition):
-    from no status to the one it has."""
-    _audit(session, segment, None, Status(segment.status), reviewer, via, reason, import_id, utc_now())
+    """The audit row of a segment stored already decided (an annotator's correction or addition, a
+    build's ``--mark-approved``): from no status to ``status``."""
+    _audit(session, segment_id, None, status, reviewer, via, reason, import_id, utc_now())
 
 
 def _audit(
     session: Session,
-    segment: Segment,
+    segment_id: int,
     before: str | None,
     after: Status,
     reviewer: str,
@@ -116,7 +117,7 @@ def _audit(
 ) -> None:
     session.add(
         SegmentDecision(
-            segment_id=segment.id,
+            segment_id=segment_id,
             decided_at=when,
             reviewer=reviewer,
             from_status=before,

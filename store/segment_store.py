@@ -165,10 +165,12 @@ class SegmentStore:
         groups: Sequence[str] = (),
         status: Status = Status.UNCHECKED,
         replace: bool = False,
+        reviewer: str = "",
     ) -> SaveOutcome:
         """Store what ``model`` found in ``image``. Without ``replace``, an image that model already
         segmented is left as it is; with it, its unchecked segments are replaced and reviewed
-        ones kept (a new segment identical to a kept one is not added again)."""
+        ones kept (a new segment identical to a kept one is not added again). New segments of
+        another status than unchecked are ``reviewer``'s decision (an audit row each)."""
         return self._write(
             f"store the segments of {image.path}",
             write_segmentation,
@@ -179,6 +181,7 @@ class SegmentStore:
             groups=groups,
             status=status,
             replace=replace,
+            reviewer=reviewer,
         )
 
     def join_groups(self, paths: Iterable[str], groups: Sequence[str]) -> int:
@@ -281,10 +284,12 @@ class SegmentStore:
         """The image stored as ``path`` and ``model``'s segments of its current picture (any status)."""
         return self._read("read the image's segments", read_image_segments, path, model)
 
-    def images_named(self, name: str) -> list[str]:
-        """The paths of the stored images ``name`` names (a path, a trailing part of it, a stem)."""
-        found = self._read("read the images", images_matching, {normalise_name(name)})
-        return sorted({path for images in found.values() for _, path in images})
+    def images_named(self, names: Iterable[str]) -> dict[str, list[str]]:
+        """name → the paths of the stored images it names (a path, a trailing part of it, a stem),
+        for every name given (normalised; one pass over the images for all of them)."""
+        wanted = {normalise_name(name) for name in names}
+        found = self._read("read the images", images_matching, wanted)
+        return {name: sorted({path for _, path in found.get(name, [])}) for name in wanted}
 
     def segment_models(self, ids: Iterable[int]) -> dict[int, str]:
         """segment id → its model set, for the ids stored."""

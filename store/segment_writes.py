@@ -15,6 +15,7 @@ from store.badlist_entries import is_badlisted, take_badlist_lock
 from store.dialect import dialect_insert, row_time, utc_now
 from store.image_groups import add_image_to_groups
 from store.records import ImageFacts, NewSegment, SaveOutcome, Status
+from store.review import record_birth
 from store.schema import Image, Segment, Segmentation, SegmentDecision
 
 
@@ -27,6 +28,7 @@ def write_segmentation(
     groups: Sequence[str] = (),
     status: Status = Status.UNCHECKED,
     replace: bool = False,
+    reviewer: str = "",
 ) -> SaveOutcome:
     """Store what ``model`` found in ``image``. Without ``replace``, an image that model already
     segmented is left as it is; with it, its unchecked segments are replaced and reviewed ones
@@ -51,7 +53,7 @@ def write_segmentation(
                 _undecided(),
             )
         ).rowcount
-    added = _add_segments(session, row.id, image, model, model_version, segments, status)
+    added = _add_segments(session, row.id, image, model, model_version, segments, status, reviewer)
     _record_segmentation(session, row.id, image.sha256, model, model_version, len(segments))
     return SaveOutcome(added, len(segments) - added, removed, already_done=False)
 
@@ -113,19 +115,27 @@ def _add_segments(
     model_version: str,
     segments: Sequence[NewSegment],
     status: Status,
+    reviewer: str,
 ) -> int:
-    """Insert the segments not already stored (by fingerprint); returns how many were new."""
+    """Insert the segments not already stored (by fingerprint); returns how many were new. Segments
+    stored decided (``--mark-approved``) get their reviewer and audit row."""
     if not segments:
         return 0
     reviewed_at = utc_now() if status != Status.UNCHECKED else None
     rows = [segment_row(image_id, image, model, model_version, s, status, reviewed_at) for s in segments]
+    if status != Status.UNCHECKED:
+        rows = [{**r, "reviewer": reviewer or None} for r in rows]
     statement = (
         dialect_insert(session, Segment)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["image_id", "model", "fingerprint"])
         .returning(Segment.id)
     )
-    return len(session.scalars(statement).all())
+    ids = session.scalars(statement).all()
+    if status != Status.UNCHECKED:
+        for segment_id in ids:
+            record_birth(session, segment_id, status, reviewer, f"segments build ({status.value})")
+    return len(ids)
 
 
 def segment_row(

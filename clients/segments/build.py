@@ -78,6 +78,7 @@ class StoreSettings:
     classes: frozenset[int] | None = None  # the classes kept (None: every one)
     process_all: bool = False  # redo images done before: their unchecked segments are replaced
     status: Status = Status.UNCHECKED  # of the new segments
+    reviewer: str = ""  # whose decision that status is, when not unchecked (--mark-approved)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # thresholds sent with each request
 
 
@@ -205,6 +206,7 @@ class _Segmenter:
             groups=list(settings.groups),
             status=settings.status,
             replace=settings.process_all,
+            reviewer=settings.reviewer,
         )
         with self.lock:
             self.summary.added += outcome.added

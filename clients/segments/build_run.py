@@ -18,7 +18,7 @@ from clients.segments.build import (
     source_group,
     store_name,
 )
-from clients.segments.store_cli import open_store
+from clients.segments.store_cli import login_name, open_store
 from clients.triton.client import DEFAULT_TIMEOUT_S
 from clients.triton.image_sources import empty_group_error, images_in_folder, images_in_group, no_images_error
 from clients.triton.progress import Progress, Tally, no_progress
@@ -101,6 +101,7 @@ def run_build(
         classes=frozenset(chosen) if chosen is not None else None,
         process_all=options.process_all,
         status=Status.APPROVED if options.mark_approved else Status.UNCHECKED,
+        reviewer=login_name() if options.mark_approved else "",
         overrides=overrides,
     )
     job = (

@@ -39,7 +39,7 @@ from annotations.yolo import yolo_line
 from clients.segments.mask_files import check_mask_size, score_order, segment_mask
 from segcontract.masks import IGNORE_INDEX, index_dtype
 from segops.colors import voc_palette
-from store.records import Origin, Status, StoredImage, StoredSegment
+from store.records import Origin, Status, StoredImage, StoredSegment, segments_in_play
 
 SPLITS = ("train", "val")
 BACKGROUND = "background"
@@ -63,17 +63,6 @@ class Selection:
         return [s for image in self.images for s in self.segments[image.id]]
 
 
-def replaced_ids(segments: Iterable[StoredSegment]) -> set[int]:
-    """The ids of the segments a correction replaces."""
-    return {s.replaces for s in segments if s.replaces is not None}
-
-
-def in_play(segments: Sequence[StoredSegment]) -> list[StoredSegment]:
-    """The segments neither rejected nor replaced by a correction among ``segments``."""
-    replaced = replaced_ids(segments)
-    return [s for s in segments if s.status != Status.REJECTED and s.id not in replaced]
-
-
 def select(
     images: Sequence[StoredImage], segments: Sequence[StoredSegment], include_unchecked: bool = False
 ) -> Selection:
@@ -89,7 +78,7 @@ def select(
         if not stored:
             left_out[NO_SEGMENTS] += 1
             continue
-        playing = in_play(stored)
+        playing = segments_in_play(stored)
         if not include_unchecked and any(s.status == Status.UNCHECKED for s in playing):
             left_out[NOT_REVIEWED] += 1
             continue

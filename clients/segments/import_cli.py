@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from clients.options import DATA_ROOT_OPTION, DB_OPTION
-from clients.segments.review_cli import REVIEWER_OPTION, login_name
-from clients.segments.store_cli import interrupted_in_one_line
+from clients.segments.review_cli import REVIEWER_OPTION
+from clients.segments.store_cli import interrupted_in_one_line, login_name
 from clients.triton.progress import above_bars, progress_bar
 
 

@@ -45,7 +45,7 @@ from annotations.cvat_xml import cvat_polygons
 from annotations.polygons import polygons_mask
 from clients.segments.import_shapes import ImportedImage, ImportedShape
 from clients.segments.mask_files import segment_mask
-from store.records import ImportOutcome, NewSegment, ShapeDecision, Status, StoredSegment
+from store.records import ImportOutcome, NewSegment, ShapeDecision, StoredSegment, segments_in_play
 
 MATCH_IOU = 0.5
 
@@ -196,10 +196,6 @@ def _size_mismatch(imported: ImportedImage, stored: Sequence[StoredSegment]) -> 
 # matching
 
 
-def _in_play(segment: StoredSegment, replaced: set[int]) -> bool:
-    return segment.status is not Status.REJECTED and segment.id not in replaced
-
-
 @dataclass
 class _Match:
     segment: StoredSegment
@@ -304,15 +300,15 @@ def classify_image(
     objects = _objects(kept)
     _to_corrections(objects, stored)
     taken, rest = _by_id(objects, by_id, classes)
-    replaced = {s.replaces for s in stored if s.replaces is not None}
-    candidates = [s for s in stored if s.id not in taken and s.id not in held and _in_play(s, replaced)]
+    live = {s.id for s in segments_in_play(stored)}
+    candidates = [s for s in stored if s.id not in taken and s.id not in held and s.id in live]
     taken.update(_by_iou(rest, candidates, classes))
 
     decisions = []
     for segment in sorted(stored, key=lambda s: s.id):
         if segment.id in taken:
             decisions.append(_decision(*taken[segment.id], classes))
-        elif segment.id not in held and _in_play(segment, replaced):
+        elif segment.id not in held and segment.id in live:
             decisions.append(ShapeDecision(ImportOutcome.REJECTED, segment.id, segment.revision))
     matched = {id(obj) for obj, _ in taken.values()}
     for obj in sorted((o for o in objects if id(o) not in matched), key=lambda o: o.position):

@@ -25,6 +25,7 @@ from clients.triton.client import ClientError
 from clients.triton.progress import Progress, no_progress
 from store.errors import StaleSegments
 from store.layout import DataLayout
+from store.names import normalise_name
 from store.records import ImportLedger, ImportSource, StoredImage
 
 MAX_FILE_BYTES = 2 * 1024**3  # an annotation file larger than this is refused
@@ -118,6 +119,7 @@ class _Importer:
         self.classes = store.class_table(model)
         self.report = ImportReport(options.file)
         self.skipped_images = self.skipped_shapes = 0  # images skipped whole: a re-run retries them
+        self.paths: dict[str, list[str]] = {}  # the file's image names → the stored images they name
 
     def _skip(self, image: ImportedImage, why: str) -> None:
         shapes = len(image.shapes) + len(image.unsupported)
@@ -127,17 +129,15 @@ class _Importer:
         self.report.notes.append(f"image {shown(image.name)!r}: {why}; its {shapes} shapes skipped")
 
     def _stored(self, image: ImportedImage) -> tuple[StoredImage | None, list]:
-        stored, segments = self.store.image_segments(image.name, self.model)
+        paths = self.paths.get(normalise_name(image.name), [])
+        name = image.name if image.name in paths else paths[0] if len(paths) == 1 else None
+        stored, segments = self.store.image_segments(name, self.model) if name else (None, [])
         if stored is None:
-            paths = self.store.images_named(image.name)
             if len(paths) > 1:
                 self._skip(image, f"names {len(paths)} stored images; name it by its store path")
                 return None, []
-            if not paths:
-                self._skip(image, "not in the store (`segments build` segments it first)")
-                return None, []
-            stored, segments = self.store.image_segments(paths[0], self.model)
-        assert stored is not None
+            self._skip(image, "not in the store (`segments build` segments it first)")
+            return None, []
         if self.options.group is not None and self.options.group not in stored.groups:
             self._skip(image, f"not in group {self.options.group!r}")
             return None, []
@@ -196,6 +196,7 @@ def import_annotations(
             report.counts.update(ledger.summary)
             return report
         importer = _Importer(store, options, source, ledger, model)
+        importer.paths = store.images_named(image.name for image in parsed.images)
         with progress("import", len(parsed.images)) as advance:
             for image in parsed.images:
                 before = len(importer.report.notes)

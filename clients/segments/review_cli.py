@@ -4,8 +4,6 @@ reviewer, the time and the reason, and goes into the store's audit table."""
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from clients.options import DATA_ROOT_OPTION, DB_OPTION
 from clients.segments.store_cli import (
     MODEL_FILTER_OPTION,
     interrupted_in_one_line,
+    login_name,
     name_lines,
     open_store,
     report_unknown,
@@ -25,14 +24,6 @@ from store.layout import DataLayout
 from store.records import SegmentSelection, Status
 
 VIA = "seg-client segments review"
-
-
-def login_name() -> str:
-    """Who is reviewing when --reviewer is not given: the login name (``$USER`` and the like)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no such user in the password database (containers)
-        return os.environ.get("USER") or "unknown"
 
 
 REVIEWER_OPTION = click.option(

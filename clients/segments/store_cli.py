@@ -4,6 +4,8 @@ and names from the store shown safely on a terminal."""
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +53,14 @@ def shown(text: str) -> str:
     configs and the store, which anyone may have written: raw, an escape sequence would recolour
     or rewrite the terminal, a newline would forge a line of the report."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def login_name() -> str:
+    """Who is reviewing when --reviewer is not given: the login name (``$USER`` and the like)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no such user in the password database (containers)
+        return os.environ.get("USER") or "unknown"
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -197,3 +197,13 @@ def test_upgrading_an_0002_store_keeps_reviews_and_makes_them_model_segments(dat
         assert segment.reviewed_at is not None and segment.reviewer is None
         with store.engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM segment_decisions")).scalar_one() == 0
+
+
+def test_segments_stored_approved_have_their_reviewer_and_audit_row(store):
+    store.save_segmentation(
+        facts("c/3.jpg", "c"), MODEL, "v1", [seg(7)], status=Status.APPROVED, reviewer="bot"
+    )
+    [segment] = [s for s in store.segments() if s.image == "c/3.jpg"]
+    assert (segment.status, segment.reviewer) == (Status.APPROVED, "bot")
+    [row] = store.decisions([segment.id])
+    assert (row.reviewer, row.from_status, row.to_status) == ("bot", None, "approved")
