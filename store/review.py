@@ -4,7 +4,7 @@ a bumped revision, and a row in the audit table (``segment_decisions``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -154,20 +154,6 @@ def decide(
             changed += 1
     session.flush()
     return ReviewOutcome(changed, unchanged, unknown_names, unknown_ids, sorted(stale))
-
-
-def set_status(
-    session: Session,
-    names: Iterable[str],
-    status: Status,
-    model: str | None = None,
-    reviewer: str = "",
-    via: str = "",
-) -> tuple[int, list[str]]:
-    """Every segment of the named images (of ``model`` only, if given) given ``status``. Returns
-    (segments selected, names that match no stored image)."""
-    outcome = decide(session, SegmentSelection(images=tuple(names), model=model), status, reviewer, via)
-    return outcome.changed + outcome.unchanged, outcome.unknown_names
 
 
 def decision_history(session: Session, segment_ids: Sequence[int]) -> list[DecisionRecord]:

@@ -61,7 +61,7 @@ from store.records import (
     StoredImage,
     StoredSegment,
 )
-from store.review import decide, decision_history, set_status
+from store.review import decide, decision_history
 from store.segment_writes import write_segmentation
 
 __all__ = [
@@ -213,18 +213,6 @@ class SegmentStore:
         that no remaining entry matches are badlisted no more. Names are the entries as pushed (a
         path, a trailing part of it, or a stem), not the images they match."""
         return self._write("remove names from the badlist", remove_entries, names)
-
-    def review(
-        self,
-        names: Iterable[str],
-        status: Status,
-        model: str | None = None,
-        reviewer: str = "",
-        via: str = "store.review",
-    ) -> tuple[int, list[str]]:
-        """Set the status of every segment of the named images (of ``model`` only, if given).
-        Returns (segments now of that status, names that match no stored image)."""
-        return self._write("record the review", set_status, names, status, model, reviewer, via)
 
     def review_segments(
         self,

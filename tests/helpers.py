@@ -231,3 +231,13 @@ def group_data_root(root: Path, images: Path, group: str) -> Path:
     (root / "DATA" / "datasets").mkdir(parents=True)
     (root / "DATA" / "datasets" / f"{group}.txt").write_text("\n".join(names) + "\n")
     return root
+
+
+def review_images(store, names, status, model: str | None = None) -> tuple[int, list[str]]:
+    """Every segment of the named images (of ``model`` only, if given) given ``status`` by the
+    reviewer "tests". Returns (segments now of that status, names matching no stored image)."""
+    from store.records import SegmentSelection
+
+    selection = SegmentSelection(images=tuple(names), model=model)
+    outcome = store.review_segments(selection, status, "tests", "tests")
+    return outcome.changed + outcome.unchanged, outcome.unknown_names

@@ -33,6 +33,7 @@ from clients.triton.client import ClientError
 from store.records import Status, StoredImage, StoredSegment
 from store.segment_store import ImageFacts, NewSegment, SegmentStore
 from tests.conftest import run_cli
+from tests.helpers import review_images
 
 W, H = 40, 30
 GROUP = "g"
@@ -227,8 +228,8 @@ def data_root(tmp_path) -> Path:
     with SegmentStore.open(f"sqlite:///{root}/DATA/segments.db") as store:
         for n, (path, segments) in enumerate(images.items()):
             store.save_segmentation(_picture(root, path, n), "yolo", "7", segments, groups=[GROUP])
-        store.review(["cam/a.png", "cam/b.png"], Status.APPROVED)
-        store.review(["cam/c.png"], Status.REJECTED)
+        review_images(store, ["cam/a.png", "cam/b.png"], Status.APPROVED)
+        review_images(store, ["cam/c.png"], Status.REJECTED)
     return root
 
 
@@ -440,7 +441,7 @@ def test_nothing_reviewed_is_one_line_saying_what_to_do(tmp_path):
     with pytest.raises(ClientError, match="no reviewed image in group 'g': review their segments first"):
         _export(root, "yolo", out)
     with SegmentStore.open(f"sqlite:///{root}/DATA/segments.db") as store:
-        store.review(["cam/a.png"], Status.REJECTED)
+        review_images(store, ["cam/a.png"], Status.REJECTED)
     with pytest.raises(ClientError, match="every segment of the 1 images of group 'g' was rejected"):
         _export(root, "yolo", out)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["root"]

@@ -24,6 +24,7 @@ from store.records import Status
 from store.segment_store import SegmentStore
 from tests.conftest import run_cli
 from tests.fixtures.shapes_classes import CLASSES, shape_scene, store_scene, write_shape_group
+from tests.helpers import review_images
 from tests.schema_check import validate
 
 NAME = "shapes_cls"
@@ -66,8 +67,10 @@ def _write_scenes(root: Path) -> None:
                 name = f"scenes/{kind}_{i:02d}.png"
                 store_scene(store, pictures, name, kind, rng, SEG_MODEL)
                 rows.append((name, kind))
-        store.review([r[0] for r in rows[1:]], Status.APPROVED, model=SEG_MODEL)
-        store.review([rows[0][0]], Status.REJECTED, model=SEG_MODEL)  # classified: none of its segments
+        review_images(store, [r[0] for r in rows[1:]], Status.APPROVED, model=SEG_MODEL)
+        review_images(
+            store, [rows[0][0]], Status.REJECTED, model=SEG_MODEL
+        )  # classified: none of its segments
         store.push_badlist([rows[-1][0]])  # not sent at all
     with open(root / "DATA" / "datasets" / "scenes.csv", "w", newline="") as f:
         csv.writer(f).writerows([("image", "label"), *rows])
@@ -304,7 +307,7 @@ def test_a_rerun_redoes_the_images_whose_approved_segments_changed(server, root,
     first = _infer(server, copy, out, "--group", "scenes", "--segments")
     assert "17 written" in first.stdout
     with SegmentStore.open(_db(copy), create=False) as store:
-        store.review(["scenes/square_02.png"], Status.REJECTED, model=SEG_MODEL)
+        review_images(store, ["scenes/square_02.png"], Status.REJECTED, model=SEG_MODEL)
     again = _infer(server, copy, out, "--group", "scenes", "--segments")
     assert "1 written, 16 skipped" in again.stdout, again.stdout
     assert _records(out)["scenes/square_02.png"]["segments"] == []

@@ -19,6 +19,7 @@ from store.records import (
     Status,
 )
 from store.segment_store import SegmentStore
+from tests.helpers import review_images
 from tests.store.test_segment_store import MODEL, count, facts, seg
 
 SOURCE = ImportSource("task.xml", "f" * 64, "cvat", "ann", cvat_task=5, cvat_job=7)
@@ -106,9 +107,9 @@ def test_a_decision_on_a_segment_the_reviewer_did_not_see_is_refused(store):
     assert (outcome.changed, outcome.stale_ids) == (1, [second, 999])
 
 
-def test_the_legacy_image_review_still_counts_what_it_selected(store):
-    assert store.review(["a/1.jpg"], Status.APPROVED, reviewer="x") == (3, [])
-    assert store.review(["a/1.jpg"], Status.APPROVED, reviewer="x") == (3, [])
+def test_a_review_by_image_counts_what_it_selected_and_audits_only_changes(store):
+    assert review_images(store, ["a/1.jpg"], Status.APPROVED) == (3, [])
+    assert review_images(store, ["a/1.jpg"], Status.APPROVED) == (3, [])
     assert count(store, "SELECT count(*) FROM segment_decisions") == 3
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from store.records import Status
 from store.segment_store import ImageFacts, NewSegment, SegmentStore, name_keys
+from tests.helpers import review_images
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL = "yolo"
@@ -155,7 +156,7 @@ def test_groups_accumulate(store):
 def test_a_replaced_picture_is_segmented_again_and_its_reviews_kept_aside(store):
     store.save_segmentation(facts("1.jpg", sha="a"), MODEL, "v1", [seg(1), seg(2)])
     store.save_segmentation(facts("1.jpg", sha="a"), "other", "v1", [seg(3)])
-    store.review(["1.jpg"], Status.APPROVED, model="other")
+    review_images(store, ["1.jpg"], Status.APPROVED, model="other")
     [before] = store.images()
     assert set(store.done_paths(MODEL)) == {"1.jpg"}
 
@@ -356,7 +357,7 @@ def test_review_by_name_restricted_by_model(store):
     store.save_segmentation(facts("a/1.jpg"), MODEL, "v1", [seg(1), seg(2)])
     store.save_segmentation(facts("a/1.jpg"), "other", "v1", [seg(1)])
     store.save_segmentation(facts("b/2.jpg"), MODEL, "v1", [seg(1)])
-    changed, unknown = store.review(["1.jpg", "ghost"], Status.APPROVED, model=MODEL)
+    changed, unknown = review_images(store, ["1.jpg", "ghost"], Status.APPROVED, model=MODEL)
     assert (changed, unknown) == (2, ["ghost"])
     statuses = {(s.image, s.model, s.rle["counts"]): s.status for s in store.segments()}
     assert statuses == {
@@ -365,10 +366,10 @@ def test_review_by_name_restricted_by_model(store):
         ("a/1.jpg", "other", "counts1"): Status.UNCHECKED,
         ("b/2.jpg", MODEL, "counts1"): Status.UNCHECKED,
     }
-    assert store.review(["b/2", "a/1.jpg"], Status.REJECTED) == (4, [])
+    assert review_images(store, ["b/2", "a/1.jpg"], Status.REJECTED) == (4, [])
     assert {s.status for s in store.segments()} == {Status.REJECTED}
     assert count(store, "SELECT count(*) FROM segments WHERE reviewed_at IS NULL") == 0
-    assert store.review(["nobody"], Status.APPROVED) == (0, ["nobody"])
+    assert review_images(store, ["nobody"], Status.APPROVED) == (0, ["nobody"])
     assert [s.status for s in store.segments(statuses=[Status.APPROVED])] == []
     assert len(store.segments(statuses=["rejected"])) == 4
 
@@ -382,8 +383,8 @@ def test_status_counts(store):
     store.save_segmentation(facts("2.jpg"), "other", "v1", [seg(1)], ["g2"])
     store.save_segmentation(facts("3.jpg"), "other", "v1", [], ["g2"])
     store.save_segmentation(facts("4.jpg"), MODEL, "v1", [seg(1)], ["g1"])
-    store.review(["1.jpg"], Status.APPROVED, model=MODEL)
-    store.review(["2.jpg"], Status.REJECTED, model="other")
+    review_images(store, ["1.jpg"], Status.APPROVED, model=MODEL)
+    review_images(store, ["2.jpg"], Status.REJECTED, model="other")
     store.push_badlist(["4.jpg"])
 
     report = store.status()

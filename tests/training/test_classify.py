@@ -32,6 +32,7 @@ from tests.fixtures.shapes_classes import (
     write_class_folders,
     write_shape_group,
 )
+from tests.helpers import review_images
 from training.classify_data import ClassifyDataset, Sample, eval_input
 from training.classify_module import ClassifierModule
 
@@ -214,7 +215,7 @@ def _fill_store(root: Path) -> tuple[str, int]:
             for i in range(10):
                 name = f"scenes/{kind}_{i:02d}.png"
                 expected += store_scene(store, pictures, name, kind, rng, SEG_MODEL)
-                store.review([name], Status.APPROVED, model=SEG_MODEL)
+                review_images(store, [name], Status.APPROVED, model=SEG_MODEL)
                 rows.append((name, kind))
         first = f"scenes/{CLASSES[0]}_00.png"
         corner = np.zeros((128, 128), np.uint8)
@@ -222,7 +223,7 @@ def _fill_store(root: Path) -> tuple[str, int]:
         other = NewSegment(0, "x", 0.5, (0, 0, 9, 9), encode(corner).decode())
         store.save_segmentation(ImageFacts(first, *_facts(pictures / first)), "other-model", "1", [other])
         store.push_badlist([f"{CLASSES[1]}_00"])  # by stem: its two segments are left out
-        store.review([f"scenes/{CLASSES[2]}_00.png"], Status.REJECTED, model=SEG_MODEL)
+        review_images(store, [f"scenes/{CLASSES[2]}_00.png"], Status.REJECTED, model=SEG_MODEL)
         expected -= 4
     (root / "DATA" / "datasets").mkdir(parents=True, exist_ok=True)
     with open(root / "DATA" / "datasets" / "scenes.csv", "w", newline="") as f:

@@ -16,6 +16,7 @@ from store.records import Status
 from store.segment_store import ImageFacts, NewSegment, SegmentStore
 from tests.conftest import run_cli
 from tests.fixtures.synthetic import SHAPES, make_scene
+from tests.helpers import review_images
 
 GROUP = "shapes"
 IMAGES = 12
@@ -45,7 +46,7 @@ def data_root(tmp_path_factory) -> Path:
                 segments.append(NewSegment(class_id, instance.shape, score, box, rle["counts"].decode()))
             store.save_segmentation(facts, "shapes-model", "1", segments, groups=[GROUP])
             names.append(name)
-        store.review(names, Status.APPROVED)
+        review_images(store, names, Status.APPROVED)
     return root
 
 
