@@ -8,7 +8,7 @@ export YOLO_OFFLINE ?= 1
 export NO_ALBUMENTATIONS_UPDATE := 1
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test unit bench bench-store bench-replicas lint clean
+.PHONY: setup demo test unit bench bench-store bench-replicas bench-review bench-doubt lint clean
 
 # everything: .[dev] is the build and train extras and the test tools (a bare `pip install segstack`
 # serves and queries only)
@@ -39,6 +39,12 @@ bench-store: setup
 
 bench-replicas: setup
 	$(BIN)/python -m benchmarks.replicas
+
+bench-review: setup
+	$(BIN)/python -m benchmarks.review_page
+
+bench-doubt: setup
+	$(BIN)/python -m benchmarks.review_doubt
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

@@ -2,10 +2,10 @@
 script makes before its CLI imports them.
 
 ``pip install segstack`` serves and queries models without torch; ``build-repo`` needs the
-``build`` extra and ``seg-train`` the ``train`` extra. Their console scripts call
-:func:`require_extra` first, so a missing extra is one line naming it rather than a traceback from
-deep inside an import. Standard library only, and nothing is imported to check: a module counts
-as installed when its import system can find it.
+``build`` extra, ``seg-train`` the ``train`` extra, ``seg-review`` the ``review`` extra. Their
+console scripts call :func:`require_extra` first, so a missing extra is one line naming it rather
+than a traceback from deep inside an import. Standard library only, and nothing is imported to
+check: a module counts as installed when its import system can find it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
         "tensorboard",
         "albumentations",
     ),
+    "review": ("starlette", "uvicorn", "jinja2", "itsdangerous", "python_multipart"),
 }
 
 # a command's failure to start for a missing extra, as for a user error

@@ -201,3 +201,26 @@ def _stored_segment(row: Segment, path: str) -> StoredSegment:
         author=row.author,
         source_file=row.source_file,
     )
+
+
+def read_segments_by_id(
+    session: Session, ids: Collection[int], include_badlisted: bool = False
+) -> list[StoredSegment]:
+    """The segments among ``ids`` that belong to their image's current picture (without those of
+    badlisted images unless ``include_badlisted``), by id."""
+    found: list[StoredSegment] = []
+    for chunk in in_chunks(sorted(set(ids))):
+        query = (
+            select(Segment, Image.path)
+            .join(Image, (Image.id == Segment.image_id) & (Image.sha256 == Segment.image_sha256))
+            .where(Segment.id.in_(chunk))
+        )
+        if not include_badlisted:
+            query = query.where(Image.badlisted.is_(False))
+        found += [_stored_segment(segment, path) for segment, path in session.execute(query)]
+    return sorted(found, key=lambda s: s.id)
+
+
+def read_image(session: Session, image_id: int) -> StoredImage | None:
+    row = session.get(Image, image_id)
+    return None if row is None else _stored_image(row)

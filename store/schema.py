@@ -212,3 +212,16 @@ class WorkClaim(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # claims so far
     # the database's clock, as for the leases: workers on several machines share it
     offered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReviewLease(Base):
+    """A segment the review page showed to ``reviewer``: nobody else is shown it until
+    ``lease_until`` (``store.review_leases``). A decision does not end it; it simply runs out."""
+
+    __tablename__ = "review_leases"
+    __table_args__ = (Index("ix_review_leases_reviewer", "reviewer"),)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE", name="fk_review_leases_segment"), primary_key=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(256))
+    lease_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -7,6 +7,7 @@
 - ``store.image_groups``: which named groups the images belong to
 - ``store.badlist_entries``: the badlist (push, list, remove) under its advisory lock
 - ``store.review``: the annotators' decisions, each with its audit row
+- ``store.review_leases``: which reviewer of the review page is shown which segment
 - ``store.corrections``: annotators' work imported back (the ledger, one image's decisions)
 - ``store.name_matching``: stored images by the names users give
 - ``store.reads``: done images, images, segments, status, which model's segments to use
@@ -39,10 +40,12 @@ from store.reads import (
     database_time,
     read_class_table,
     read_done_paths,
+    read_image,
     read_image_segments,
     read_images,
     read_segment_models,
     read_segments,
+    read_segments_by_id,
 )
 from store.records import (
     BadlistRecord,
@@ -62,6 +65,7 @@ from store.records import (
     StoredSegment,
 )
 from store.review import decide, decision_history
+from store.review_leases import lease_holders, lease_segments, release_leases
 from store.segment_writes import write_segmentation
 
 __all__ = [
@@ -232,6 +236,28 @@ class SegmentStore:
         """The audit trail of these segments, oldest first."""
         return self._read("read the decisions", decision_history, segment_ids)
 
+    def lease_segments(
+        self,
+        candidates: Sequence[int],
+        reviewer: str,
+        count: int,
+        lease_s: float,
+        statuses: Collection[Status] = (Status.UNCHECKED,),
+    ) -> list[int]:
+        """Lease to ``reviewer`` the first ``count`` of ``candidates`` (in the order given) that have
+        one of ``statuses`` and that no other reviewer holds (theirs already: renewed)."""
+        return self._write(
+            "lease segments for review", lease_segments, candidates, reviewer, count, lease_s, statuses
+        )
+
+    def release_leases(self, segment_ids: Sequence[int], reviewer: str) -> int:
+        """``reviewer`` gives these segments back to the other reviewers."""
+        return self._write("release review leases", release_leases, segment_ids, reviewer)
+
+    def lease_holders(self, segment_ids: Sequence[int]) -> dict[int, str]:
+        """segment id → who holds a lease on it that has not run out."""
+        return self._read("read the review leases", lease_holders, segment_ids)
+
     def ambiguous_names(self, names: Iterable[str]) -> dict[str, list[str]]:
         """The names among ``names`` that match more than one stored image, with those images."""
         return self._read("read the images", find_ambiguous_names, names)
@@ -303,6 +329,14 @@ class SegmentStore:
         include_badlisted: bool = False,
     ) -> list[StoredSegment]:
         return self._read("read the segments", read_segments, group, model, statuses, include_badlisted)
+
+    def segments_by_id(self, ids: Iterable[int], include_badlisted: bool = False) -> list[StoredSegment]:
+        """The segments among ``ids`` of their image's current picture (badlisted images' left out
+        unless ``include_badlisted``), by id."""
+        return self._read("read the segments", read_segments_by_id, list(ids), include_badlisted)
+
+    def image(self, image_id: int) -> StoredImage | None:
+        return self._read("read the image", read_image, image_id)
 
     def segment_model(self, wanted: str | None = None) -> str:
         """The model whose segments a command uses: ``wanted``, checked against the models the store

@@ -241,3 +241,39 @@ def review_images(store, names, status, model: str | None = None) -> tuple[int, 
     selection = SegmentSelection(images=tuple(names), model=model)
     outcome = store.review_segments(selection, status, "tests", "tests")
     return outcome.changed + outcome.unchanged, outcome.unknown_names
+
+
+def segment_of_mask(
+    segment_id: int,
+    mask: np.ndarray,
+    class_id: int = 0,
+    class_name: str | None = None,
+    score: float = 0.9,
+    image_id: int = 1,
+    image: str = "a/1.jpg",
+    model: str = "seg",
+    status=None,
+):
+    """A StoredSegment of ``mask`` (its real COCO RLE and box), as the store hands them out."""
+    from pycocotools import mask as mask_utils
+
+    from store.records import Status, StoredSegment
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+    height, width = mask.shape
+    return StoredSegment(
+        id=segment_id,
+        image_id=image_id,
+        image=image,
+        width=width,
+        height=height,
+        model=model,
+        model_version="v1",
+        class_id=class_id,
+        class_name=class_name if class_name is not None else f"class{class_id}",
+        score=score,
+        bbox=(x, y, x + w, y + h),
+        rle={"size": [height, width], "counts": rle["counts"].decode("ascii")},
+        status=status or Status.UNCHECKED,
+    )

@@ -83,6 +83,7 @@ def test_the_wheel_declares_the_console_scripts(wheel):
         "seg-serve = serving.cli:main",
         "seg-client = clients.cli:main",
         "seg-train = training.entry:main",
+        "seg-review = review.entry:main",
     ):
         assert line in entry_points, entry_points
 
@@ -225,13 +226,16 @@ def test_the_base_install_queries_a_served_model_without_torch(wheel, triton, sa
     )
     assert Path(where.stdout.strip()).resolve().is_relative_to((tmp_path / "venv").resolve()), where
 
-    for command, extra in (("build-repo", "build"), ("seg-train", "train")):
+    for command, extra, first in (
+        ("build-repo", "build", "torch"),
+        ("seg-train", "train", "torch"),
+        ("seg-review", "review", "starlette"),
+    ):
         refused = subprocess.run([str(venv_bin / command), "--help"], timeout=60, **run)
         assert refused.returncode == 2, (refused.stdout, refused.stderr)
         assert refused.stdout == ""
-        assert refused.stderr == (
-            f"{command}: needs the {extra} extra: pip install 'segstack[{extra}]' (torch is not installed)\n"
-        )
+        install = f"pip install 'segstack[{extra}]'"
+        assert refused.stderr == f"{command}: needs the {extra} extra: {install} ({first} is not installed)\n"
     served_help = subprocess.run([str(venv_bin / "seg-serve"), "--help"], timeout=60, **run)
     assert served_help.returncode == 0 and "Usage: seg-serve" in served_help.stdout, served_help.stderr
 

@@ -58,3 +58,24 @@ def test_window_rle_equals_rle_of_the_pasted_mask(window):
     patch = (rng.random((y1 - y0, x1 - x0)) > 0.5).astype(np.uint8)
     expected = rle.encode(paste(window, patch, (37, 53)))
     assert rle.encode_window(patch, window, (37, 53)) == expected
+
+
+def test_run_lengths_and_windows_read_compressed_rle_as_pycocotools_writes_it():
+    """Run lengths of pycocotools' own strings (empty, full, sparse and dense masks, of every small
+    size), and windows of the mask decoded from their columns only, pixel for pixel."""
+    from segops.rle import decode_window, encode, run_lengths
+
+    rng = np.random.default_rng(5)
+    for n in range(300):
+        height, width = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+        mask = (rng.random((height, width)) < [0.0, 1.0, 0.5, 0.02, 0.98][n % 5]).astype(np.uint8)
+        counts = encode(mask)
+        flat = mask.ravel(order="F")
+        changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+        runs = np.diff(np.concatenate(([0], changes, [flat.size]))).tolist()
+        expected = [0, *runs] if flat[0] else runs
+        assert run_lengths(counts).tolist() == expected
+        x0, x1 = sorted(rng.integers(0, width + 1, 2).tolist())
+        y0, y1 = sorted(rng.integers(0, height + 1, 2).tolist())
+        window = decode_window(counts.decode(), height, (x0, y0, x1, y1))
+        assert np.array_equal(window, mask[y0:y1, x0:x1]), (n, height, width, (x0, y0, x1, y1))

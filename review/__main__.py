@@ -1,0 +1,3 @@
+from review.entry import main
+
+main()
