@@ -9,6 +9,8 @@ data, so every side validates against the same files):
 - ``segstack_config``: ``segstack.yaml``, the configuration of ``seg-client meta``;
 - ``model_metadata``: :class:`segcontract.model_metadata.ModelMetadata`, the model record;
 - ``engine_record``: :class:`segcontract.engines.EngineRecord`, ``engine.json`` beside a plan.
+- ``run_record``: ``run.json`` in a ``seg-train`` run's folder (``training/run_record.py``): the
+  command, arguments, dataset hash, versions, git commit, times, status and final metrics.
 
 Only the locating and loading is here (standard library); the validating is ``jsonschema``'s
 (Draft 2020-12), in the clients and the tests.

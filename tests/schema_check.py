@@ -27,3 +27,12 @@ def validate_image_records(folder: Path) -> int:
         validate(json.loads(p.read_text()), "image_record")
     assert paths, f"no per-image records below {folder}"
     return len(paths)
+
+
+def validate_run_record(run_dir: Path, trainer: str, status: str = "finished") -> dict:
+    """``<run_dir>/run.json`` of a seg-train run, checked against run_record; returns it."""
+    record = json.loads((Path(run_dir) / "run.json").read_text())
+    validate(record, "run_record")
+    assert (record["trainer"], record["status"]) == (trainer, status), record
+    assert record["run_dir"] == str(run_dir) and record["ended_at"] is not None
+    return record

@@ -44,9 +44,10 @@ from store.cli_options import DATA_ROOT_OPTION, DB_OPTION
 @click.option("--seed", type=int, default=0, help="Seeds the split, the initialisation and the augmentation.")
 @click.option(
     "--resume",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="A .ckpt of an earlier run to continue (same classes, arch and size) up to --epochs.",
+    help="An earlier run to continue (same classes, arch and size) up to --epochs: its folder "
+    "(DATA/models/<name>/<experiment>, continued in place; its checkpoints/last.ckpt) or a .ckpt.",
 )
 @click.option(
     "--trust-checkpoint",
@@ -71,12 +72,19 @@ from store.cli_options import DATA_ROOT_OPTION, DB_OPTION
 @click.option("--segment-model", default=None, help="Whose segments [the store's only model].")
 @DB_OPTION
 @click.option("--accelerator", default="auto", help="Lightning accelerator: auto, cpu, gpu...")
+@click.option(
+    "--tensorboard/--no-tensorboard",
+    default=True,
+    help="TensorBoard event files in the run's tensorboard/: losses, accuracies, learning rate, a few "
+    "validation images with their predicted labels.",
+)
 def classify(**kwargs) -> None:
     """Train a timm image classifier (PyTorch Lightning) for build-repo --model classifier.
 
     Writes <data-root>/DATA/models/<name>/<experiment>/: checkpoints/{best,last}.ckpt, csv_logs/,
-    tensorboard/, torchscripts/model.pt, onnx/model.onnx, train_batches/*.png and split.csv. The
-    checkpoint records the class names and the preprocessing, and loads with weights_only=True.
+    tensorboard/ (not with --no-tensorboard), torchscripts/model.pt, onnx/model.onnx,
+    train_batches/*.png and split.csv. The checkpoint records the class names and the
+    preprocessing, and loads with weights_only=True.
     Images on the segment store's badlist now (the store of --db) are left out, whatever the CSV lists.
     Weights & Biases logs only when WANDB_API_KEY is set.
     """
@@ -85,6 +93,9 @@ def classify(**kwargs) -> None:
     from training.classify_train import ClassifyOptions, train_classifier
 
     logging.basicConfig(level=logging.INFO, format="seg-train: %(message)s")
+    if kwargs["resume"] is not None and kwargs["resume"].is_dir():
+        kwargs["resume"], experiment = _last_checkpoint(kwargs["resume"])
+        kwargs["experiment"] = kwargs["experiment"] or experiment
     result = train_classifier(ClassifyOptions(**kwargs))
     acc = f" (val acc {result.best_val_acc:.4f})" if result.best_val_acc is not None else ""
     click.echo(f"\nBest checkpoint: {result.best}{acc}")
@@ -92,6 +103,16 @@ def classify(**kwargs) -> None:
     click.echo(f"TorchScript: {result.torchscript}\nONNX: {result.onnx}")
     name = result.run_dir.parent.name
     click.echo(f"Serve it:\n  build-repo --model classifier --weights {result.best} --name {name}")
+
+
+def _last_checkpoint(run: Path) -> tuple[Path, str]:
+    """A run folder's (or its checkpoints folder's) last.ckpt, and the run's experiment name."""
+    run = run.resolve()
+    run = run.parent if run.name == "checkpoints" else run
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise click.BadParameter(f"{run}: no checkpoints/last.ckpt to resume", param_hint="--resume")
+    return checkpoint, run.name
 
 
 @click.command("wandb-pull")

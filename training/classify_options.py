@@ -31,6 +31,7 @@ class ClassifyOptions:
     segment_model: str | None = None
     db: str | None = None
     accelerator: str = "auto"
+    tensorboard: bool = True  # event files in <run>/tensorboard
 
 
 def run_name(opts: ClassifyOptions) -> str:

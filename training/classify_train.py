@@ -5,11 +5,13 @@ A run writes ``<data-root>/DATA/models/<name>/<experiment>/``::
 
     checkpoints/best.ckpt, last.ckpt   best by val_acc, and the last epoch (segstack.classifier/1)
     csv_logs/metrics.csv               per-epoch metrics (CSVLogger), hparams.yaml
-    tensorboard/                       the same for TensorBoard
+    tensorboard/                       the same, the learning rate and a few predicted val images,
+                                       for TensorBoard (not with --no-tensorboard)
     torchscripts/model.pt              best network + softmax, traced
     onnx/model.onnx                    the same in ONNX: input "input" (N,3,H,W), output "probabilities"
     train_batches/batch_*.png          augmented training batches with their labels, to look at
     split.csv                          image,label,split of every image used
+    run.json                           what made the run and how it went (training/run_record.py)
 
 Weights & Biases logs (and uploads the checkpoints as an artifact, which ``seg-train wandb-pull``
 fetches) only when WANDB_API_KEY is set and WANDB_MODE is not ``disabled``
@@ -23,7 +25,8 @@ network (``classify_network``), Lightning (``classify_trainer``) and the exports
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import sys
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +52,7 @@ from training.classify_samples import (
 )
 from training.classify_trainer import RunCheckpoints, data_loaders, fit, local_loggers, make_trainer
 from training.classify_wandb import finish_wandb, wandb_logger, wandb_wanted
+from training.run_record import RunRecord
 
 __all__ = ["ClassifyOptions", "ClassifyResult", "TrainingError", "train_classifier"]
 
@@ -85,21 +89,56 @@ def train_classifier(opts: ClassifyOptions) -> ClassifyResult:
     train_set, val_set = _datasets(split, info, run_dir, opts.seed)
     train_loader, val_loader = data_loaders(train_set, val_set, opts.batch_size, opts.workers)
 
-    loggers = local_loggers(run_dir)
-    log.info("TensorBoard on (tensorboard --logdir %s); %s", run_dir / "tensorboard", wandb_line)
+    loggers = local_loggers(run_dir, opts.tensorboard, _resumed_step(opts))
+    if opts.tensorboard:
+        log.info("TensorBoard on (seg-train tensorboard %s); %s", run_dir / "tensorboard", wandb_line)
+    else:
+        log.info("TensorBoard off (--no-tensorboard); %s", wandb_line)
     wandb = wandb_logger(run_dir, name, experiment) if use_wandb else None
     if wandb is not None:
         loggers.append(wandb)
     checkpoints = RunCheckpoints.in_folder(run_dir / "checkpoints")
     trainer = make_trainer(
-        opts.epochs, opts.accelerator, run_dir, loggers, checkpoints, steps=max(len(train_loader), 1)
+        opts.epochs,
+        opts.accelerator,
+        run_dir,
+        loggers,
+        checkpoints,
+        steps=max(len(train_loader), 1),
+        seed=opts.seed,
     )
-    fit(trainer, module, train_loader, val_loader, opts.resume)
-
-    result = _exported(run_dir, checkpoints)
+    with _run_record(opts, layout, run_dir, split) as record:
+        _fit(trainer, record, module, train_loader, val_loader, opts.resume)
+        result = _exported(run_dir, checkpoints)
+        record.final_metrics["best_val_acc"] = result.best_val_acc
     if wandb is not None:
         finish_wandb()
     return result
+
+
+def _run_record(opts: ClassifyOptions, layout: DataLayout, run_dir: Path, split: TrainingSplit) -> RunRecord:
+    """run.json's record of this run; the dataset hashed is the group's CSV with the images it
+    lists, or the class folders."""
+    if opts.cat is not None:
+        dataset, files = layout.datasets / f"{opts.cat}.csv", {s.path for s in [*split.train, *split.val]}
+    else:
+        dataset, files = Path(opts.data), None
+    arguments = {**asdict(opts), "classes": split.classes}
+    return RunRecord(run_dir, "classify", sys.argv, arguments, dataset, opts.resume, dataset_files=files)
+
+
+def _fit(trainer: L.Trainer, record: RunRecord, *args: Any) -> None:
+    """:func:`fit`, the last epoch's metrics into ``record`` however it ends; Lightning turns a
+    Ctrl+C into a graceful stop and SystemExit(1), which the record calls interrupted."""
+    try:
+        fit(trainer, *args)
+    except SystemExit:
+        if trainer.interrupted:
+            record.status = "interrupted"
+        raise
+    finally:
+        record.final_metrics.update(trainer.callback_metrics)
+        record.final_metrics["epochs"] = trainer.current_epoch
 
 
 def _check_options(opts: ClassifyOptions) -> None:
@@ -157,6 +196,15 @@ def _new_module(
         return ClassifierModule(info, lr=opts.lr, network=network, **training_args)
     except CheckpointError as exc:  # an unknown --arch
         raise TrainingError(f"--arch: {exc}") from None
+
+
+def _resumed_step(opts: ClassifyOptions) -> int:
+    """The global step --resume's checkpoint (checked by :func:`_check_resume`) was saved at; 0
+    for a new run."""
+    if opts.resume is None:
+        return 0
+    _saved, payload = read_checkpoint(Path(opts.resume), opts.trust_checkpoint)
+    return int(payload.get("global_step") or 0)
 
 
 def _check_resume(path: Path, info: ClassifierModelInfo, epochs: int, trust: bool = False) -> None:

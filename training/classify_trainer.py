@@ -1,5 +1,6 @@
 """The Lightning side of a `seg-train classify` run: data loaders, the local loggers (TensorBoard,
-CSV), the best and last checkpoints, one log line per epoch, the trainer and its fit."""
+CSV), the best and last checkpoints, one log line per epoch, the learning rate and a few predicted
+validation images logged, the trainer and its fit."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset
+
+from training.classify_board import ValidationPreview
 
 log = logging.getLogger("seg-train")
 
@@ -55,13 +59,17 @@ def data_loaders(
     return train_loader, DataLoader(val_set, shuffle=False, **loader_args)
 
 
-def local_loggers(run_dir: Path) -> list[Any]:
-    """TensorBoard (``tensorboard/``) and CSV (``csv_logs/``) loggers in the run's folder."""
+def local_loggers(run_dir: Path, tensorboard: bool = True, resumed_step: int = 0) -> list[Any]:
+    """TensorBoard (``tensorboard/``; not with ``tensorboard=False``) and CSV (``csv_logs/``)
+    loggers in the run's folder. ``resumed_step``: the global step of the checkpoint a resumed run
+    starts from; TensorBoard then drops what an earlier, killed attempt logged from that step on
+    (the epoch it did not finish), so each point of the curves is logged once."""
     _keep_earlier_metrics(run_dir / "csv_logs")
-    return [
-        TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False),
-        CSVLogger(save_dir=str(run_dir), name="csv_logs", version=""),
-    ]
+    purge = {"purge_step": resumed_step} if resumed_step else {}
+    board = TensorBoardLogger(
+        save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge
+    )
+    return [*([board] if tensorboard else []), CSVLogger(save_dir=str(run_dir), name="csv_logs", version="")]
 
 
 def _keep_earlier_metrics(folder: Path) -> None:
@@ -119,17 +127,56 @@ class RunCheckpoints:
         return float(score) if score is not None else None
 
 
+class EpochSeed(L.Callback):
+    """Seeds every epoch from (seed, epoch) alone: its shuffle, augmentation and workers are then
+    the same whether the run went through or was resumed from the epoch before (Lightning's
+    checkpoints hold no random state).
+
+    The seed must be in place before the epoch's data iterator exists: Lightning makes the first
+    one of a fit before ``on_train_epoch_start``, so epoch 0 is seeded at ``setup``, the epoch a
+    resumed run starts with when its checkpoint is loaded, and each next one when an epoch ends."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def _seed(self, epoch: int) -> None:
+        epoch_seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1)[0])
+        L.seed_everything(epoch_seed, workers=True, verbose=False)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._seed(0)
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self._seed(int(checkpoint.get("epoch", -1)) + 1)  # saved as its epoch ended
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._seed(trainer.current_epoch + 1)
+
+
 def make_trainer(
-    epochs: int, accelerator: str, run_dir: Path, loggers: list[Any], checkpoints: RunCheckpoints, steps: int
+    epochs: int,
+    accelerator: str,
+    run_dir: Path,
+    loggers: list[Any],
+    checkpoints: RunCheckpoints,
+    steps: int,
+    seed: int = 0,
 ) -> L.Trainer:
     """One device, no sanity validation, a progress bar only on a terminal; ``steps``: training
-    batches per epoch."""
+    batches per epoch; ``seed``: each epoch's (:class:`EpochSeed`)."""
     return L.Trainer(
         max_epochs=epochs,
         accelerator=accelerator,
         devices=1,
         logger=loggers,
-        callbacks=[checkpoints.best, checkpoints.last, EpochReport()],
+        callbacks=[
+            checkpoints.best,
+            checkpoints.last,
+            EpochReport(),
+            LearningRateMonitor(logging_interval="epoch"),  # lr-AdamW, in every logger
+            ValidationPreview(),
+            EpochSeed(seed),
+        ],
         default_root_dir=str(run_dir),
         num_sanity_val_steps=0,
         log_every_n_steps=min(50, steps),

@@ -1,8 +1,8 @@
 """``seg-train``: dataset converters and training entry points.
 
 The group gathers the commands of ``training/*_cli.py`` (one module per family: the converters,
-YOLO, semantic, classify) and reports their user errors in one place: one line on stderr and exit
-code 2, the traceback with --debug."""
+YOLO, semantic, classify, TensorBoard) and reports their user errors in one place: one line on
+stderr and exit code 2, the traceback with --debug."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from segcontract.errors import DEBUG_HELP, SegstackError, reported
 from training.classify_cli import classify, wandb_pull
 from training.convert_cli import coco2yolo, labelme
 from training.semantic_cli import color_mask, semantic
+from training.tensorboard_cli import tensorboard
 from training.yolo_cli import yolo
 
 PROG = "seg-train"
@@ -54,5 +55,5 @@ def main() -> None:
     """Convert datasets and train segmentation and classification models."""
 
 
-for command in (coco2yolo, labelme, yolo, semantic, color_mask, classify, wandb_pull):
+for command in (coco2yolo, labelme, yolo, semantic, color_mask, classify, wandb_pull, tensorboard):
     main.add_command(command)

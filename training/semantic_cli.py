@@ -35,6 +35,16 @@ from tqdm import tqdm
     help="Run name: checkpoints go to <output-dir>/<model-name>/{best,last}.pth.",
 )
 @click.option(
+    "--resume",
+    "--resume-from",
+    "--resume_from",
+    "resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Resume a run: its folder (<output-dir>/<model-name>) or its last.pth. The epoch count, "
+    "metrics.csv and the TensorBoard curves go on from its last checkpoint. It must exist.",
+)
+@click.option(
     "--model",
     "resume_from",
     type=click.Path(path_type=Path),
@@ -75,10 +85,18 @@ from tqdm import tqdm
 @click.option("--output-dir", type=click.Path(path_type=Path), default=Path("runs/semantic"))
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... [cuda if available].")
 @click.option("--workers", type=click.IntRange(0), default=2, help="Data-loading worker processes.")
+@click.option(
+    "--tensorboard/--no-tensorboard",
+    default=True,
+    help="TensorBoard event files in <output-dir>/<model-name>/tensorboard: losses, mIoU and IoU per "
+    "class, learning rate, a few validation images with their predicted masks.",
+)
 def semantic(**kwargs) -> None:
     """Train a segmentation-models-pytorch model (seed 001's train.py flags).
 
-    TensorBoard logs go to <output-dir>/<model-name>/tensorboard. The checkpoint records what
+    Each epoch goes to <output-dir>/<model-name>/metrics.csv and, unless --no-tensorboard, to
+    TensorBoard in <output-dir>/<model-name>/tensorboard (seg-train tensorboard <output-dir> shows
+    them). The checkpoint records what
     build-repo needs (architecture, encoder, classes, colours, input size, normalisation) and loads
     with torch.load(weights_only=True).
     """
@@ -87,12 +105,26 @@ def semantic(**kwargs) -> None:
     from training.semantic_train import SemanticTrainOptions, train_semantic
 
     logging.basicConfig(level=logging.INFO, format="seg-train: %(message)s")
+    resume = kwargs.pop("resume")
+    if resume is not None:
+        if kwargs["resume_from"] is not None:
+            raise click.UsageError("--resume and --model both name a checkpoint: give one")
+        kwargs["resume_from"] = _last_checkpoint(resume)
     best = train_semantic(
         SemanticTrainOptions(**kwargs),
         progress=lambda it, desc="": tqdm(it, desc=desc, unit="batch", leave=False, file=sys.stderr),
     )
     click.echo(f"\nBest checkpoint: {best}")
     click.echo(f"Serve it:\n  build-repo --model smp --weights {best} --name {kwargs['model_name']}")
+
+
+def _last_checkpoint(path: Path) -> Path:
+    """--resume's checkpoint: the file itself, or a run folder's last.pth."""
+    checkpoint = path / "last.pth" if path.is_dir() else path
+    if not checkpoint.is_file():
+        what = f"{path} has no last.pth" if path.is_dir() else f"{path} does not exist"
+        raise click.BadParameter(f"{what}: nothing to resume", param_hint="--resume")
+    return checkpoint
 
 
 @click.command("color-mask")

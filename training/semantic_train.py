@@ -1,19 +1,20 @@
 """segmentation-models-pytorch training, with seed 001's options: any architecture and encoder,
-albumentations, optional mix-up, validation mIoU per epoch (:mod:`training.semantic_metrics`),
-TensorBoard, resumable checkpoints."""
+albumentations, optional mix-up, validation mIoU and loss per epoch in metrics.csv and (unless
+--no-tensorboard) TensorBoard (:mod:`training.semantic_board`), resumable checkpoints."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
 
 from model_checkpoints.smp import (
     CheckpointError,
@@ -23,6 +24,8 @@ from model_checkpoints.smp import (
     load_checkpoint,
     save_checkpoint,
 )
+from training.run_record import RunRecord
+from training.semantic_board import EpochRecord, validate
 from training.semantic_data import (
     IGNORE_INDEX,
     ClassTable,
@@ -34,7 +37,6 @@ from training.semantic_data import (
     split_samples,
     transforms,
 )
-from training.semantic_metrics import evaluate
 
 log = logging.getLogger("seg-train")
 
@@ -62,6 +64,7 @@ class SemanticTrainOptions:
     device: str | None = None
     workers: int = 2
     seed: int = 0
+    tensorboard: bool = True  # event files in <run>/tensorboard
 
 
 def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, **kw: it) -> Path:
@@ -80,23 +83,45 @@ def train_semantic(opts: SemanticTrainOptions, progress: Callable = lambda it, *
         optimizer.load_state_dict(state.optimizer)
     train_loader, val_loader = _loaders(opts, table, info, train_samples, val_samples)
     run_dir = Path(opts.output_dir) / opts.model_name
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    record = EpochRecord(run_dir, info, tensorboard=opts.tensorboard, resumed_at=state.epoch)
     best_path, last_path = run_dir / "best.pth", run_dir / "last.pth"
-    rng = np.random.default_rng(opts.seed)
-    try:
+    with _run_record(opts, run_dir) as run, closing(record):
         for epoch in range(state.epoch + 1, opts.epochs + 1):
+            rng = _seed_epoch(opts.seed, epoch, train_loader)
             batches = progress(train_loader, desc=f"epoch {epoch}/{opts.epochs}")
             total = _train_one_epoch(model, batches, optimizer, device, rng if opts.use_mixup else None)
             train_loss = total / max(len(train_samples), 1)
-            miou, per_class = evaluate(model, val_loader, opts.num_classes, device)
-            _log_epoch(writer, table.names, epoch, opts.epochs, train_loss, miou, per_class)
+            validation = validate(model, val_loader, opts.num_classes, device)
+            miou = validation.miou
+            record.epoch(epoch, train_loss, validation, optimizer.param_groups[0]["lr"])
+            log.info("epoch %d/%d: train loss %.4f, val mIoU %.4f", epoch, opts.epochs, train_loss, miou)
             state = TrainingState(epoch, max(state.best_miou, miou), optimizer.state_dict())
+            run.final_metrics.update(
+                epoch=epoch,
+                train_loss=train_loss,
+                val_loss=validation.loss,
+                val_mIoU=miou,
+                best_val_mIoU=state.best_miou,
+            )
             save_checkpoint(last_path, info, model, state)
             if miou >= state.best_miou or not best_path.exists():
                 save_checkpoint(best_path, info, model, state)
-    finally:
-        writer.close()
     return best_path if best_path.exists() else last_path
+
+
+def _seed_epoch(seed: int, epoch: int, train_loader: DataLoader) -> np.random.Generator:
+    """Seed what is random in an epoch (the shuffle, the workers, the augmentation, mix-up) from
+    (seed, epoch) alone, so an epoch of a resumed run is that epoch of an uninterrupted one."""
+    epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    torch.manual_seed(epoch_seed)
+    train_loader.dataset.transform.set_random_seed(epoch_seed)
+    return np.random.default_rng(epoch_seed)
+
+
+def _run_record(opts: SemanticTrainOptions, run_dir: Path) -> RunRecord:
+    """run.json's record of this run (resumed only when --model's file exists)."""
+    resumed = opts.resume_from if opts.resume_from is not None and Path(opts.resume_from).is_file() else None
+    return RunRecord(run_dir, "semantic", sys.argv, asdict(opts), opts.data_root, resumed)
 
 
 def _starting_point(
@@ -224,24 +249,6 @@ def _train_one_epoch(
         optimizer.step()
         total += float(loss) * len(images)
     return total
-
-
-def _log_epoch(
-    writer: SummaryWriter,
-    class_names: list[str],
-    epoch: int,
-    epochs: int,
-    train_loss: float,
-    miou: float,
-    per_class: list[float],
-) -> None:
-    """The epoch's losses and IoUs to TensorBoard (the classes present), and one log line."""
-    writer.add_scalar("train/loss", train_loss, epoch)
-    writer.add_scalar("val/mIoU", miou, epoch)
-    for name, iou in zip(class_names, per_class):
-        if iou == iou:  # not NaN: the class is present
-            writer.add_scalar(f"val/IoU/{name}", iou, epoch)
-    log.info("epoch %d/%d: train loss %.4f, val mIoU %.4f", epoch, epochs, train_loss, miou)
 
 
 def _default_colors(root: Path) -> Path | None:

@@ -7,16 +7,19 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from model_checkpoints import ultralytics as ultralytics_checkpoint
 from segcontract.errors import SegstackError
+from training.run_record import RunRecord
 
 # the training arguments ultralytics unpickles a .pt from (with its full unpickler): --model and
 # the model=, resume=, pretrained= and distill_model= overrides, from the command line or --config
@@ -146,19 +149,36 @@ def _wandb_off_reason() -> str | None:
     return None
 
 
-def configure_loggers() -> str:
-    """TensorBoard on; W&B only with a key in the environment and W&B not disabled. Returns a line
-    saying which, with the reason."""
+def configure_loggers(tensorboard: bool = True) -> str:
+    """TensorBoard on (off with ``tensorboard=False``: --no-tensorboard); W&B only with a key in
+    the environment and W&B not disabled. Returns a line saying which, with the reason."""
     from ultralytics import settings
 
     off = _wandb_off_reason()
-    settings.update({"tensorboard": True, "wandb": off is None})
+    settings.update({"tensorboard": tensorboard, "wandb": off is None})
+    board = "TensorBoard on" if tensorboard else "TensorBoard off (--no-tensorboard)"
     if off is not None:
-        return f"TensorBoard on; W&B off ({off})"
+        return f"{board}; W&B off ({off})"
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
-    return "TensorBoard on, Weights & Biases on (WANDB_API_KEY set" + (
+    return f"{board}, Weights & Biases on (WANDB_API_KEY set" + (
         ", offline: wandb sync uploads later)" if mode in {"offline", "dryrun"} else ")"
     )
+
+
+LOGGER_SETTINGS = ("tensorboard", "wandb")  # the ultralytics settings configure_loggers sets
+
+
+@contextmanager
+def run_loggers(tensorboard: bool = True) -> Iterator[str]:
+    """:func:`configure_loggers` for one run (yields its line); the user's ultralytics settings
+    (its settings.json) are put back as they were when the run ends."""
+    from ultralytics import settings
+
+    before = {key: settings[key] for key in LOGGER_SETTINGS if key in settings}
+    try:
+        yield configure_loggers(tensorboard)
+    finally:
+        settings.update(before)
 
 
 _METRICS = (  # ultralytics' validation keys, as the epoch lines name them
@@ -217,6 +237,42 @@ def add_progress_lines(model, echo: Callable[[str], None]) -> None:
         model.add_callback(event, callback)
 
 
+def add_epoch_seeds(model) -> None:
+    """Seed each epoch (python, numpy and torch: the shuffle, mosaic and the other augmentations)
+    from (seed=, epoch) alone, so that an epoch of a run resumed from last.pt, which holds no random
+    state, is that epoch of the run that went through."""
+
+    def on_train_epoch_start(trainer) -> None:
+        from ultralytics.utils.torch_utils import init_seeds
+
+        seed = int(np.random.SeedSequence([int(trainer.args.seed), trainer.epoch]).generate_state(1)[0])
+        init_seeds(seed, deterministic=bool(trainer.args.deterministic))
+
+    model.add_callback("on_train_epoch_start", on_train_epoch_start)
+
+
+def add_board_resume(model) -> None:
+    """ultralytics' TensorBoard writer (its callback's, in the run folder, a step per epoch), made
+    fit for a resumed run: it purges what a killed attempt logged past the epoch of last.pt (the
+    epoch it did not finish), so each epoch is on each curve once; and it is flushed as each epoch
+    starts, so a kill loses no finished epoch's points (ultralytics leaves it to the writer's
+    two-minute flush)."""
+    from ultralytics.utils.callbacks import tensorboard as board
+
+    def on_train_start(trainer) -> None:
+        if getattr(board, "WRITER", None) is not None and trainer.args.resume and trainer.start_epoch:
+            board.WRITER.close()
+            board.WRITER = board.SummaryWriter(str(trainer.save_dir), purge_step=trainer.start_epoch + 1)
+
+    def flush(trainer) -> None:
+        if getattr(board, "WRITER", None) is not None:
+            board.WRITER.flush()
+
+    model.add_callback("on_train_start", on_train_start)
+    model.add_callback("on_train_epoch_start", flush)
+    model.add_callback("on_train_end", flush)
+
+
 @contextmanager
 def quiet_ultralytics() -> Iterator[None]:
     """ultralytics' log (and with it its progress bars) down to warnings, then back as it was."""
@@ -228,6 +284,41 @@ def quiet_ultralytics() -> Iterator[None]:
         yield
     finally:
         LOGGER.setLevel(level)
+
+
+def _run_record(given: dict[str, Any], trust_checkpoint: bool) -> RunRecord:
+    """run.json's record of this run; its folder comes from ultralytics (:func:`add_run_record`)."""
+    resume = given.get("resume")
+    resumed_from = str(resume) if resume and not isinstance(resume, bool) else None
+    arguments = {**given, "trust_checkpoint": trust_checkpoint}
+    return RunRecord(None, "yolo", sys.argv, arguments, Path(str(given["data"])), resumed_from)
+
+
+def add_run_record(model, record: RunRecord, given: dict[str, Any]) -> None:
+    """Write ``record`` into ultralytics' run folder once its trainer has made it, with every
+    argument ultralytics resolved (the checkpoint arguments as the user gave them, not the checked
+    private copies; resume=true: the last.pt ultralytics found)."""
+
+    def on_pretrain_routine_start(trainer) -> None:
+        resolved = vars(trainer.args)
+        record.arguments.update(
+            {k: v for k, v in resolved.items() if not (k in CHECKPOINT_ARGUMENTS and k in given)}
+        )
+        if record.resumed_from is None and resolved.get("resume"):
+            record.resumed_from = str(resolved["resume"])
+        record.attach(trainer.save_dir)
+
+    model.add_callback("on_pretrain_routine_start", on_pretrain_routine_start)
+
+
+def final_metrics(trainer) -> dict[str, Any]:
+    """The metrics of the final validation (of best.pt; of the last epoch without one), the best
+    fitness and the epochs trained."""
+    out = dict(getattr(trainer, "metrics", None) or {})
+    out["epochs"] = int(trainer.epoch) + 1
+    if getattr(trainer, "best_fitness", None) is not None:
+        out["best_fitness"] = trainer.best_fitness
+    return out
 
 
 def train(
@@ -255,15 +346,21 @@ def train(
             f"cfg={arguments['cfg']}: give the file as --config (the checkpoints it names are checked)"
         )
     validate_arguments(arguments)
-    with tempfile.TemporaryDirectory(prefix="seg-train-checkpoints-") as folder:
+    given = dict(arguments)  # as the user named them: run.json records these, not the private copies
+    record = _run_record(given, trust_checkpoint)
+    with tempfile.TemporaryDirectory(prefix="seg-train-checkpoints-") as folder, record:
         arguments = checked_checkpoints(arguments, Path(folder), trust_checkpoint)
         model = load_model(str(arguments.pop("model")), model_name)
         if model.task != "segment":
             raise TrainingError(f"{model_name} is a {model.task} model; use a -seg model")
         if echo is not None:
             add_progress_lines(model, echo)
+        add_run_record(model, record, given)
+        add_epoch_seeds(model)
+        add_board_resume(model)
         with quiet_ultralytics() if quiet else nullcontext():
             model.train(**arguments)
+        record.final_metrics.update(final_metrics(model.trainer))
     best = Path(model.trainer.best)
     if not best.is_file():
         best = Path(model.trainer.last)

@@ -1,7 +1,8 @@
 """The NGC release the Docker images pin: the serving image and the build image must share it,
 because a TensorRT engine loads only under the TensorRT version that built it.
 
-docker/*.Dockerfile and compose.yaml name the same release (tests/docker checks they agree).
+docker/build.Dockerfile, docker/serve.Dockerfile and compose.yaml name the same release (tests/docker
+checks they agree); the training images pin their own PyTorch base.
 """
 
 from __future__ import annotations

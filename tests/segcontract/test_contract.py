@@ -140,6 +140,7 @@ def test_every_schema_file_is_a_valid_schema():
         "model_metadata",
         "ret_meta",
         "ret_meta_ack",
+        "run_record",
         "segstack_config",
     ]
     for name in schemas.names():

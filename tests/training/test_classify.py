@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from tests.fixtures.shapes_classes import (
     write_shape_group,
 )
 from tests.helpers import review_images
+from tests.schema_check import validate_run_record
 from training.classify_data import ClassifyDataset, Sample, eval_input
 from training.classify_module import ClassifierModule
 
@@ -96,6 +98,13 @@ def test_run_writes_the_tree_and_a_checkpoint_build_repo_reads(csv_run):
         assert (info.arch, info.resize) == (ARCH, "stretch")
         assert not network.training
     assert torch.load(last, weights_only=True)["epoch"] == 2  # Lightning's 0-based epoch
+
+    run = validate_run_record(run_dir, "classify")  # run.json: what made the run, its result
+    reported = float(re.search(r"\(val acc (\d\.\d+)\)", proc.stdout).group(1))
+    assert run["final_metrics"]["best_val_acc"] == pytest.approx(reported, abs=1e-4)
+    assert run["final_metrics"]["epochs"] == 3 and "val_acc" in run["final_metrics"]
+    assert run["arguments"]["arch"] == ARCH and run["arguments"]["classes"] == list(CLASSES)
+    assert run["dataset"]["files"] == len(_rows(run_dir / "split.csv")) + 1  # the CSV and its images
 
 
 @pytest.mark.slow

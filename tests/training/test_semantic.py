@@ -1,6 +1,7 @@
 """seg-train semantic and color-mask: training, resume, missing checkpoint, checkpoint contents."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from model_checkpoints.smp import FORMAT, load_checkpoint
 from tests.conftest import run_cli
 from tests.fixtures.synthetic import write_semantic_dataset
+from tests.schema_check import validate_run_record
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,11 @@ def test_trains_saves_a_self_describing_checkpoint_and_resumes(semantic_data, tm
     assert info.class_names == ["background", "circle", "rectangle", "triangle"]
     assert info.colors[1] == [230, 25, 75] and info.input_size == (96, 64)
     assert list((out / "shapes" / "tensorboard").glob("events.out.tfevents*"))
+    run = validate_run_record(out / "shapes", "semantic")  # run.json: what made the run, its result
+    logged = float(re.findall(r"val mIoU (\d\.\d+)", proc.stderr)[-1])
+    assert run["final_metrics"]["val_mIoU"] == pytest.approx(logged, abs=1e-4)
+    assert run["final_metrics"]["epoch"] == 1 and run["arguments"]["use_mixup"] is True
+    assert run["dataset"]["path"] == str(semantic_data) and run["dataset"]["files"] > 10
 
     resumed = _train(semantic_data, out, "--epochs", "2", "--model", str(last))
     assert (
@@ -64,6 +71,10 @@ def test_trains_saves_a_self_describing_checkpoint_and_resumes(semantic_data, tm
         and "epoch 1/2" not in resumed.stderr
     )
     assert torch.load(last, weights_only=True)["epoch"] == 2
+    again = validate_run_record(out / "shapes", "semantic")
+    assert again["resumed_from"] == str(last) and again["started_at"] == run["started_at"]
+    assert [a["status"] for a in again["history"]] == ["finished", "finished"]
+    assert again["final_metrics"]["epoch"] == 2 and again["dataset"]["sha256"] == run["dataset"]["sha256"]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import yaml
 from serving.tritonserver import TritonServer
 from tests.conftest import run_cli
 from tests.fixtures.synthetic import write_coco_dataset
+from tests.schema_check import validate_run_record
 from training.coco2yolo import convert
 from training.yolo_train import (
     TrainingError,
@@ -92,6 +93,12 @@ def test_training_prints_each_epoch_and_the_checkpoint_is_served(tiny_dataset, t
     assert all(re.search(r"box_loss \d.*seg_loss \d.* \(\d+\.\d s\)$", line) for line in epochs)
     assert all("mask mAP50 " in line for line in epochs)  # val=True (ultralytics' default): each epoch
     assert re.search(r"^final validation of best\.pt .*mask mAP50 ", proc.stderr, re.M), proc.stderr
+    run = validate_run_record(run_dir, "yolo")  # run.json: what made the run, its result
+    final = re.search(r"^final validation of best\.pt .*mask mAP50 (\d\.\d+)", proc.stderr, re.M)
+    assert run["final_metrics"]["metrics/mAP50(M)"] == pytest.approx(float(final.group(1)), abs=1e-4)
+    assert run["final_metrics"]["epochs"] == 2 and run["arguments"]["lr0"] == 0.002
+    assert run["arguments"]["model"] == "yolov8n-seg.yaml" and run["arguments"]["warmup_epochs"] == 3.0
+    assert run["dataset"]["path"] == str(tiny_dataset) and run["versions"]["ultralytics"]
 
     repo = tmp_path / "repo"
     run_cli("build-repo", "--model", "yolov8n-seg", "--weights", str(best), "--output", str(repo), "--quiet")
