@@ -258,7 +258,9 @@ def test_off_loopback_the_page_asks_for_its_token(group, browsers):
         browser.find_element(By.ID, "reviewer-name").send_keys("alice")
         browser.find_element(By.ID, "token").send_keys("wrong")
         browser.find_element(By.CSS_SELECTOR, "#login button").click()
-        assert "not the page's token" in browser.find_element(By.ID, "login-error").text
+        # the form's answer is a new page: wait for it rather than read the old one
+        error = WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.ID, "login-error"))
+        assert "not the page's token" in error[0].text
         browser.get(url + "/api/counts")
         assert "log in" in browser.page_source
         login(browser, url, "alice", token=token)
