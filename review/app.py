@@ -123,7 +123,12 @@ class ReviewApp:
 
 
 class Unauthorised(SegstackError):
-    """A request the page does not take (no login, no token, no CSRF token): answered 401 or 403."""
+    """A request the page does not take: 401 without a login or token, 403 (``forbidden``) for a
+    POST without the session's CSRF token or from another site."""
+
+    def __init__(self, message: str, forbidden: bool = False):
+        super().__init__(message)
+        self.status = 403 if forbidden else 401
 
 
 def _identity(app: ReviewApp, request: Request, posting: bool) -> str:
@@ -142,10 +147,10 @@ def _identity(app: ReviewApp, request: Request, posting: bool) -> str:
         raise Unauthorised("give your reviewer name")
     if posting:
         if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-            raise Unauthorised("a POST from another site: refused (CSRF)")
+            raise Unauthorised("a POST from another site: refused (CSRF)", forbidden=True)
         given = request.headers.get("x-csrf-token", "")
         if not given or not secrets.compare_digest(given, session.get("csrf", "")):
-            raise Unauthorised("the request carries no valid CSRF token: reload the page")
+            raise Unauthorised("the request carries no valid CSRF token: reload the page", forbidden=True)
     return name
 
 
@@ -158,7 +163,7 @@ def _guarded(
         except Unauthorised as exc:
             if request.url.path == "/":
                 return RedirectResponse("/login", status_code=303)
-            return JSONResponse({"error": str(exc)}, status_code=401 if "CSRF" not in str(exc) else 403)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
         try:
             return await handler(app, request, reviewer)
         except SegstackError as exc:  # the store stopped answering, a picture went missing...
