@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -33,7 +34,7 @@ def build_repository(
     opts: BuildOptions, progress: Callable[[str], None] = lambda message: None, opset: int = DEFAULT_OPSET
 ) -> BuildResult:
     start = time.monotonic()
-    runtime = opts.runtime.make(opts.engine)
+    runtime = opts.runtime.make(opts.engine, opts.int8)
     opts.runtime.check_available()
     family = families.resolve(opts.model.request.model)
     settings = opts.settings()
@@ -96,11 +97,15 @@ def build_repository(
             samples,
             Path(tmp),
             progress,
+            output_names=list(loaded.output_names),
+            reference=verify.torch_outputs(loaded.module, samples) if runtime.quantizes else [],
+            tolerance=(opts.model.atol, opts.model.rtol),
+            agreement=partial(family.int8_agreement, loaded, settings) if opts.int8 else None,
+            float_scope=family.int8_float_scope(loaded) if opts.int8 else [],
         )
-        folders = [
-            runtime.model_folder(model_settings, network),
-            *family.server_models(loaded, model_io, settings),
-        ]
+        network_folder = runtime.model_folder(model_settings, network)
+        loaded.extra.update(network_folder.record)  # into the record the server models carry
+        folders = [network_folder, *family.server_models(loaded, model_io, settings)]
         if one_model_build:
             folders = [one_model.fold_ensemble(folders, settings.name, family.one_model_source)]
         written = repository.write_models(opts.output, folders)

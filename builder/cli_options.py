@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from builder.options import DEFAULT_ONNX_TOLERANCE, BatchingOptions, BuildOptions, RuntimeOptions
+from builder.quantization.options import DEFAULT_MAX_DROP, HELD_OUT_EVERY
 from builder.runtimes import RUNTIMES
 from builder.tensorrt.options import DEFAULT_WORKSPACE_GIB, BatchProfile
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS, MAX_DET_CEILING
@@ -29,6 +30,8 @@ ENGINE_PARAMETERS = (
     "engine_atol",
     "engine_rtol",
 )
+# the options of --int8 on a CPU runtime (NNCF, with the accuracy guard)
+QUANTIZE_PARAMETERS = ("calibration_images", "max_drop", "accept_drop")
 
 
 def _batch_sizes(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
@@ -202,7 +205,9 @@ ENGINE_OPTIONS: tuple[Decorator, ...] = (
         "--int8",
         "precision",
         flag_value="int8",
-        help="TensorRT: INT8 with FP16 fallback, calibrated on --images (or a --calibration-cache).",
+        help="INT8. python-openvino and openvino: NNCF quantization calibrated on --calibration-images, "
+        "refused when its answers move from FP32's beyond --max-drop. TensorRT: INT8 with FP16 "
+        "fallback, calibrated on --images (or a --calibration-cache).",
     ),
     click.option(
         "--min-batch",
@@ -255,6 +260,30 @@ ENGINE_OPTIONS: tuple[Decorator, ...] = (
     ),
 )
 
+QUANTIZE_OPTIONS: tuple[Decorator, ...] = (
+    click.option(
+        "--calibration-images",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="--int8 on python-openvino or openvino: a folder of images like those the model will "
+        f"serve (a few hundred; at least 5). Every {HELD_OUT_EVERY}th is held out to measure how far "
+        "INT8's answers move from FP32's: mask mAP50 against FP32's detections (instance "
+        "segmentation), top-1 agreement (classifiers), class-map mIoU (semantic).",
+    ),
+    click.option(
+        "--max-drop",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_MAX_DROP,
+        show_default=True,
+        help="--int8: the largest drop allowed, in points of that measure (100 = FP32's own answers).",
+    ),
+    click.option(
+        "--accept-drop",
+        is_flag=True,
+        help="--int8: build even when the drop is beyond --max-drop (the record says it was accepted).",
+    ),
+)
+
 OUTPUT_OPTIONS: tuple[Decorator, ...] = (
     click.option(
         "--output",
@@ -266,4 +295,11 @@ OUTPUT_OPTIONS: tuple[Decorator, ...] = (
     click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final line."),
 )
 
-OPTION_GROUPS = (MODEL_OPTIONS, OUTPUT_OPTIONS, RUNTIME_OPTIONS, BATCHING_OPTIONS, ENGINE_OPTIONS)
+OPTION_GROUPS = (
+    MODEL_OPTIONS,
+    OUTPUT_OPTIONS,
+    RUNTIME_OPTIONS,
+    BATCHING_OPTIONS,
+    ENGINE_OPTIONS,
+    QUANTIZE_OPTIONS,
+)

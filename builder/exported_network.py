@@ -6,11 +6,12 @@ Its own module so that the runtimes (``builder.runtimes``) and the folders they 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from builder.quantization.agreement import Measure
 from segops.resize import InputSpec
 
 
@@ -24,3 +25,8 @@ class ExportedNetwork:
     samples: list[np.ndarray]  # prepared inputs (the family's check scenes)
     work_dir: Path  # scratch space that lives until the repository is written
     progress: Callable[[str], None] = lambda message: None
+    output_names: list[str] = field(default_factory=list)
+    reference: list[list[np.ndarray]] = field(default_factory=list)  # PyTorch's outputs on ``samples``
+    tolerance: tuple[float, float] = (1e-3, 1e-3)  # (atol, rtol) of the check against ``reference``
+    agreement: Measure | None = None  # the family's measure for the INT8 guard (None: none)
+    float_scope: list[str] = field(default_factory=list)  # node-name patterns INT8 leaves in float

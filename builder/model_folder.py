@@ -13,13 +13,15 @@ import python_backend_models
 @dataclass
 class ModelFolder:
     """``files``/``dirs`` map a path inside the folder (``1/model.onnx``) to the source to copy;
-    ``texts`` a path inside the folder to the text written there (``labels.txt``)."""
+    ``texts`` a path inside the folder to the text written there (``labels.txt``); ``record`` what
+    the folder adds to the model's record (segcontract.model_metadata ``extra``: its precision)."""
 
     name: str
     config: mc.ModelConfig
     files: dict[str, Path] = field(default_factory=dict)
     dirs: dict[str, Path] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    record: dict[str, str | int | float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.config.name != self.name:

@@ -53,4 +53,5 @@ def fold_ensemble(folders: Sequence[ModelFolder], name: str, source: str) -> Mod
                 raise ValueError(f"{name}: two steps bring {target}")
             folder.files[target] = file
         folder.dirs.update(step.dirs)
+        folder.texts.update(step.texts)  # the network's quantization.json
     return folder

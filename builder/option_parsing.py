@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 
 import click
 
-from builder.cli_options import ENGINE_PARAMETERS, OPTION_GROUPS
-from builder.options import BatchingOptions, BuildOptions, ModelOptions, RuntimeOptions
+from builder.cli_options import ENGINE_PARAMETERS, OPTION_GROUPS, QUANTIZE_PARAMETERS
+from builder.errors import BuildError
+from builder.options import QUANTIZING_RUNTIMES, BatchingOptions, BuildOptions, ModelOptions, RuntimeOptions
+from builder.quantization.options import Int8Options
 from builder.settings import LoadRequest
 from builder.tensorrt.options import PRECISIONS, BatchProfile, EngineOptions, engine_tolerance
 
@@ -27,9 +29,10 @@ def _parse(ctx: click.Context, params: dict[str, Any]) -> BuildOptions:
         params["runtime"], params["threads"], params["onnx_tensorrt"], params["ensemble"], params["square"]
     )
     engine = _engine(ctx, runtime, params)  # before the other groups: its errors come first
+    int8 = _int8(ctx, runtime, params)
     model = _group(ModelOptions, params, request=_group(LoadRequest, params, rect=False))  # set by the build
     batching = _group(BatchingOptions, params)
-    return BuildOptions(model, params["output"], batching=batching, runtime=runtime, engine=engine)
+    return BuildOptions(model, params["output"], batching=batching, runtime=runtime, engine=engine, int8=int8)
 
 
 def _group(cls: type[T], params: dict[str, Any], **given: Any) -> T:
@@ -41,6 +44,8 @@ def _group(cls: type[T], params: dict[str, Any], **given: Any) -> T:
 def _engine(ctx: click.Context, runtime: RuntimeOptions, params: dict[str, Any]) -> EngineOptions | None:
     """The engine options, or None when the runtime builds no TensorRT engine (then none may be given)."""
     given = _given(ctx, ENGINE_PARAMETERS)
+    if runtime.quantizes and params["precision"] == "int8":
+        given.remove("--int8")  # a CPU runtime's quantization (_int8), not an engine's precision
     if given:
         runtime.refuse_engine_options(given)
     if not runtime.builds_engine:
@@ -57,6 +62,21 @@ def _engine(ctx: click.Context, runtime: RuntimeOptions, params: dict[str, Any])
         calibration_cache=params["calibration_cache"],
         tolerance=engine_tolerance(precision, params["engine_atol"], params["engine_rtol"]),
     )
+
+
+def _int8(ctx: click.Context, runtime: RuntimeOptions, params: dict[str, Any]) -> Int8Options | None:
+    """A CPU runtime's --int8 with its calibration images and limit; None without --int8."""
+    given = _given(ctx, QUANTIZE_PARAMETERS)
+    if not (runtime.quantizes and params["precision"] == "int8"):
+        if given:
+            raise BuildError(f"{', '.join(given)}: options of --int8 on {QUANTIZING_RUNTIMES}")
+        return None
+    if params["calibration_images"] is None:
+        raise BuildError(
+            f"--int8 on --runtime {runtime.name} needs --calibration-images DIR: a folder of images like "
+            "those the model will serve (a few hundred), to calibrate on and to measure the drop"
+        )
+    return Int8Options(params["calibration_images"], params["max_drop"], params["accept_drop"])
 
 
 def _parameter(ctx: click.Context, name: str) -> click.Parameter:

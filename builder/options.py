@@ -14,12 +14,14 @@ from pathlib import Path
 
 from builder import triton_config
 from builder.errors import BuildError
+from builder.quantization.options import Int8Options
 from builder.runtimes import RUNTIMES, OnnxRuntime, PythonOnnxRuntime, Runtime
 from builder.settings import DEFAULT_ONNX_TOLERANCE, BuildSettings, LoadRequest
 from builder.tensorrt.options import DEFAULT_MAX_BATCH, BatchProfile, EngineOptions
 from segcontract.limits import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_MAX_DET, DEFAULT_MAX_PIXELS
 
 ENGINE_RUNTIMES = "--runtime tensorrt (or --runtime onnx --onnx-tensorrt)"
+QUANTIZING_RUNTIMES = ", ".join(f"--runtime {name}" for name, r in RUNTIMES.items() if r.quantizes)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,18 @@ class RuntimeOptions:
     def builds_engine(self) -> bool:
         return RUNTIMES[self.name].builds_engine or self.onnx_tensorrt
 
+    @property
+    def quantizes(self) -> bool:
+        """Whether --int8 means NNCF's quantization for the CPU (with the accuracy guard)."""
+        return RUNTIMES[self.name].quantizes
+
+    def check_int8(self, int8: Int8Options | None) -> None:
+        if int8 is not None and not self.quantizes:
+            raise BuildError(
+                "--calibration-images, --max-drop and --accept-drop go with --int8 on "
+                f"{QUANTIZING_RUNTIMES}, not --runtime {self.name}"
+            )
+
     def refuse_engine_options(self, given: Sequence[str] = ()) -> None:
         """Refuse engine options to a runtime that builds no engine; ``given`` names the flags."""
         if self.builds_engine:
@@ -126,12 +140,14 @@ class RuntimeOptions:
         """Raise, before any slow work, when this runtime cannot be built on this machine."""
         RUNTIMES[self.name].check_available()
 
-    def make(self, engine: EngineOptions | None = None) -> Runtime:
-        """The runtime; ``engine`` (default: EngineOptions()) only where it builds an engine."""
+    def make(self, engine: EngineOptions | None = None, int8: Int8Options | None = None) -> Runtime:
+        """The runtime; ``engine`` (default: EngineOptions()) only where it builds an engine,
+        ``int8`` only where it quantizes for the CPU."""
         self.check_engine(engine)
+        self.check_int8(int8)
         if self.builds_engine:
             engine = engine or EngineOptions()
-        return RUNTIMES[self.name](engine)
+        return RUNTIMES[self.name](engine, int8)
 
 
 def make_runtime(name: str, engine: EngineOptions | None = None, onnx_tensorrt: bool = False) -> Runtime:
@@ -149,9 +165,11 @@ class BuildOptions:
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
     engine: EngineOptions | None = None
+    int8: Int8Options | None = None  # a CPU runtime's --int8
 
     def __post_init__(self) -> None:
         self.runtime.check_engine(self.engine)
+        self.runtime.check_int8(self.int8)
         max_batch = self.batching.max_batch_size
         if self.engine is None and self.runtime.builds_engine:
             object.__setattr__(self, "engine", EngineOptions(profile=BatchProfile(1, max_batch, max_batch)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
@@ -9,7 +10,10 @@ from builder import triton_config
 from builder.errors import BuildError
 from builder.exported_network import ExportedNetwork
 from builder.model_folder import ModelFolder, python_backend_folder
+from builder.quantization.options import Int8Options
 from builder.tensorrt.options import EngineOptions
+from python_backend_models import model_source
+from segcontract.model_metadata import ConfigKeys
 from segcontract.registry import Registry
 from segcontract.tensors import TensorSpec
 from segops.cpu_cores import threads_per_instance
@@ -17,23 +21,26 @@ from segops.cpu_cores import threads_per_instance
 
 class Runtime(ABC):
     """One ``--runtime``. Every runtime is made from the build's engine options (None unless the
-    runtime builds a TensorRT engine), so that the registry can make any of them the same way."""
+    runtime builds a TensorRT engine) and its INT8 options (None unless a CPU runtime quantizes),
+    so that the registry can make any of them the same way."""
 
     name: str
     help: str
     builds_engine: bool = False  # always builds a TensorRT engine (onnx does only with its accelerator)
     # its <name>_model is a Python-backend model, so the ensemble can fold into one (builder.one_model)
     python_backend: bool = False
+    quantizes: bool = False  # --int8 quantizes for the CPU (NNCF), with the accuracy guard
 
-    def __init__(self, engine: EngineOptions | None = None):
+    def __init__(self, engine: EngineOptions | None = None, int8: Int8Options | None = None):
         self.engine = engine
+        self.int8 = int8
 
     @abstractmethod
     def model_folder(
         self, settings: triton_config.ModelSettings, network: ExportedNetwork
     ) -> ModelFolder: ...
 
-    def thread_parameters(self, threads: int | None, instances: int) -> dict[str, int]:
+    def thread_parameters(self, threads: int | None, instances: int) -> dict[str, int | str]:
         """Config parameters that set the network session's intra-op threads (None: each of the
         ``instances`` takes its share of the cores; 0: each takes all, the runtime's default)."""
         return {}
@@ -62,7 +69,67 @@ class PythonOnnxRuntime(Runtime):
 
     def model_folder(self, settings, network):
         config = triton_config.python_model_config(settings)
-        return python_backend_folder(config, "onnx_model", {"1/model.onnx": network.onnx_path})
+        return python_backend_folder(
+            config, "onnx_model", {"1/model.onnx": network.onnx_path, **NETWORK_STEP_FILES}
+        )
+
+
+# what both Python-backend network models import beside them
+NETWORK_STEP_FILES = {"1/network_step.py": model_source("network_step")}
+
+
+@RUNTIMES.register
+class PythonOpenVinoRuntime(Runtime):
+    name = "python-openvino"
+    help = (
+        "OpenVINO IR run by OpenVINO's CPU plugin inside Triton's Python backend (pip-only, CPU; "
+        "seg-serve), FP32 or --int8; YOLOv8-seg as one Python model unless --ensemble"
+    )
+    python_backend = True
+    quantizes = True
+
+    def thread_parameters(self, threads, instances):
+        # read by openvino_model.py, which shares out the cores the server sees when it is absent
+        return {} if threads is None else {"intra_op_threads": threads}
+
+    def model_folder(self, settings, network):
+        from builder.openvino.network import openvino_network
+
+        ir = openvino_network(network, self.int8)
+        parameters = {**settings.parameters, ConfigKeys.NETWORK_MODULE: "openvino_model"}
+        config = triton_config.python_model_config(dataclasses.replace(settings, parameters=parameters))
+        files = {"1/model.xml": ir.xml, "1/model.bin": ir.bin, **NETWORK_STEP_FILES}
+        folder = python_backend_folder(config, "openvino_model", files)
+        folder.texts.update(ir.texts())
+        folder.record.update({"network_runtime": self.name, **ir.record()})
+        return folder
+
+
+@RUNTIMES.register
+class OpenVinoRuntime(Runtime):
+    name = "openvino"
+    help = (
+        "OpenVINO IR for Triton's OpenVINO backend (backend openvino; the NGC tritonserver image), "
+        "on the CPU, FP32 or --int8"
+    )
+    quantizes = True
+
+    def thread_parameters(self, threads, instances):
+        # the OpenVINO backend's own keys: one stream per instance, on its share of the cores
+        if threads is None:
+            threads = threads_per_instance(instances)
+        keys: dict[str, int | str] = {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        return {**keys, "INFERENCE_NUM_THREADS": threads} if threads else keys
+
+    def model_folder(self, settings, network):
+        from builder.openvino.network import openvino_network
+
+        ir = openvino_network(network, self.int8)
+        config = triton_config.openvino_model_config(settings)
+        folder = ModelFolder(settings.name, config, files={"1/model.xml": ir.xml, "1/model.bin": ir.bin})
+        folder.texts.update(ir.texts())
+        folder.record.update({"network_runtime": self.name, **ir.record()})
+        return folder
 
 
 @RUNTIMES.register
@@ -122,8 +189,8 @@ class TensorRTRuntime(Runtime):
     builds_engine = True
     engine: EngineOptions
 
-    def __init__(self, engine: EngineOptions | None = None):
-        super().__init__(engine or EngineOptions())
+    def __init__(self, engine: EngineOptions | None = None, int8: Int8Options | None = None):
+        super().__init__(engine or EngineOptions(), int8)
 
     @property
     def options(self) -> EngineOptions:

@@ -108,6 +108,16 @@ def onnxruntime_model_config(
     return config
 
 
+def openvino_model_config(settings: ModelSettings) -> mc.ModelConfig:
+    """For the NGC tritonserver's OpenVINO backend (``backend: "openvino"``, ``1/model.xml`` and
+    ``model.bin``) on the CPU; its keys (NUM_STREAMS, INFERENCE_NUM_THREADS, PERFORMANCE_HINT)
+    are among ``settings.parameters``."""
+    config = _base(settings)
+    config.backend = "openvino"
+    config.default_model_filename = "model.xml"
+    return config
+
+
 def tensorrt_model_config(settings: ModelSettings) -> mc.ModelConfig:
     """A prebuilt TensorRT engine: ``platform: "tensorrt_plan"``, ``1/model.plan``, on the GPU.
     ``max_batch_size`` must be the engine profile's max batch (Triton checks it on load)."""

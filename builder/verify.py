@@ -68,6 +68,35 @@ def check_onnx_against_torch(
     return list(worst.values())
 
 
+def torch_outputs(module: torch.nn.Module, inputs: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """PyTorch's outputs on each input: the reference every runtime is checked against."""
+    with torch.no_grad():
+        return [
+            [t.detach().cpu().numpy() for t in flatten_outputs(module(torch.from_numpy(x)))] for x in inputs
+        ]
+
+
+def check_against_reference(
+    what: str,
+    reference: list[list[np.ndarray]],
+    actual: list[list[np.ndarray]],
+    output_names: list[str],
+    tol: Tolerance,
+) -> list[Comparison]:
+    """Per output, the largest difference over the inputs between ``actual`` (``what`` ran them)
+    and PyTorch's ``reference``; raises BuildError naming the outputs beyond ``tol``."""
+    per_input = [compare_outputs(e, a, output_names, tol) for e, a in zip(reference, actual)]
+    worst = {
+        name: Comparison(name, max(c.max_abs_diff for c in cs), all(c.ok for c in cs))
+        for name, cs in zip(output_names, zip(*per_input))
+    }
+    failed = [c for c in worst.values() if not c.ok]
+    if failed:
+        detail = ", ".join(f"{c.name} max abs diff {c.max_abs_diff:.3g}" for c in failed)
+        raise BuildError(f"{what} differs from PyTorch beyond atol={tol.atol} rtol={tol.rtol}: {detail}")
+    return list(worst.values())
+
+
 def flatten_outputs(out) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
         return [out]

@@ -1,7 +1,8 @@
 """Triton Python-backend model: the python-onnx runtime's whole YOLOv8-seg path in one process.
 
-Encoded files → letterboxed input (image_preprocess.py) → the onnxruntime session on ``model.onnx``
-(onnx_model.py) → detections with RLE masks (yolo_seg_postprocess.py): the same code as the
+Encoded files → letterboxed input (image_preprocess.py) → the network: onnxruntime on ``model.onnx``
+(onnx_model.py), or OpenVINO on ``model.xml`` (openvino_model.py) where the ``network_module``
+parameter names it → detections with RLE masks (yolo_seg_postprocess.py): the same code as the
 three-model ensemble, whose modules sit beside this file, without its two hops. Through the
 ensemble, each image's 640×640 float input (4.9 MB) and the network's raw outputs (7.2 MB) are
 copied between Python-backend processes by the server; here they stay in this process's memory.
@@ -17,19 +18,27 @@ decode or whose parameters are wrong fails alone, with INVALID_ARGUMENT, and so 
 image the session fails on; the others in its batch are answered.
 """
 
+import importlib
 from collections import defaultdict
 
 import triton_python_backend_utils as pb_utils
 from image_preprocess import TritonPythonModel as Preprocess
-from onnx_model import TritonPythonModel as Network
 from yolo_seg_postprocess import TritonPythonModel as Postprocess
 
+from segcontract.model_metadata import ConfigKeys
 from segcontract.tasks import IMAGE, IMAGE_SIZE
 from segops import image_batch
+from segops.triton_params import config_parameters
+
+NETWORK_MODULES = ("onnx_model", "openvino_model")  # the first is the default
 
 
 class TritonPythonModel:
     def initialize(self, args):
+        module = config_parameters(args["model_config"]).get(ConfigKeys.NETWORK_MODULE, NETWORK_MODULES[0])
+        if module not in NETWORK_MODULES:
+            raise ValueError(f"{ConfigKeys.NETWORK_MODULE} {module!r}: one of {', '.join(NETWORK_MODULES)}")
+        Network = importlib.import_module(module).TritonPythonModel
         self.pre, self.network, self.post = Preprocess(), Network(), Postprocess()
         for part in (self.pre, self.network, self.post):
             part.initialize(args)  # each reads its own keys of the merged parameters

@@ -53,6 +53,8 @@ class ConfigKeys:
     OUTPUT_NAME = "output_name"  # preprocess: the network input it fills
     LOGITS_NAME = "logits_name"  # semantic postprocess: the network output it reads
     LOGITS_LAYOUT = "logits_layout"
+    # the network step's module (python_backend_models/<this>.py) a one-process model imports
+    NETWORK_MODULE = "network_module"
 
 
 METADATA_KEY = ConfigKeys.METADATA

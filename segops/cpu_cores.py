@@ -32,3 +32,16 @@ def threads_per_instance(instances: int, cores: int | None = None) -> int:
     """Intra-op threads for each of ``instances`` sessions so that together they fill the cores
     (at least one each)."""
     return max(1, (cores if cores is not None else cores_seen()) // max(1, instances))
+
+
+def configured_threads(parameters: dict[str, str], model_config: dict) -> tuple[int, str | None]:
+    """The intra-op threads of a Python-backend network session: the ``intra_op_threads``
+    parameter when build-repo wrote one (0: the runtime's default, every core), else the share of
+    the cores seen among the model's instances; with a line for the server's log in that case."""
+    if "intra_op_threads" in parameters:
+        return int(parameters["intra_op_threads"]), None
+    groups = model_config.get("instance_group", [])
+    instances = sum(int(g.get("count", 1)) for g in groups) or 1
+    cores = cores_seen()
+    threads = threads_per_instance(instances, cores)
+    return threads, f"{instances} instances on {cores} cores, {threads} intra-op threads each"

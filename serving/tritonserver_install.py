@@ -126,9 +126,18 @@ def extract_server(wheel: Path, root: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def python_env_current(root: Path) -> bool:
+    """Whether the server's Python environment holds today's requirements (a new runtime, such as
+    OpenVINO, adds one)."""
+    stamp = python_env_bin(root) / ".requirements-installed"
+    return stamp.is_file() and stamp.read_text() == REQUIREMENTS.read_text()
+
+
 def install(root: Path | None = None, wheel: Path | None = None, force: bool = False) -> Path:
     root = root or default_install_dir()
     if is_installed(root) and not force:
+        if not python_env_current(root):  # the server is there; only its packages changed
+            create_python_env(root)
         return root
     with tempfile.TemporaryDirectory() as tmp:
         extract_server(wheel or download_wheel(PYTRITON_WHEEL, Path(tmp)), root)

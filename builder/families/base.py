@@ -11,8 +11,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from builder.errors import BuildError
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
+from builder.quantization.agreement import Agreement
 from builder.settings import BuildSettings, LoadRequest
 from segcontract.model_metadata import ModelMetadata, Thresholds
 from segcontract.tasks import Task
@@ -71,6 +73,22 @@ class ModelFamily(ABC):
         settings: BuildSettings,
     ) -> list[ModelFolder]:
         """Everything but ``<name>_model``: pre/post-processing and the ensemble ``<name>``."""
+
+    def int8_agreement(
+        self,
+        loaded: LoadedModel,
+        settings: BuildSettings,
+        inputs: list[np.ndarray],
+        fp32: list[list[np.ndarray]],
+        int8: list[list[np.ndarray]],
+    ) -> Agreement:
+        """How far the INT8 network's answers on ``inputs`` (prepared, a batch of one each) are from
+        FP32's, as this family's users measure it (builder.quantization.agreement): the --int8 guard."""
+        raise BuildError(f"--int8: the {self.name} family has no accuracy measure to guard INT8 with")
+
+    def int8_float_scope(self, loaded: LoadedModel) -> list[str]:
+        """Patterns of the network's node names that INT8 leaves in floating point."""
+        return []
 
     def folder_names(self, name: str, one_model: bool) -> list[str]:
         """The model folders a build named ``name`` writes (``one_model``: its ensemble folded into

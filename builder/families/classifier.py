@@ -31,6 +31,7 @@ from builder.errors import BuildError
 from builder.families.base import LoadedModel, RecordedInputFamily
 from builder.families.pipeline import IMAGE_SIZE, identity_map, preprocess_config
 from builder.model_folder import ModelFolder, python_backend_folder
+from builder.quantization.agreement import Agreement, classifier_measure
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import load_network
 from segcontract import tasks
@@ -125,6 +126,9 @@ class ClassifierFamily(RecordedInputFamily):
             weights_sha256=file_sha256(request.weights),
             extra={"arch": info.arch, SEGMENT_MARGIN_KEY: float(info.segment_margin)},
         )
+
+    def int8_agreement(self, loaded, settings, inputs, fp32, int8) -> Agreement:
+        return classifier_measure(inputs, fp32, int8)
 
     def folder_names(self, name: str, one_model: bool) -> list[str]:
         segment = tasks.segment_ensemble_name(name)

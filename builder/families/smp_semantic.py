@@ -10,6 +10,7 @@ from builder.errors import BuildError
 from builder.families.base import LoadedModel, RecordedInputFamily
 from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
+from builder.quantization.agreement import Agreement, semantic_measure
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints.classifier import read_checkpoint as read_classifier_checkpoint
 from model_checkpoints.smp import CheckpointError, build_model, load_checkpoint
@@ -85,6 +86,9 @@ class SmpSemanticFamily(RecordedInputFamily):
             weights_sha256=file_sha256(request.weights),
             extra={"arch": info.arch, "encoder": info.encoder},
         )
+
+    def int8_agreement(self, loaded, settings, inputs, fp32, int8) -> Agreement:
+        return semantic_measure(inputs, fp32, int8)
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

@@ -15,6 +15,7 @@ from builder.families.base import LoadedModel, ModelFamily
 from builder.families.pipeline import three_step_ensemble
 from builder.model_folder import ModelFolder
 from builder.probe_images import probe_images
+from builder.quantization.agreement import Agreement, instance_measure
 from builder.settings import BuildSettings, LoadRequest
 from model_checkpoints import ultralytics as ultralytics_checkpoint
 from segcontract.checkpoint_formats import CLASSIFIER_FORMAT
@@ -162,6 +163,17 @@ class YoloSegFamily(ModelFamily):
         if stride:
             samples += [to_model_input(letterbox(image, (h, w), stride)[0])[None] for image in images[:2]]
         return samples
+
+    def int8_agreement(self, loaded, settings, inputs, fp32, int8) -> Agreement:
+        measure = instance_measure(len(loaded.class_names), settings.conf, settings.iou, settings.max_det)
+        return measure(inputs, fp32, int8)
+
+    def int8_float_scope(self, loaded: LoadedModel) -> list[str]:
+        """The head's box decoding (distribution focal loss, anchors, stride) stays in floating
+        point: boxes are pixels up to the input size, and INT8 steps there move them visibly. Its
+        convolutions, like the rest of the network, are quantized."""
+        head = re.escape(f"model.{len(loaded.module.model.model) - 1}")
+        return [f".*/{head}/dfl/.*", f".*/{head}/(Add|Sub|Mul|Div|Sigmoid)(_\\d+)?$"]
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)
