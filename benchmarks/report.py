@@ -13,17 +13,23 @@ benchmarks/RESULTS.md. Ratios are what to compare: these machines are shared and
        stride), the same as the square (--square), as the three-model ensemble (--ensemble), the
        latency setting
   (d)  perf_analyzer on the served model, and on the ensemble's <name>_model alone
-  peak RSS of server and client, bytes per response, build-repo wall time and peak RSS.
+  peak RSS of server and client, bytes per response, build-repo wall time and peak RSS;
+  and the CPU runtimes (benchmarks/cpu_runtimes.py): ultralytics predict on its own OpenVINO FP32
+  and INT8 exports, bare OpenVINO sessions of our network, (b++) the served work in the fastest
+  single process, and the served python-openvino FP32 and INT8 builds, with the CPU's flags.
 
-Targets (2-core CPU): P1 (c) ≥ 1.8×(a) and ≥ 1.0×(a') in throughput; P2 (c) ≤ 1.15×(b) per image;
-P3 a response ≤ 5 % of the bytes of the full-resolution masks it describes; P4 build-repo ≤ 30 s
-and ≤ 3 GiB peak RSS.
+Targets (2-core CPU): P1 (c) ≥ 1.8×(a) and ≥ 1.0×(a') in throughput; P2 (c) ≤ 1.10×(b++), the
+same work in one process on the same cores; P3 a response ≤ 5 % of the bytes of the
+full-resolution masks it describes; P4 build-repo ≤ 30 s and ≤ 3 GiB peak RSS; served OpenVINO
+FP32 ≥ 1.3× ultralytics' OpenVINO FP32 predict; served INT8 ≥ 1.3× ultralytics' INT8 predict and
+≥ 1.8× the served defaults, with the accuracy guard passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -37,6 +43,7 @@ import cv2
 import numpy as np
 import psutil
 
+from benchmarks import cpu_runtimes
 from demo.offline import configure_offline_ultralytics
 
 BIN = Path(sys.executable).parent
@@ -45,6 +52,8 @@ SIZES = [(480, 640), (720, 1280), (640, 480), (1080, 1920), (375, 500), (600, 60
 LATENCY_SETTING = ["--instances", "1", "--threads", "0"]  # one network session on every core
 ENSEMBLE_SETTING = ["--ensemble"]  # the defaults, as preprocess → network → postprocess
 SQUARE_SETTING = ["--square"]  # the defaults, every image padded to the full square
+OPENVINO_SETTING = ["--runtime", "python-openvino"]  # the defaults, the network on OpenVINO
+CALIBRATION_IMAGES = 60  # build-repo --int8 and ultralytics' INT8 export calibrate on the same ones
 DEFAULT_CONCURRENCY = 4  # seg-client infer's -j default: the targets are measured with it
 
 
@@ -278,6 +287,7 @@ def main() -> None:
 
     repo, repo_ensemble, repo_latency = work / "repo", work / "repo-ensemble", work / "repo-latency"
     repo_square = work / "repo-square"
+    repo_ov, repo_ov8 = work / "repo-openvino", work / "repo-openvino-int8"
     print(f"checkpoint {weights}; {len(images)} images; imgsz {args.imgsz}", flush=True)
     build = [str(BIN / "build-repo"), "--model", MODEL, "--weights", str(weights), "--imgsz", str(args.imgsz)]
     _, build_s, build_rss = run_measured([*build, "--output", str(repo), "--quiet"])
@@ -285,6 +295,17 @@ def main() -> None:
     run_measured([*build, "--output", str(repo_square), "--quiet", *SQUARE_SETTING])
     run_measured([*build, "--output", str(repo_latency), "--quiet", *LATENCY_SETTING])
     print(f"build-repo: {build_s:.1f} s, peak RSS {build_rss / 2**30:.2f} GiB", flush=True)
+    calibration = cpu_runtimes.calibration_images(work / "calibration", CALIBRATION_IMAGES)
+    run_measured([*build, "--output", str(repo_ov), "--quiet", *OPENVINO_SETTING])
+    int8_build = [*build, "--output", str(repo_ov8), *OPENVINO_SETTING, "--int8"]
+    int8_build += ["--calibration-images", str(calibration)]
+    guarded = subprocess.run([*int8_build, "--quiet"], capture_output=True, text=True)
+    guard_refusal = None
+    if guarded.returncode != 0:  # measured all the same, and the refusal reported
+        guard_refusal = guarded.stderr.strip().splitlines()[-1]
+        run_measured([*int8_build, "--quiet", "--accept-drop"])
+    guard = json.loads((repo_ov8 / MODEL / "quantization.json").read_text())
+    print(f"build-repo --int8: {guard['metric']} {guard['score']:.2f}, drop {guard['drop']:.2f}", flush=True)
     onnx_path = repo / MODEL / "1" / "model.onnx"  # any height and width
     square_onnx = repo_ensemble / f"{MODEL}_model" / "1" / "model.onnx"  # the square only
 
@@ -308,6 +329,13 @@ def main() -> None:
         images,
     )
     print(f"(a') ultralytics predict ONNX:  {a2:7.1f} ms/image", flush=True)
+    ov_fp32_dir, ov_int8_dir = cpu_runtimes.ultralytics_openvino_exports(
+        weights, work, args.imgsz, calibration
+    )
+    a_ov = cpu_runtimes.predict_ms(ov_fp32_dir, images, args.imgsz)
+    print(f"(a-ov) ultralytics predict OpenVINO FP32: {a_ov:7.1f} ms/image", flush=True)
+    a_ov8 = cpu_runtimes.predict_ms(ov_int8_dir, images, args.imgsz)
+    print(f"(a-ov) ultralytics predict OpenVINO INT8: {a_ov8:7.1f} ms/image", flush=True)
 
     import onnxruntime as ort
 
@@ -329,6 +357,21 @@ def main() -> None:
     print(f"(b)  ... on the square:         {b_square:7.1f} ms/image", flush=True)
     b_work = in_process_ms(onnx_path, served_metadata, images)
     print(f"(b+) the same with the server's pre/post-processing, in one process: {b_work:7.1f} ms/image")
+    ov_xml, ov8_xml = (r / MODEL / "1" / "model.xml" for r in (repo_ov, repo_ov8))
+    b_ov = cpu_runtimes.bare_ms(cpu_runtimes.openvino_runner(ov_xml, 0), served_spec, images)
+    b_ov8 = cpu_runtimes.bare_ms(cpu_runtimes.openvino_runner(ov8_xml, 0), served_spec, images)
+    print(f"(b)  OpenVINO FP32 / INT8, model only, served inputs: {b_ov:7.1f} / {b_ov8:7.1f} ms/image")
+    cores = len(os.sched_getaffinity(0))
+    fastest: dict[str, float] = {}
+    for label, make in (
+        ("onnxruntime", lambda: cpu_runtimes.onnxruntime_runner(onnx_path, 1)),
+        ("OpenVINO FP32", lambda: cpu_runtimes.openvino_runner(ov_xml, 1)),
+        ("OpenVINO INT8", lambda: cpu_runtimes.openvino_runner(ov8_xml, 1)),
+    ):  # one worker per core, and one more to overlap a worker's wait: the faster counts
+        fastest[label] = min(
+            cpu_runtimes.pipeline_ms(make, served_metadata, images, n) for n in (cores, cores + 1)
+        )
+        print(f"(b++) the served work in the fastest single process, {label}: {fastest[label]:7.1f} ms/image")
 
     served: dict[str, float] = {}
     client_peak, server_peak = 0, 0
@@ -337,6 +380,8 @@ def main() -> None:
         ("square", repo_square, (DEFAULT_CONCURRENCY,)),
         ("ensemble", repo_ensemble, (DEFAULT_CONCURRENCY,)),
         ("latency", repo_latency, (1, 4)),
+        ("openvino", repo_ov, (DEFAULT_CONCURRENCY,)),
+        ("openvino-int8", repo_ov8, (DEFAULT_CONCURRENCY,)),
     ):
         with (
             TritonServer(folder, log_path=work / f"tritonserver-{label}.log") as server,
@@ -401,6 +446,8 @@ def main() -> None:
 
     c_default = served[f"defaults, {DEFAULT_CONCURRENCY} in flight"]
     c_ensemble = served[f"ensemble, {DEFAULT_CONCURRENCY} in flight"]
+    c_ov = served[f"openvino, {DEFAULT_CONCURRENCY} in flight"]
+    c_ov8 = served[f"openvino-int8, {DEFAULT_CONCURRENCY} in flight"]
     results = {
         "checkpoint": _shown_path(Path(weights)),
         "images": len(images),
@@ -431,6 +478,22 @@ def main() -> None:
         "one_model_vs_ensemble": c_default / c_ensemble,
         "stride_vs_square": c_default / served[f"square, {DEFAULT_CONCURRENCY} in flight"],
         "P3": sizes.response_bytes / max(sizes.full_mask_bytes, 1),
+        "cpu": cpu_runtimes.cpu_support(),
+        "cores": cores,
+        "calibration_images": CALIBRATION_IMAGES,
+        "a_ov_ms": a_ov,
+        "a_ov8_ms": a_ov8,
+        "b_ov_ms": b_ov,
+        "b_ov8_ms": b_ov8,
+        "fastest_ms": fastest,
+        "guard": guard,
+        "guard_refusal": guard_refusal,
+        "OV_vs_ultralytics_ov": a_ov / c_ov,
+        "INT8_vs_ultralytics_int8": a_ov8 / c_ov8,
+        "INT8_vs_defaults": c_default / c_ov8,
+        "P2_restated": c_default / fastest["onnxruntime"],
+        "ov_vs_fastest": c_ov / fastest["OpenVINO FP32"],
+        "int8_vs_fastest": c_ov8 / fastest["OpenVINO INT8"],
     }
     (work / "results.json").write_text(json.dumps(results, indent=1))
     args.results.parent.mkdir(parents=True, exist_ok=True)
@@ -547,13 +610,89 @@ perf_analyzer on the ensemble's `{MODEL}_model` alone (random input of the model
 | P1 throughput (c) ≥ 1.8 × (a) | {r["P1_vs_a"]:.2f} × ((c): defaults, {DEFAULT_CONCURRENCY} in flight) | {verdict(r["P1_vs_a"] >= 1.8)} |
 | P1 throughput (c) ≥ 1.0 × (a') | {r["P1_vs_a_onnx"]:.2f} × | {verdict(r["P1_vs_a_onnx"] >= 1.0)} |
 | (c) / (a) with `rect=False`, the same pixels as served (not a target) | {r["P1_vs_a_square"]:.2f} × | |
-| P2 (c) ≤ 1.15 × (b) per image, on the same inputs | {r["P2"]:.2f} × | {verdict(r["P2"] <= 1.15)} |
+| P2 restated: (c) defaults ≤ 1.10 × (b++) onnxruntime, the same work in the fastest single process, same cores | {r["P2_restated"]:.2f} × | {verdict(r["P2_restated"] <= 1.10)} |
+| (c) ≤ 1.15 × (b) per image: P2 as it was, network only on one side (not a target) | {r["P2"]:.2f} × | |
 | (c) / (b) on the square (not a target) | {r["P2_vs_b_square"]:.2f} × | |
 | (c) / (b+), the same work done by hand in one process (not a target) | {r["c_vs_b_work"]:.2f} × | |
 | P3 response ≤ 5 % of the full masks | {100 * r["P3"]:.3f} % | {verdict(r["P3"] <= 0.05)} |
 | P4 build-repo ≤ 30 s and ≤ 3 GiB | {r["build_s"]:.1f} s, {r["build_rss"] / 2**30:.2f} GiB | {verdict(r["build_s"] <= 30 and r["build_rss"] <= 3 * 2**30)} |
 """
+        + render_cpu_runtimes(r, verdict)
     )
+
+
+def render_cpu_runtimes(r: dict, verdict) -> str:
+    c, fastest, guard = r["c_ms"], r["fastest_ms"], r["guard"]
+    flags = ", ".join(f"{name} {'yes' if on else 'no'}" for name, on in r["cpu"]["flags"].items())
+    guard_ok = not guard["accepted_drop"] and r["guard_refusal"] is None
+    guard_line = (
+        f"{guard['metric']} {guard['score']:.2f} on {guard['held_out_images']} held-out images, "
+        f"a drop of {guard['drop']:.2f} points (limit {guard['max_drop']:g})"
+    )
+    rows = [
+        (
+            "(a-ov) ultralytics `predict` on its own OpenVINO FP32 export (`format=openvino`, the square)",
+            r["a_ov_ms"],
+        ),
+        (
+            "(a-ov) ultralytics `predict` on its own OpenVINO INT8 export (`int8=True`, the same calibration images)",
+            r["a_ov8_ms"],
+        ),
+        (
+            "(b) bare OpenVINO FP32 session of our network, model only, the server's inputs (all cores)",
+            r["b_ov_ms"],
+        ),
+        ("(b) bare OpenVINO INT8 session of our network, the same", r["b_ov8_ms"]),
+        *(
+            (
+                f"(b++) the served work (decode, letterbox, network, NMS, masks, RLE) in the fastest single process: {k}, one-thread sessions, one worker thread per core (or one more)",
+                v,
+            )
+            for k, v in fastest.items()
+        ),
+        (
+            f"(c) served defaults (python-onnx), {DEFAULT_CONCURRENCY} in flight",
+            c[f"defaults, {DEFAULT_CONCURRENCY} in flight"],
+        ),
+        (
+            f"(c) served `--runtime python-openvino` (FP32), {DEFAULT_CONCURRENCY} in flight",
+            c[f"openvino, {DEFAULT_CONCURRENCY} in flight"],
+        ),
+        (
+            f"(c) served `--runtime python-openvino --int8`, {DEFAULT_CONCURRENCY} in flight",
+            c[f"openvino-int8, {DEFAULT_CONCURRENCY} in flight"],
+        ),
+    ]
+    table = "".join(f"| {label} | {ms:.1f} | {1000 / ms:.2f} |\n" for label, ms in rows)
+    refusal = (
+        f"\nThe guard refused the INT8 build: `{r['guard_refusal']}`; it was measured with --accept-drop.\n"
+        if r["guard_refusal"]
+        else ""
+    )
+    return f"""
+## CPU runtimes: OpenVINO and INT8
+
+The same run, checkpoint, images and cores as above. CPU: {flags}; OpenVINO {r["cpu"]["openvino"]}
+(CPU plugin capabilities: {", ".join(r["cpu"]["openvino_capabilities"])}); {r["cores"]} cores usable.
+INT8: `build-repo --runtime python-openvino --int8 --calibration-images DIR` on {r["calibration_images"]} generated
+scenes (every fifth held out), NNCF's mixed preset, the head's box decoding left in FP32; ultralytics'
+INT8 export calibrated on the same images. Accuracy guard: {guard_line}.
+{refusal}
+| | ms / image | images / s |
+|---|---|---|
+{table}
+| target | measured | |
+|---|---|---|
+| served FP32 OpenVINO ≥ 1.3 × ultralytics' OpenVINO FP32 predict | {r["OV_vs_ultralytics_ov"]:.2f} × | {verdict(r["OV_vs_ultralytics_ov"] >= 1.3)} |
+| served INT8 ≥ 1.3 × ultralytics' INT8 predict | {r["INT8_vs_ultralytics_int8"]:.2f} × | {verdict(r["INT8_vs_ultralytics_int8"] >= 1.3)} |
+| served INT8 ≥ 1.8 × today's served defaults | {r["INT8_vs_defaults"]:.2f} × | {verdict(r["INT8_vs_defaults"] >= 1.8)} |
+| the accuracy guard passed (drop ≤ {guard["max_drop"]:g} point of mask mAP50 against FP32) | {guard["drop"]:.2f} points | {verdict(guard_ok)} |
+| P2 restated: served defaults ≤ 1.10 × (b++) onnxruntime | {r["P2_restated"]:.2f} × | {verdict(r["P2_restated"] <= 1.10)} |
+| served OpenVINO FP32 / (b++) OpenVINO FP32 (not a target) | {r["ov_vs_fastest"]:.2f} × | |
+| served INT8 / (b++) OpenVINO INT8 (not a target) | {r["int8_vs_fastest"]:.2f} × | |
+
+GPU: no GPU machine was lent to this run, so the ONNX-on-CUDA and TensorRT rows are not measured.
+"""
 
 
 if __name__ == "__main__":

@@ -6,15 +6,15 @@ Each trial serves a copy of the repository (model files hard-linked, configs cha
 ``seg-serve`` and measures it with ``seg-client bench`` (perf_analyzer, the user's images as
 payloads) at one concurrency; both are run as commands, so this package imports neither. The
 search starts from the repository's own setting and varies one thing at a time, keeping a change
-only when it is clearly faster (``MIN_GAIN``): instances, then the network's threads, then the
-largest batch, then the queue delay. It stops starting trials once the next would overrun the
-budget.
+only when it is clearly faster (``MIN_GAIN``): the network's runtime and precision (OpenVINO FP32,
+and INT8 with calibration images: builder.tune_runtimes makes their files once per run), then
+instances, the network's threads, the largest batch, the queue delay. It stops starting trials
+once the next would overrun the budget (making a network's files counts against it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -24,11 +24,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder import triton_config
 from builder.errors import BuildError
+from builder.tune_runtimes import NETWORKS, NetworkFiles, Networks, link_or_copy
 from builder.tune_settings import ServedModel, Setting
 from segcontract.files import write_atomic
 from segops.cpu_cores import cores_seen, threads_per_instance
@@ -63,6 +64,12 @@ class TuneResult:
     trials: list[Trial]
     concurrency: int
     stopped_by_budget: bool
+    notes: list[str] = field(default_factory=list)  # what was not tried, and why
+
+
+def runtimes(best: Setting, cores: int) -> list[Setting]:
+    """The network on each other runtime and precision (those the run cannot make are not tried)."""
+    return [best.but(runtime=r, precision=p) for r, p in NETWORKS if (r, p) != best.network]
 
 
 def instances(best: Setting, cores: int) -> list[Setting]:
@@ -87,7 +94,9 @@ def queue_delays(best: Setting, cores: int) -> list[Setting]:
     return [best.but(max_queue_delay_us=d) for d in (0, 1000, 5000)]
 
 
-STAGES = (instances, threads, batch_sizes, queue_delays)  # in this order, each from the best so far
+# in this order, each from the best so far
+STAGES = (runtimes, instances, threads, batch_sizes, queue_delays)
+Measure = Callable[[Path, ServedModel, Setting, Path, int, NetworkFiles | None], Trial]
 
 
 def search(
@@ -97,19 +106,35 @@ def search(
     concurrency: int = 4,
     budget_s: float = 300.0,
     progress: Callable[[str], None] = lambda line: None,
-    measure: Callable[[Path, ServedModel, Setting, Path, int], Trial] | None = None,
+    measure: Measure | None = None,
     cores: int | None = None,
+    networks: Networks | None = None,
 ) -> TuneResult:
     """Measure the repository's setting, then its variations, within ``budget_s`` seconds.
-    ``cores``: those the server will see (default: this process's, as seg-serve runs here)."""
+    ``cores``: those the server will see (default: this process's, as seg-serve runs here);
+    ``networks``: the files of the other runtimes and precisions (None: only the repository's own)."""
     measure = measure or measure_setting
     started = time.monotonic()
     trials: dict[Setting, Trial] = {}
+    unmade: set[Setting] = set()  # failed making their network's files: not a trial's time
+    own = served.current().network
+    notes = list(networks.notes) if networks else []
+
+    def offered(network: tuple[str, str]) -> bool:
+        return networks.offers(network) if networks else network == own
 
     def trial(setting: Setting) -> Trial:
         if setting not in trials:
             progress(f"trying {setting.label()}")
-            trials[setting] = result = measure(repository, served, setting, images, concurrency)
+            began = time.monotonic()
+            try:
+                network = networks.files(setting.network) if networks else None
+            except BuildError as exc:
+                unmade.add(setting)
+                result = Trial(setting, seconds=time.monotonic() - began, error=str(exc))
+            else:
+                result = measure(repository, served, setting, images, concurrency, network)
+            trials[setting] = result
             shown = result.error or f"{result.throughput:.2f} images/s, p95 {result.p95_ms:.0f} ms"
             progress(f"  {shown} ({result.seconds:.0f} s)")
         return trials[setting]
@@ -121,30 +146,49 @@ def search(
     cores = cores if cores is not None else cores_seen()
     for stage in STAGES:
         for setting in stage(best.setting, cores):
-            slowest = max(t.seconds for t in trials.values())
-            if setting not in trials and time.monotonic() - started + slowest > budget_s:
-                over_budget = True
-                break
+            if setting not in trials:
+                if not offered(setting.network):
+                    continue
+                slowest = max(t.seconds for s, t in trials.items() if s not in unmade)
+                left = budget_s - (time.monotonic() - started) - slowest
+                if left < 0:
+                    over_budget = True
+                    break
+                making = networks.making_s(setting.network) if networks else 0.0
+                if making > left:  # not this network; the later stages' trials may still fit
+                    notes.append(
+                        f"{setting.runtime} {setting.precision.upper()} not tried: making its network "
+                        f"(about {making:.0f} s) does not fit the budget"
+                    )
+                    continue
             result = trial(setting)
             if result.error is None and result.throughput > best.throughput * MIN_GAIN:
                 best = result
         if over_budget:
             break
-    return TuneResult(start, best, list(trials.values()), concurrency, over_budget)
+    return TuneResult(start, best, list(trials.values()), concurrency, over_budget, notes)
 
 
 def measure_setting(
-    repository: Path, served: ServedModel, setting: Setting, images: Path, concurrency: int
+    repository: Path,
+    served: ServedModel,
+    setting: Setting,
+    images: Path,
+    concurrency: int,
+    network: NetworkFiles | None = None,
 ) -> Trial:
-    """Serve a copy of the repository with ``setting`` and measure it; a setting that does not
-    load or serve is a failed trial, not an error of the search."""
+    """Serve a copy of the repository with ``setting`` (and ``network``'s files in its network
+    folder) and measure it; a setting that does not load or serve is a failed trial, not an error
+    of the search."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="build-repo-tune-") as tmp:
         copy = Path(tmp) / "repository"
         for folder, config in served.with_setting(setting).items():
-            shutil.copytree(repository / folder, copy / folder, copy_function=_link_or_copy)
+            shutil.copytree(repository / folder, copy / folder, copy_function=link_or_copy)
             (copy / folder / "config.pbtxt").unlink()
             triton_config.write(config, copy / folder)
+            if network is not None and folder == served.network.name:
+                network.link_into(copy / folder)
         try:
             with _served(copy, Path(tmp) / "tritonserver.log") as url:
                 throughput, p95 = _bench(url, served.name, images, concurrency, Path(tmp) / "perf")
@@ -155,13 +199,6 @@ def measure_setting(
 
 class TrialFailed(Exception):
     pass
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem, or links not allowed
-        shutil.copy2(src, dst)
 
 
 class _served:
@@ -240,19 +277,34 @@ def report(result: TuneResult) -> str:
             continue
         ratio = t.throughput / result.start.throughput
         lines.append(f"| {t.setting.label()}{mark} | {t.throughput:.2f} | {t.p95_ms:.0f} | {ratio:.2f} × |")
+    lines += ["", *(f"- {note}" for note in result.notes)] if result.notes else []
     return "\n".join(lines) + "\n"
 
 
-def save(repository: Path, served: ServedModel, result: TuneResult, apply: bool) -> list[Path]:
-    """tune.md and tune.json into the served model's folder; with ``apply``, the winner into the configs."""
+def save(
+    repository: Path, served: ServedModel, result: TuneResult, apply: bool, networks: Networks | None = None
+) -> list[Path]:
+    """tune.md and tune.json into the served model's folder; with ``apply``, the winner into the
+    configs, and its network's files (another runtime or precision than the repository's) into
+    the network's folder before them, each file replaced atomically."""
     folder = repository / served.name
     record = {
         "concurrency": result.concurrency,
         "chosen": result.best.setting.to_dict(),
         "applied": apply,
         "stopped_by_budget": result.stopped_by_budget,
+        "notes": result.notes,
         "trials": [t.to_dict() for t in result.trials],
     }
     write_atomic(folder / "tune.json", json.dumps(record, indent=1).encode())
     write_atomic(folder / "tune.md", report(result).encode())
-    return served.write(repository, result.best.setting) if apply else []
+    if not apply:
+        return []
+    best = result.best.setting
+    network = (
+        networks.files(best.network) if networks and best.network != result.start.setting.network else None
+    )
+    if network is None:
+        return served.write(repository, best)
+    installed = network.install(repository / served.network.name)
+    return installed + served.write(repository, best, network.record)

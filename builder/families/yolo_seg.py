@@ -96,6 +96,13 @@ class _ExportHead(torch.nn.Module):
         return output0, output1
 
 
+def box_decoding_scope(head_index: int) -> list[str]:
+    """The node-name patterns of the box decoding in the head ``model.<head_index>`` (the last
+    module): what INT8 leaves in floating point (also what ``build-repo tune`` leaves there)."""
+    head = re.escape(f"model.{head_index}")
+    return [f".*/{head}/dfl/.*", f".*/{head}/(Add|Sub|Mul|Div|Sigmoid)(_\\d+)?$"]
+
+
 class YoloSegFamily(ModelFamily):
     name = "yolov8-seg"
     task = Task.INSTANCE
@@ -172,8 +179,7 @@ class YoloSegFamily(ModelFamily):
         """The head's box decoding (distribution focal loss, anchors, stride) stays in floating
         point: boxes are pixels up to the input size, and INT8 steps there move them visibly. Its
         convolutions, like the rest of the network, are quantized."""
-        head = re.escape(f"model.{len(loaded.module.model.model) - 1}")
-        return [f".*/{head}/dfl/.*", f".*/{head}/(Add|Sub|Mul|Div|Sigmoid)(_\\d+)?$"]
+        return box_decoding_scope(len(loaded.module.model.model) - 1)
 
     def server_models(self, loaded, model_io, settings: BuildSettings) -> list[ModelFolder]:
         metadata = self.metadata(loaded, settings)

@@ -39,3 +39,7 @@ def save(model: ov.Model, folder: Path) -> tuple[Path, Path]:
     xml = folder / "model.xml"
     ov.save_model(model, str(xml), compress_to_fp16=False)
     return xml, xml.with_suffix(".bin")
+
+
+def read_ir(xml: Path) -> ov.Model:
+    return ov.Core().read_model(str(xml))

@@ -11,6 +11,7 @@ from builder.errors import BuildError
 from builder.exported_network import ExportedNetwork
 from builder.openvino import ir
 from builder.openvino.quantize import METHOD, quantize_int8
+from builder.quantization.agreement import NothingToCompare
 from builder.quantization.calibration import calibration_set
 from builder.quantization.guard import RECORD_FILE, GuardResult
 from builder.quantization.options import Int8Options
@@ -56,11 +57,16 @@ def openvino_network(network: ExportedNetwork, int8: Int8Options | None) -> Open
         )
         quantized = quantize_int8(model, images.calibrate, network.float_scope)
         int8_compiled = ir.compile_on_cpu(quantized)
-        agreement = network.agreement(
-            images.held_out,
-            [ir.run(fp32, x) for x in images.held_out],
-            [ir.run(int8_compiled, x) for x in images.held_out],
-        )
+        try:
+            agreement = network.agreement(
+                images.held_out,
+                [ir.run(fp32, x) for x in images.held_out],
+                [ir.run(int8_compiled, x) for x in images.held_out],
+            )
+        except NothingToCompare as exc:
+            if not int8.accept_drop:
+                raise
+            agreement = exc.agreement
         guard = GuardResult.judge(agreement, int8, METHOD, len(images.calibrate))
         network.progress(f"INT8: {guard.describe()}")
         model = quantized

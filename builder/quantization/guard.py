@@ -29,12 +29,13 @@ class GuardResult:
         cls, agreement: Agreement, options: Int8Options, method: str, calibrated_on: int
     ) -> GuardResult:
         """The verdict; raises BuildError when the drop is beyond the limit without --accept-drop."""
-        beyond = agreement.drop > options.max_drop
+        drop = round(agreement.drop, 3)  # what the record and the message say is what is judged
+        beyond = drop > options.max_drop
         result = cls(  # accepted_drop: built beyond the limit, which only --accept-drop does
             method,
             agreement.metric,
             round(agreement.score, 3),
-            round(agreement.drop, 3),
+            drop,
             options.max_drop,
             agreement.images,
             calibrated_on,

@@ -37,7 +37,9 @@ def test_preferred_batch_sizes_beyond_the_max_batch():
 def test_unknown_runtime():
     with pytest.raises(BuildError) as info:
         RuntimeOptions("tflite")
-    assert str(info.value) == "unknown runtime 'tflite'; choose one of python-onnx, onnx, tensorrt"
+    assert str(info.value) == (
+        "unknown runtime 'tflite'; choose one of python-onnx, python-openvino, openvino, onnx, tensorrt"
+    )
 
 
 def test_onnx_tensorrt_only_with_the_onnx_runtime():
@@ -164,7 +166,7 @@ def test_families_runtimes_and_writers_share_the_registry():
     from clients.inference.writers import WRITERS, ClassificationWriter, InstanceWriter, SemanticWriter
 
     assert all(isinstance(r, Registry) for r in (FAMILIES, RUNTIMES, WRITERS))
-    assert list(RUNTIMES) == ["python-onnx", "onnx", "tensorrt"]
+    assert list(RUNTIMES) == ["python-onnx", "python-openvino", "openvino", "onnx", "tensorrt"]
     assert dict(WRITERS) == {
         "instance_segmentation": InstanceWriter,
         "semantic_segmentation": SemanticWriter,

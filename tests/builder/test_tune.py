@@ -9,8 +9,12 @@ import pytest
 
 from builder import triton_config
 from builder.errors import BuildError
-from builder.tune import MIN_GAIN, STAGES, Trial, search, threads
-from builder.tune_settings import THREADS_KEY, ServedModel, Setting
+from builder.quantization.guard import RECORD_FILE
+from builder.quantization.options import Int8Options
+from builder.tune import MIN_GAIN, STAGES, Trial, runtimes, save, search, threads
+from builder.tune_runtimes import NetworkFiles, Networks
+from builder.tune_settings import FP32, INT8, ONNX, OPENVINO, THREADS_KEY, ServedModel, Setting
+from segcontract.model_metadata import ConfigKeys, ModelMetadata
 from tests.conftest import MODEL, run_cli
 
 
@@ -76,7 +80,7 @@ def _measured(speed):
     """A measurement whose images/s is ``speed(setting)``, recording the order asked."""
     asked = []
 
-    def measure(repository, served, setting, images, concurrency):
+    def measure(repository, served, setting, images, concurrency, network=None):
         asked.append(setting)
         return Trial(setting, throughput=speed(setting), p95_ms=10.0, seconds=0.01)
 
@@ -98,7 +102,7 @@ def test_the_search_varies_one_thing_at_a_time_from_the_best_so_far(repo, tmp_pa
     assert asked[0] == result.start.setting  # the repository's own first
     assert len(asked) == len(set(asked))  # nothing measured twice
     assert not any(s.max_queue_delay_us for s in asked)  # no batching: no queue delay to try
-    assert not result.stopped_by_budget and len(STAGES) == 4
+    assert not result.stopped_by_budget and len(STAGES) == 5
 
 
 def test_a_gain_within_the_noise_keeps_the_repositorys_own_setting(repo, tmp_path):
@@ -108,7 +112,7 @@ def test_a_gain_within_the_noise_keeps_the_repositorys_own_setting(repo, tmp_pat
 
 
 def test_no_trial_starts_that_would_overrun_the_budget(repo, tmp_path):
-    def slow(repository, served, setting, images, concurrency):
+    def slow(repository, served, setting, images, concurrency, network=None):
         return Trial(setting, throughput=1.0, seconds=100.0)
 
     result = search(repo, ServedModel.read(repo, MODEL), tmp_path, budget_s=30, measure=slow)
@@ -116,7 +120,7 @@ def test_no_trial_starts_that_would_overrun_the_budget(repo, tmp_path):
 
 
 def test_a_repository_that_does_not_serve_is_one_error(repo, tmp_path):
-    def broken(repository, served, setting, images, concurrency):
+    def broken(repository, served, setting, images, concurrency, network=None):
         return Trial(setting, error="the server did not become ready: boom")
 
     with pytest.raises(BuildError, match="does not serve: the server did not become ready"):
@@ -128,3 +132,107 @@ def test_thread_counts_that_come_to_the_same_on_these_cores_are_measured_once():
     assert [s.threads for s in threads(two, cores=2)] == [None, 0]  # one each is the share here
     assert [s.threads for s in threads(two.but(instances=1), cores=2)] == [None, 1]  # all is the share
     assert [s.threads for s in threads(two, cores=16)] == [None, 0, 1]
+
+
+OWN = Setting(instances=2, threads=None, max_batch_size=8, max_queue_delay_us=0)
+
+
+def test_the_runtime_comes_first_and_proposes_openvino_fp32_and_int8():
+    assert [stage.__name__ for stage in STAGES] == [
+        "runtimes", "instances", "threads", "batch_sizes", "queue_delays"
+    ]  # fmt: skip
+    assert [s.network for s in runtimes(OWN, cores=4)] == [(OPENVINO, FP32), (OPENVINO, INT8)]
+    assert all(s.but(runtime=ONNX, precision=FP32) == OWN for s in runtimes(OWN, cores=4))
+    ov = OWN.but(runtime=OPENVINO)
+    assert [s.network for s in runtimes(ov, cores=4)] == [(ONNX, FP32), (OPENVINO, INT8)]
+
+
+def test_the_setting_shows_its_runtime_and_precision():
+    int8 = OWN.but(runtime=OPENVINO, precision=INT8)
+    assert OWN.label().startswith("python-onnx FP32, instances 2")
+    assert int8.label().startswith("python-openvino INT8, instances 2")
+    assert int8.to_dict()["runtime"] == OPENVINO and int8.to_dict()["precision"] == INT8
+    assert Setting(**int8.to_dict()) == int8
+
+
+def _networks(repo, tmp_path, calibration: bool, made=None):
+    """Networks whose files are ``made(runtime, precision)`` (default: an empty set) instead of
+    converted and quantized."""
+    int8 = None
+    if calibration:
+        (tmp_path / "calibration").mkdir(exist_ok=True)
+        int8 = Int8Options(tmp_path / "calibration")
+    served = ServedModel.read(repo, MODEL)
+    networks = Networks(repo, served, tmp_path, tmp_path, int8)
+    networks._make = made or (lambda runtime, precision: NetworkFiles({}))
+    return served, networks
+
+
+@pytest.mark.parametrize("calibration", [False, True])
+def test_int8_is_tried_only_with_calibration_images(repo, tmp_path, calibration):
+    served, networks = _networks(repo, tmp_path, calibration)
+    measure, asked = _measured(lambda s: 10.0)
+    result = search(repo, served, tmp_path, measure=measure, cores=4, networks=networks)
+    tried = {s.network for s in asked}
+    assert (OPENVINO, FP32) in tried and ((OPENVINO, INT8) in tried) == calibration
+    assert any("INT8 not tried: no --calibration-images" in n for n in result.notes) != calibration
+
+
+def test_the_later_stages_run_on_the_chosen_runtime(repo, tmp_path):
+    served, networks = _networks(repo, tmp_path, calibration=True)
+    measure, asked = _measured(lambda s: 20.0 if s.runtime == OPENVINO and s.precision == FP32 else 10.0)
+    result = search(repo, served, tmp_path, measure=measure, cores=4, networks=networks)
+    assert result.best.setting.network == (OPENVINO, FP32)
+    assert all(s.network == (OPENVINO, FP32) for s in asked[3:]) and len(asked) > 3
+
+
+def test_a_network_that_cannot_be_made_is_a_failed_trial_and_the_search_goes_on(repo, tmp_path):
+    from builder.errors import BuildError
+
+    def made(runtime, precision):
+        if precision == INT8:
+            raise BuildError("--int8 refused: mask mAP50 against FP32 3.00 on 2 held-out images")
+        return NetworkFiles({})
+
+    served, networks = _networks(repo, tmp_path, calibration=True, made=made)
+    measure, asked = _measured(lambda s: 10.0)
+    result = search(repo, served, tmp_path, measure=measure, cores=4, networks=networks)
+    (failed,) = [t for t in result.trials if t.error]
+    assert failed.setting.precision == INT8 and failed.error.startswith("--int8 refused")
+    assert failed.setting not in asked and any(s.instances != 2 for s in asked)  # measured on
+
+
+def test_int8_that_the_budget_cannot_hold_is_skipped_with_a_note(repo, tmp_path):
+    served, networks = _networks(repo, tmp_path, calibration=True)
+    networks.making_s = lambda network: 1000.0 if network[1] == INT8 else 0.0
+    measure, asked = _measured(lambda s: 10.0)
+    result = search(repo, served, tmp_path, budget_s=300, measure=measure, cores=4, networks=networks)
+    assert INT8 not in {s.precision for s in asked} and len(asked) > 2  # the others were measured
+    assert any("INT8 not tried: making its network (about 1000 s)" in n for n in result.notes)
+
+
+def test_the_winning_network_is_written_into_the_repository(repo, tmp_path):
+    xml, weights = tmp_path / "model.xml", tmp_path / "model.bin"
+    xml.write_text("<net/>")
+    weights.write_bytes(b"\0" * 8)
+    record = {"network_runtime": OPENVINO, "precision": INT8, "int8_drop": 0.5}
+
+    def made(runtime, precision):
+        return NetworkFiles({"1/model.xml": xml, "1/model.bin": weights}, {RECORD_FILE: "{}"}, (), record)
+
+    served, networks = _networks(repo, tmp_path, calibration=True, made=made)
+    measure, _ = _measured(lambda s: 20.0 if s.precision == INT8 else 10.0)
+    result = search(repo, served, tmp_path, measure=measure, cores=4, networks=networks)
+    assert result.best.setting.network == (OPENVINO, INT8)
+    save(repo, served, result, apply=True, networks=networks)
+    again = ServedModel.read(repo, MODEL)
+    assert again.current() == result.best.setting
+    assert again.network.parameters[ConfigKeys.NETWORK_MODULE].string_value == "openvino_model"
+    assert again.network.parameters["int8_drop"].string_value == "0.5"
+    metadata = ModelMetadata.from_parameters(
+        {k: v.string_value for k, v in again.configs[MODEL].parameters.items()}
+    )
+    assert metadata.extra["precision"] == INT8 and metadata.extra["int8_drop"] == 0.5
+    folder = repo / MODEL / "1"
+    assert (folder / "model.xml").read_text() == "<net/>" and (folder / "model.onnx").is_file()
+    assert (repo / MODEL / RECORD_FILE).read_text() == "{}"
