@@ -53,7 +53,7 @@ LATENCY_SETTING = ["--instances", "1", "--threads", "0"]  # one network session 
 ENSEMBLE_SETTING = ["--ensemble"]  # the defaults, as preprocess → network → postprocess
 SQUARE_SETTING = ["--square"]  # the defaults, every image padded to the full square
 OPENVINO_SETTING = ["--runtime", "python-openvino"]  # the defaults, the network on OpenVINO
-CALIBRATION_IMAGES = 60  # build-repo --int8 and ultralytics' INT8 export calibrate on the same ones
+CALIBRATION_IMAGES = 100  # build-repo --int8 and ultralytics' INT8 export calibrate on the same ones
 DEFAULT_CONCURRENCY = 4  # seg-client infer's -j default: the targets are measured with it
 
 

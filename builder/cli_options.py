@@ -181,19 +181,20 @@ RUNTIME_OPTIONS: tuple[Decorator, ...] = (
     click.option(
         "--ensemble",
         is_flag=True,
-        help="python-onnx: serve YOLOv8-seg as the three-model ensemble (<name>_preprocess → "
-        "<name>_model → <name>_postprocess) instead of one Python model <name> that runs the same "
-        "three steps in one process. Slower on the CPU (the server copies each image's network "
-        "input and outputs between the processes), but each step is a model of its own, to measure "
-        "or scale apart. The other runtimes and families always serve the ensemble.",
+        help="python-onnx and python-openvino: serve YOLOv8-seg as the three-model ensemble "
+        "(<name>_preprocess → <name>_model → <name>_postprocess) instead of one Python model "
+        "<name> that runs the same three steps in one process. Slower on the CPU (the server "
+        "copies each image's network input and outputs between the processes), but each step is "
+        "a model of its own, to measure or scale apart. The other runtimes and families always "
+        "serve the ensemble.",
     ),
     click.option(
         "--square",
         is_flag=True,
-        help="python-onnx YOLOv8-seg served as one model: pad every image to the full --imgsz "
-        "square (ultralytics' predict(rect=False)) instead of only to a multiple of the stride, as "
-        "predict does by default; the network then takes one shape. The ensemble always pads to "
-        "the square.",
+        help="python-onnx or python-openvino YOLOv8-seg served as one model: pad every image to "
+        "the full --imgsz square (ultralytics' predict(rect=False)) instead of only to a multiple "
+        "of the stride, as predict does by default; the network then takes one shape. The "
+        "ensemble always pads to the square.",
     ),
 )
 

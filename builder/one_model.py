@@ -1,4 +1,4 @@
-"""The python-onnx ensemble folded into one Python-backend model of the ensemble's name.
+"""A Python-backend ensemble (python-onnx, python-openvino) folded into one model of its name.
 
 On the CPU every model of the ensemble is a Python-backend process, and the server copies each
 image's network input and raw outputs from one process to the next. A family that has a

@@ -81,8 +81,8 @@ class RuntimeOptions:
             raise BuildError(f"--onnx-tensorrt is an option of --runtime onnx, not {self.name}")
         if self.square and not self.folds_ensemble:
             raise BuildError(
-                "--square is an option of the one Python model (--runtime python-onnx without "
-                "--ensemble); the ensemble always pads to the square"
+                "--square is an option of the one Python model (--runtime python-onnx or "
+                "python-openvino, without --ensemble); the ensemble always pads to the square"
             )
 
     @property

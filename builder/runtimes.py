@@ -110,15 +110,21 @@ class OpenVinoRuntime(Runtime):
     name = "openvino"
     help = (
         "OpenVINO IR for Triton's OpenVINO backend (backend openvino; the NGC tritonserver image), "
-        "on the CPU, FP32 or --int8"
+        "on the CPU, FP32 or --int8; the backend pads every batch to --max-batch-size (keep it small) "
+        "and picks the float layers' precision itself (BF16 where the CPU has it)"
     )
     quantizes = True
 
     def thread_parameters(self, threads, instances):
-        # the OpenVINO backend's own keys: one stream per instance, on its share of the cores
+        # the OpenVINO backend's own keys: one stream per instance, on its share of the cores; it
+        # fixes the IR's batch at max_batch_size and refuses smaller batches unless it may pad them
         if threads is None:
             threads = threads_per_instance(instances)
-        keys: dict[str, int | str] = {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        keys: dict[str, int | str] = {
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_BATCH_PADDING": "YES",
+        }
         return {**keys, "INFERENCE_NUM_THREADS": threads} if threads else keys
 
     def model_folder(self, settings, network):

@@ -105,8 +105,14 @@ class Networks:
         self.notes: list[str] = []
         if int8 is None:
             self.notes.append("INT8 not tried: no --calibration-images")
+        # a repository built before the OpenVINO runtimes carries server code that cannot load them
+        self.current_code = (self.folder / "1" / "segops" / "batched_runs.py").is_file()
         if not self.onnx.is_file():
             self.notes.append(f"other runtimes not tried: no {self.onnx} to convert")
+        elif not self.current_code:
+            self.notes.append(
+                "other runtimes not tried: an earlier build-repo built this repository; re-build it"
+            )
         self._made: dict[tuple[str, str], NetworkFiles | BuildError] = {}
         self._fp32_model = None  # the converted ov.Model, which INT8 quantizes (or why it is not)
         self._conversion_s: float | None = None
@@ -115,7 +121,12 @@ class Networks:
         """Whether tune tries ``network`` (runtime, precision) here."""
         if network == self.own:
             return True
-        return network in NETWORKS and self.onnx.is_file() and (network[1] != INT8 or self.int8 is not None)
+        return (
+            network in NETWORKS
+            and self.onnx.is_file()
+            and self.current_code
+            and (network[1] != INT8 or self.int8 is not None)
+        )
 
     def making_s(self, network: tuple[str, str]) -> float:
         """About how many seconds making ``network``'s files would still take (0: made, or none to make)."""

@@ -27,12 +27,16 @@ class Comparison:
 
 
 def compare_outputs(
-    expected: list[np.ndarray], actual: list[np.ndarray], names: list[str], tol: Tolerance
+    expected: list[np.ndarray],
+    actual: list[np.ndarray],
+    names: list[str],
+    tol: Tolerance,
+    what: str = "ONNX",
 ) -> list[Comparison]:
     results = []
     for name, e, a in zip(names, expected, actual):
         if e.shape != a.shape:
-            raise BuildError(f"ONNX output {name} has shape {a.shape}, PyTorch gives {e.shape}")
+            raise BuildError(f"{what} output {name} has shape {a.shape}, PyTorch gives {e.shape}")
         diff = np.abs(e.astype(np.float64) - a.astype(np.float64))
         ok = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(e)))
         results.append(Comparison(name, float(diff.max(initial=0.0)), ok))
@@ -85,7 +89,7 @@ def check_against_reference(
 ) -> list[Comparison]:
     """Per output, the largest difference over the inputs between ``actual`` (``what`` ran them)
     and PyTorch's ``reference``; raises BuildError naming the outputs beyond ``tol``."""
-    per_input = [compare_outputs(e, a, output_names, tol) for e, a in zip(reference, actual)]
+    per_input = [compare_outputs(e, a, output_names, tol, what) for e, a in zip(reference, actual)]
     worst = {
         name: Comparison(name, max(c.max_abs_diff for c in cs), all(c.ok for c in cs))
         for name, cs in zip(output_names, zip(*per_input))

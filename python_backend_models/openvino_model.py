@@ -4,7 +4,8 @@ This is the ``python-openvino`` runtime, for the tritonserver of the nvidia-pytr
 backend only): the same requests, batching and answers as ``onnx_model.py``, with OpenVINO's CPU
 plugin in place of onnxruntime. The IR is FP32, or INT8 where build-repo quantized it (NNCF); the
 layers left in floating point run in FP32 (``INFERENCE_PRECISION_HINT``), never BF16, whose
-answers drift from PyTorch's. One stream per instance, its threads as onnx_model.py shares them.
+answers drift from PyTorch's. One stream per instance, its threads as onnx_model.py shares them,
+not pinned to cores: each instance is its own process, and each would pin to the same first cores.
 """
 
 import json
@@ -22,7 +23,8 @@ MODEL_FILE = "model.xml"
 
 def compile_on_cpu(path, threads):
     """The IR at ``path`` compiled for one stream of ``threads`` (0: OpenVINO's default) threads."""
-    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "f32"}
+    config = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "f32",
+              "ENABLE_CPU_PINNING": "NO"}  # fmt: skip
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     return ov.Core().compile_model(path, "CPU", config)

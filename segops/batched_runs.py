@@ -16,11 +16,11 @@ def run_batches(run: Run, feeds: Sequence[Feed], input_names: Sequence[str]) -> 
     batch; when that fails, each alone, so that a failure is its own (an Exception in its place)."""
     if not feeds:
         return []
-    batch = {
-        name: np.concatenate([f[name] for f in feeds]) if len(feeds) > 1 else feeds[0][name]
-        for name in input_names
-    }
-    try:
+    try:  # feeds of different shapes do not concatenate: then each runs alone too
+        batch = {
+            name: np.concatenate([f[name] for f in feeds]) if len(feeds) > 1 else feeds[0][name]
+            for name in input_names
+        }
         outputs = run(batch)
     except Exception:
         return [_alone(run, feed) for feed in feeds]

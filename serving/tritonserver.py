@@ -138,6 +138,14 @@ class ServerInstall:
                     f"could not install tritonserver into {root} ({exc}); "
                     "run `python -m serving.tritonserver_install` where pip can reach the package index"
                 ) from None
+        elif auto_install and not tritonserver_install.python_env_current(root):
+            # the served models' packages changed (a new runtime: openvino): the old ones still serve
+            print(f"Updating the models' Python environment in {root / 'python'}", file=sys.stderr)
+            try:
+                tritonserver_install.create_python_env(root)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                print(f"warning: could not update it ({exc}); models needing the new packages will not load",
+                      file=sys.stderr)  # fmt: skip
         return cls(
             root / "bin" / "tritonserver",
             root / "backends",

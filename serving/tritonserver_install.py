@@ -58,12 +58,29 @@ def is_installed(root: Path) -> bool:
 
 
 def create_python_env(root: Path) -> None:
-    """The environment the Python-backend stub runs in (same interpreter version as the stub)."""
+    """The environment the Python-backend stub runs in (same interpreter version as the stub),
+    made beside the one in place and swapped in only once pip has installed everything, so a
+    failed install (offline, say) leaves the working one as it was."""
     env_dir = root / "python"
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(env_dir)], check=True)
-    pip = [str(python_env_bin(root) / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
-    (python_env_bin(root) / ".requirements-installed").write_text(REQUIREMENTS.read_text())
+    staging = root / "python.new"
+    if staging.exists():
+        shutil.rmtree(staging)  # our own leftover from an interrupted refresh
+    subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True)
+    try:
+        pip = [str(staging / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+        (staging / "bin" / ".requirements-installed").write_text(REQUIREMENTS.read_text())
+        # a venv records its own path in its scripts and pyvenv.cfg: make it again where it will live
+        retired = root / "python.old"
+        if retired.exists():
+            shutil.rmtree(retired)
+        if env_dir.exists():
+            env_dir.rename(retired)
+        staging.rename(env_dir)
+        subprocess.run([sys.executable, "-m", "venv", "--upgrade", str(env_dir)], check=True)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def download_wheel(spec: str, dest: Path) -> Path:

@@ -9,7 +9,12 @@ import openvino as ov
 
 # what python_backend_models/openvino_model.py compiles with: one stream, and the layers left in
 # floating point in FP32 (OpenVINO would pick BF16 where the CPU has it, and drift from PyTorch)
-CPU_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": "1", "INFERENCE_PRECISION_HINT": "f32"}
+CPU_CONFIG = {
+    "PERFORMANCE_HINT": "LATENCY",
+    "NUM_STREAMS": "1",
+    "INFERENCE_PRECISION_HINT": "f32",
+    "ENABLE_CPU_PINNING": "NO",  # several compiled models in one process would pin the same cores
+}
 
 
 def read_onnx(onnx_path: Path) -> ov.Model:

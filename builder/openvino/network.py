@@ -16,6 +16,8 @@ from builder.quantization.calibration import calibration_set
 from builder.quantization.guard import RECORD_FILE, GuardResult
 from builder.quantization.options import Int8Options
 
+FEW_HELD_OUT = 20  # below this many held-out images, the drop is said to be a rough figure
+
 
 @dataclass
 class OpenVinoNetwork:
@@ -51,9 +53,11 @@ def openvino_network(network: ExportedNetwork, int8: Int8Options | None) -> Open
         if network.agreement is None:
             raise BuildError("--int8: this model family has no accuracy measure to guard INT8 with")
         images = calibration_set(int8.calibration_images, network.input_spec)
+        few = len(images.held_out) < FEW_HELD_OUT
         network.progress(
             f"quantizing to INT8 (NNCF), calibrated on {len(images.calibrate)} of --calibration-images, "
             f"{len(images.held_out)} held out to measure the drop"
+            + (f" (few: the figure is rough; {5 * FEW_HELD_OUT} images give {FEW_HELD_OUT})" if few else "")
         )
         quantized = quantize_int8(model, images.calibrate, network.float_scope)
         int8_compiled = ir.compile_on_cpu(quantized)

@@ -48,9 +48,13 @@ class Detections:
     size: tuple[int, int]  # (height, width)
 
 
-def mask_map50(reference: Sequence[Detections], candidate: Sequence[Detections]) -> Agreement:
+def mask_map50(
+    reference: Sequence[Detections], candidate: Sequence[Detections], confident: float = 1.0
+) -> Agreement:
     """COCO mask mAP at IoU 0.5 of ``candidate``'s detections (with their scores) taken against
-    ``reference``'s as the ground truth, each class a category (pycocotools' COCOeval)."""
+    ``reference``'s as the ground truth, each class a category (pycocotools' COCOeval). A class
+    the reference never shows, of which the candidate finds something with a score of at least
+    ``confident``, counts as a class with AP 0 (COCOeval itself leaves such classes out)."""
     if not any(len(d.scores) for d in reference):
         raise NothingToCompare(
             f"--int8: the FP32 network finds nothing on the {len(reference)} held-out calibration images, "
@@ -95,7 +99,11 @@ def mask_map50(reference: Sequence[Detections], candidate: Sequence[Detections])
         evaluation.accumulate()
         evaluation.summarize()
     # stats[1]: AP at IoU 0.5 with the last of maxDets (stats[0] would fix maxDets at 100)
-    return Agreement("mask mAP50 against FP32", 100.0 * max(float(evaluation.stats[1]), 0.0), len(reference))
+    ap = max(float(evaluation.stats[1]), 0.0)
+    shown = {int(c) for d in reference for c in d.classes}
+    invented = {int(c) for d in candidate for c, s in zip(d.classes, d.scores) if s >= confident} - shown
+    ap *= len(shown) / (len(shown) + len(invented))
+    return Agreement("mask mAP50 against FP32", 100.0 * ap, len(reference))
 
 
 def top1_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> Agreement:
@@ -144,6 +152,7 @@ def instance_measure(num_classes: int, conf: float, iou: float, max_det: int) ->
         return mask_map50(
             [detections(x, out, conf) for x, out in zip(inputs, fp32)],
             [detections(x, out, min(conf, CANDIDATE_CONF)) for x, out in zip(inputs, int8)],
+            confident=conf,
         )
 
     return measure

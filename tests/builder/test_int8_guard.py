@@ -102,6 +102,20 @@ def test_more_than_a_hundred_detections_per_image_are_all_counted():
     assert mask_map50([image], [image]).score == pytest.approx(100.0)
 
 
+def test_a_class_fp32_never_shows_counts_as_ap_0():
+    """COCOeval leaves out a class without ground truth; INT8 inventing one confidently must cost."""
+    invented = _scene()
+    extra = _detections([_box_mask(25, 2, 10, 10)], [2], [0.95])
+    invented[1] = Detections(
+        np.concatenate([invented[1].scores, extra.scores]),
+        np.concatenate([invented[1].classes, extra.classes]),
+        [*invented[1].masks, *extra.masks],
+        SIZE,
+    )
+    assert mask_map50(_scene(), invented).score == pytest.approx(100.0)  # below `confident`: not counted
+    assert mask_map50(_scene(), invented, confident=0.25).score == pytest.approx(100.0 * 2 / 3)
+
+
 def test_nothing_to_compare_carries_what_accept_drop_records():
     empty = _detections([], [])
     with pytest.raises(NothingToCompare) as caught:

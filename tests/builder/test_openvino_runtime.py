@@ -134,7 +134,8 @@ def test_a_negative_max_drop_is_a_usage_error(tmp_path, yolo_checkpoint, calibra
 # --- the OpenVINO backend's threads -----------------------------------------------------------------
 def test_openvino_thread_parameters():
     runtime = OpenVinoRuntime()
-    fixed = {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    # the backend fixes the batch at max_batch_size: without padding, smaller batches are refused
+    fixed = {"NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_BATCH_PADDING": "YES"}
     assert runtime.thread_parameters(3, 2) == {**fixed, "INFERENCE_NUM_THREADS": 3}
     assert runtime.thread_parameters(None, 2) == {**fixed, "INFERENCE_NUM_THREADS": threads_per_instance(2)}
     assert runtime.thread_parameters(0, 2) == fixed  # 0: the backend's default
@@ -161,6 +162,7 @@ def test_openvino_writes_the_backends_model(openvino_build):
     assert _params(config) == {
         "NUM_STREAMS": "1",
         "PERFORMANCE_HINT": "LATENCY",
+        "ENABLE_BATCH_PADDING": "YES",
         "INFERENCE_NUM_THREADS": "3",
     }
     assert all(group.kind == group.KIND_CPU for group in config.instance_group)

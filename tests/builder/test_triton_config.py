@@ -52,6 +52,7 @@ def test_one_model_is_the_ensemble_folded(ensemble_repository):
         "image_preprocess.py",
         "model.onnx",
         "model.py",
+        "network_step.py",
         "onnx_model.py",
         "yolo_seg_postprocess.py",
     ]
