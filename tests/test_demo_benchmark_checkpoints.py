@@ -42,13 +42,15 @@ def _name(call: ast.Call) -> str:
 
 @pytest.mark.parametrize("folder", ["demo", "benchmarks"])
 def test_demo_and_benchmarks_never_unpickle_a_checkpoint_themselves(folder):
-    """No torch.load, and YOLO(...) only on an ONNX file: a .pt goes through load_yolo."""
+    """No torch.load, and YOLO(...) only on an exported model (ONNX, OpenVINO): a .pt goes through
+    load_yolo."""
     for path in sorted((ROOT / folder).glob("*.py")):
         for call in _calls(path):
             where = f"{path.relative_to(ROOT)}:{call.lineno}"
             assert not _name(call).endswith("torch.load"), where
             if _name(call).split(".")[-1] == "YOLO":
-                assert call.args and "onnx" in ast.unparse(call.args[0]), f"{where}: use load_yolo"
+                exported = call.args and any(k in ast.unparse(call.args[0]) for k in ("onnx", "openvino"))
+                assert exported, f"{where}: use load_yolo"
 
 
 def test_the_benchmark_loads_its_pt_through_the_guarded_loader():
