@@ -69,9 +69,10 @@ def build_repository(
         output_shapes = {n: _dims(o.shape[1:], n, rect_axes) for n, o in zip(loaded.output_names, outputs)}
         counts = graph_surgery.fold_and_clean(onnx_path, output_shapes)
         progress(f"graph surgery: {counts['nodes_before']} → {counts['nodes_after']} nodes")
-        comparisons = verify.check_onnx_against_torch(
+        reference = verify.torch_outputs(loaded.module, samples)  # every runtime's check
+        comparisons = verify.check_onnx(
             onnx_path,
-            loaded.module,
+            reference,
             samples,
             loaded.output_names,
             verify.Tolerance(opts.model.atol, opts.model.rtol),
@@ -98,7 +99,7 @@ def build_repository(
             Path(tmp),
             progress,
             output_names=list(loaded.output_names),
-            reference=verify.torch_outputs(loaded.module, samples) if runtime.quantizes else [],
+            reference=reference,
             tolerance=(opts.model.atol, opts.model.rtol),
             agreement=partial(family.int8_agreement, loaded, settings) if opts.int8 else None,
             float_scope=family.int8_float_scope(loaded) if opts.int8 else [],

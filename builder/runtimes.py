@@ -93,16 +93,13 @@ class PythonOpenVinoRuntime(Runtime):
         return {} if threads is None else {"intra_op_threads": threads}
 
     def model_folder(self, settings, network):
-        from builder.openvino.network import openvino_network
-
-        ir = openvino_network(network, self.int8)
         parameters = {**settings.parameters, ConfigKeys.NETWORK_MODULE: "openvino_model"}
         config = triton_config.python_model_config(dataclasses.replace(settings, parameters=parameters))
-        files = {"1/model.xml": ir.xml, "1/model.bin": ir.bin, **NETWORK_STEP_FILES}
-        folder = python_backend_folder(config, "openvino_model", files)
-        folder.texts.update(ir.texts())
-        folder.record.update({"network_runtime": self.name, **ir.record()})
-        return folder
+        return openvino_folder(
+            self,
+            network,
+            lambda ir: python_backend_folder(config, "openvino_model", {**ir.files(), **NETWORK_STEP_FILES}),
+        )
 
 
 @RUNTIMES.register
@@ -128,14 +125,24 @@ class OpenVinoRuntime(Runtime):
         return {**keys, "INFERENCE_NUM_THREADS": threads} if threads else keys
 
     def model_folder(self, settings, network):
-        from builder.openvino.network import openvino_network
-
-        ir = openvino_network(network, self.int8)
         config = triton_config.openvino_model_config(settings)
-        folder = ModelFolder(settings.name, config, files={"1/model.xml": ir.xml, "1/model.bin": ir.bin})
-        folder.texts.update(ir.texts())
-        folder.record.update({"network_runtime": self.name, **ir.record()})
-        return folder
+        return openvino_folder(
+            self,
+            network,
+            lambda ir: ModelFolder(settings.name, config, files=ir.files()),
+        )
+
+
+def openvino_folder(runtime: Runtime, network: ExportedNetwork, folder_for) -> ModelFolder:
+    """The network as OpenVINO IR (checked, and quantized with --int8) in the folder that
+    ``folder_for(ir)`` makes, with the INT8 record and the precision in the model's record."""
+    from builder.openvino.network import openvino_network  # openvino loads only for these runtimes
+
+    ir = openvino_network(network, runtime.int8)
+    folder = folder_for(ir)
+    folder.texts.update(ir.texts())
+    folder.record.update({"network_runtime": runtime.name, **ir.record()})
+    return folder
 
 
 @RUNTIMES.register

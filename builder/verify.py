@@ -51,25 +51,22 @@ def check_onnx_against_torch(
     tol: Tolerance | None = None,
 ) -> list[Comparison]:
     """Run both on each input; raise BuildError naming the worst output when beyond tolerance."""
-    tol = tol or Tolerance()
+    return check_onnx(onnx_path, torch_outputs(module, inputs), inputs, output_names, tol)
+
+
+def check_onnx(
+    onnx_path: Path,
+    reference: list[list[np.ndarray]],
+    inputs: list[np.ndarray],
+    output_names: list[str],
+    tol: Tolerance | None = None,
+) -> list[Comparison]:
+    """The ONNX file run by onnxruntime on each input, checked against PyTorch's ``reference``
+    outputs on them (:func:`torch_outputs`), as :func:`check_against_reference` checks."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    per_input = []
-    for x in inputs:
-        with torch.no_grad():
-            expected = [t.detach().cpu().numpy() for t in flatten_outputs(module(torch.from_numpy(x)))]
-        per_input.append(
-            compare_outputs(expected, session.run(output_names, {input_name: x}), output_names, tol)
-        )
-    worst = {  # per output: the largest difference over the inputs, failed if any input failed
-        name: Comparison(name, max(c.max_abs_diff for c in cs), all(c.ok for c in cs))
-        for name, cs in zip(output_names, zip(*per_input))
-    }
-    failed = [c for c in worst.values() if not c.ok]
-    if failed:
-        detail = ", ".join(f"{c.name} max abs diff {c.max_abs_diff:.3g}" for c in failed)
-        raise BuildError(f"ONNX model differs from PyTorch beyond atol={tol.atol} rtol={tol.rtol}: {detail}")
-    return list(worst.values())
+    actual = [session.run(output_names, {input_name: x}) for x in inputs]
+    return check_against_reference("ONNX model", reference, actual, output_names, tol or Tolerance())
 
 
 def torch_outputs(module: torch.nn.Module, inputs: list[np.ndarray]) -> list[list[np.ndarray]]:
@@ -90,7 +87,7 @@ def check_against_reference(
     """Per output, the largest difference over the inputs between ``actual`` (``what`` ran them)
     and PyTorch's ``reference``; raises BuildError naming the outputs beyond ``tol``."""
     per_input = [compare_outputs(e, a, output_names, tol, what) for e, a in zip(reference, actual)]
-    worst = {
+    worst = {  # per output: the largest difference over the inputs, failed if any input failed
         name: Comparison(name, max(c.max_abs_diff for c in cs), all(c.ok for c in cs))
         for name, cs in zip(output_names, zip(*per_input))
     }

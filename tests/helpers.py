@@ -277,3 +277,19 @@ def segment_of_mask(
         rle={"size": [height, width], "counts": rle["counts"].decode("ascii")},
         status=status or Status.UNCHECKED,
     )
+
+
+SEMANTIC_IMAGE_SHAPES = [(96, 128, "png"), (300, 200, "jpg"), (480, 640, "webp"), (33, 517, "bmp")]
+
+
+def write_semantic_images(folder: Path) -> Path:
+    """The four scenes (sizes, formats) the semantic parity checks run on."""
+    import cv2
+    import numpy as np
+
+    from tests.fixtures.synthetic import make_scene
+
+    rng = np.random.default_rng(2)
+    for i, (h, w, ext) in enumerate(SEMANTIC_IMAGE_SHAPES):
+        cv2.imwrite(str(folder / f"img{i}.{ext}"), make_scene(h, w, rng)[0])
+    return folder

@@ -25,6 +25,10 @@ class OpenVinoNetwork:
     bin: Path
     guard: GuardResult | None  # None: FP32
 
+    def files(self) -> dict[str, Path]:
+        """Where they go in the model folder."""
+        return {"1/model.xml": self.xml, "1/model.bin": self.bin}
+
     def record(self) -> dict[str, str | int | float]:
         """What the model's record (segcontract.model_metadata ``extra``) says of the network."""
         return self.guard.record() if self.guard else {"precision": "fp32"}

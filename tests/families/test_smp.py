@@ -11,7 +11,7 @@ import pytest
 from builder.families.smp_semantic import SmpSemanticFamily
 from tests.families.base import FamilyTestBase
 from tests.fixtures.random_checkpoints import SMP_COLORS, make_random_smp
-from tests.fixtures.synthetic import make_scene
+from tests.helpers import write_semantic_images
 
 
 class TestSmp(FamilyTestBase):
@@ -33,13 +33,7 @@ class TestSmp(FamilyTestBase):
     @pytest.fixture(scope="class")
     @classmethod
     def images(cls, tmp_path_factory):
-        folder = tmp_path_factory.mktemp("semantic_images")
-        rng = np.random.default_rng(2)
-        for i, (h, w, ext) in enumerate(
-            [(96, 128, "png"), (300, 200, "jpg"), (480, 640, "webp"), (33, 517, "bmp")]
-        ):
-            cv2.imwrite(str(folder / f"img{i}.{ext}"), make_scene(h, w, rng)[0])
-        return folder
+        return write_semantic_images(tmp_path_factory.mktemp("semantic_images"))
 
     @classmethod
     def make_reference(cls, checkpoint):

@@ -45,6 +45,7 @@ from tests.helpers import (
     build_classifier_repository,
     make_classifier_checkpoint,
     write_classifier_images,
+    write_semantic_images,
 )
 from tests.integration.test_classifier_serving import classify
 from tests.integration.test_one_model import OVERRIDES
@@ -105,13 +106,7 @@ def smp_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def smp_images(tmp_path_factory) -> Path:
     """As tests/families/test_smp.py's images (its check wants these four)."""
-    folder = tmp_path_factory.mktemp("semantic_images")
-    rng = np.random.default_rng(2)
-    for i, (h, w, ext) in enumerate(
-        [(96, 128, "png"), (300, 200, "jpg"), (480, 640, "webp"), (33, 517, "bmp")]
-    ):
-        cv2.imwrite(str(folder / f"img{i}.{ext}"), make_scene(h, w, rng)[0])
-    return folder
+    return write_semantic_images(tmp_path_factory.mktemp("semantic_images"))
 
 
 @pytest.fixture(scope="module")
